@@ -1,0 +1,14 @@
+//! A wire session: its directory and keys, appends that sign + store + project in one write
+//! transaction, queries of the projections, ingest of events from peers, and the audit behind
+//! `wire verify`.
+
+mod audit;
+mod error;
+mod home;
+mod session;
+
+pub use audit::{Progress, VerifyFailure, VerifyReport};
+pub use error::EngineError;
+pub use home::{Home, SessionInfo, check_session_name};
+pub use session::{Clock, Session, SystemClock};
+pub use wire_projections::{Cursor, CursorKey, Identity, MemState, Peer, PeerState, Pending};

@@ -1,0 +1,129 @@
+//! Event kinds, their classes, and the kinds wire itself defines.
+//!
+//! Classes follow Nostr and the original wire: 1000–9999 regular, 10000–19999 replaceable,
+//! 20000–29999 ephemeral, 30000–39999 addressable. Any other number is refused by the decoder.
+
+use std::fmt;
+
+/// How the log and projections treat events of a kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KindClass {
+    /// Kept, each one matters (messages, decisions).
+    Regular,
+    /// The latest one per author and log wins (a rename).
+    Replaceable,
+    /// Not kept by projections; delivered and forgotten (typing indicators, presence).
+    Ephemeral,
+    /// The latest one per author, log and address wins (a peer's trust, a cursor).
+    Addressable,
+}
+
+/// An event kind number, known to be inside one of the four classes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Kind(u32);
+
+impl Kind {
+    /// A plain text message in a pair log. Body: UTF-8 text.
+    pub const MESSAGE: Kind = Kind(1000);
+    /// The first event of every self log. Body: [`crate::body::IdentityCreated`].
+    pub const IDENTITY_CREATED: Kind = Kind(1001);
+    /// A stranger left a pair request for us. Body: [`crate::body::PeerCard`].
+    pub const PAIR_REQUESTED: Kind = Kind(1010);
+    /// We asked a peer to pair. Body: [`crate::body::PeerCard`].
+    pub const PAIR_DIALED: Kind = Kind(1011);
+    /// We accepted a peer's request. Body: [`crate::body::PeerRef`].
+    pub const PAIR_ACCEPTED: Kind = Kind(1012);
+    /// We refused a peer's request; it sticks. Body: [`crate::body::PeerRef`].
+    pub const PAIR_REJECTED: Kind = Kind(1013);
+    /// The peer we dialed accepted. Body: [`crate::body::PeerRef`].
+    pub const PAIR_CONFIRMED: Kind = Kind(1014);
+    /// We dropped a peer and everything pending with it. Body: [`crate::body::PeerRef`].
+    pub const PEER_FORGOTTEN: Kind = Kind(1015);
+    /// Local display name and emoji. Body: [`crate::body::Renamed`].
+    pub const IDENTITY_RENAMED: Kind = Kind(10001);
+    /// How far replication with a peer has come in one log. Body: [`crate::body::CursorAdvanced`].
+    pub const CURSOR_ADVANCED: Kind = Kind(30001);
+
+    /// Accepts only numbers inside one of the four classes.
+    pub const fn new(n: u32) -> Option<Kind> {
+        if n >= 1000 && n <= 39_999 {
+            Some(Kind(n))
+        } else {
+            None
+        }
+    }
+
+    pub const fn number(self) -> u32 {
+        self.0
+    }
+
+    pub const fn class(self) -> KindClass {
+        match self.0 {
+            1000..=9999 => KindClass::Regular,
+            10_000..=19_999 => KindClass::Replaceable,
+            20_000..=29_999 => KindClass::Ephemeral,
+            _ => KindClass::Addressable,
+        }
+    }
+
+    /// The name wire uses for its own kinds, if this is one.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self {
+            Kind::MESSAGE => "message",
+            Kind::IDENTITY_CREATED => "identity.created",
+            Kind::PAIR_REQUESTED => "pair.requested",
+            Kind::PAIR_DIALED => "pair.dialed",
+            Kind::PAIR_ACCEPTED => "pair.accepted",
+            Kind::PAIR_REJECTED => "pair.rejected",
+            Kind::PAIR_CONFIRMED => "pair.confirmed",
+            Kind::PEER_FORGOTTEN => "peer.forgotten",
+            Kind::IDENTITY_RENAMED => "identity.renamed",
+            Kind::CURSOR_ADVANCED => "cursor.advanced",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Debug for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => write!(f, "Kind({} {name})", self.0),
+            None => write!(f, "Kind({})", self.0),
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_follow_the_ranges() {
+        assert_eq!(Kind::new(999), None);
+        assert_eq!(Kind::new(40_000), None);
+        assert_eq!(Kind::new(1000).map(Kind::class), Some(KindClass::Regular));
+        assert_eq!(
+            Kind::new(19_999).map(Kind::class),
+            Some(KindClass::Replaceable)
+        );
+        assert_eq!(
+            Kind::new(20_000).map(Kind::class),
+            Some(KindClass::Ephemeral)
+        );
+        assert_eq!(
+            Kind::new(39_999).map(Kind::class),
+            Some(KindClass::Addressable)
+        );
+        assert_eq!(Kind::IDENTITY_RENAMED.class(), KindClass::Replaceable);
+        assert_eq!(Kind::CURSOR_ADVANCED.class(), KindClass::Addressable);
+    }
+}

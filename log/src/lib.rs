@@ -1,0 +1,24 @@
+//! The signed event log: event type, canonical encoding, ids, signatures, hash chains, the redb
+//! event store and its audit.
+//!
+//! Everything that produces bytes which get signed lives in this crate (`event`, `body`, `cbor`);
+//! no other crate builds signed bytes.
+
+pub mod body;
+pub mod cbor;
+pub mod event;
+pub mod identity;
+pub mod keyfile;
+pub mod kind;
+pub mod store;
+pub mod types;
+
+pub use event::{
+    BODY_BYTES_MAX, DecodeError, Event, FORMAT_VERSION, SIGNED_EVENT_BYTES_MAX, SignedEvent,
+    VerifiedEvent, verify_all,
+};
+pub use identity::{Character, Did};
+pub use keyfile::{KeyFileError, SecretKey};
+pub use kind::{Kind, KindClass};
+pub use store::{AppendError, AppendOutcome, EventKey, EventStore, LogWriter, StoreError};
+pub use types::{AuthorKey, EventId, LogId, Signature};

@@ -1,0 +1,96 @@
+//! The records projections keep. Stored as CBOR in redb, shown as JSON by the CLI.
+
+use serde::{Deserialize, Serialize};
+use wire_log::{AuthorKey, Character, Did, LogId};
+
+/// This session's identity, from `identity.created` and the latest `identity.renamed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub key: AuthorKey,
+    pub did: String,
+    pub handle: String,
+    pub x25519: AuthorKey,
+    pub created_ms: u64,
+    /// The Character derived from the DID, with any local rename applied.
+    pub character: Character,
+    /// Whether `character` carries a local rename.
+    pub renamed: bool,
+}
+
+/// Where a pairing stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerState {
+    /// We dialed; their acceptance has not arrived. Never treated as paired.
+    Dialed,
+    /// Both sides consented.
+    Paired,
+    /// We refused their request. Sticks: later requests from this key are dropped.
+    Rejected,
+}
+
+/// A peer we dialed, paired with or refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    pub key: AuthorKey,
+    pub did: String,
+    pub handle: String,
+    pub x25519: AuthorKey,
+    pub state: PeerState,
+    /// When the current state began (the author's clock of the deciding event).
+    pub since_ms: u64,
+    pub character: Character,
+}
+
+/// A pair request waiting for the operator's decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub key: AuthorKey,
+    pub did: String,
+    pub handle: String,
+    pub x25519: AuthorKey,
+    pub received_ms: u64,
+    pub character: Character,
+}
+
+/// Which replication cursor: one log, one peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CursorKey {
+    pub log: LogId,
+    pub peer: AuthorKey,
+}
+
+impl CursorKey {
+    pub fn to_bytes(&self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out[..32].copy_from_slice(&self.log.0);
+        out[32..].copy_from_slice(&self.peer.0);
+        out
+    }
+
+    pub fn from_bytes(b: &[u8; 64]) -> CursorKey {
+        let mut log = [0u8; 32];
+        let mut peer = [0u8; 32];
+        log.copy_from_slice(&b[..32]);
+        peer.copy_from_slice(&b[32..]);
+        CursorKey {
+            log: LogId(log),
+            peer: AuthorKey(peer),
+        }
+    }
+}
+
+/// How far replication with a peer has come in one log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The peer's chain in this log is held up to this seq.
+    pub received_seq: u64,
+    /// The peer has confirmed our chain in this log up to this seq.
+    pub acked_seq: u64,
+}
+
+pub(crate) fn did_of(key: &AuthorKey) -> (String, Character) {
+    let did = Did::from_key(key);
+    let character = Character::of(&did);
+    (did.as_str().to_owned(), character)
+}
