@@ -193,6 +193,9 @@ impl EventStore {
             });
         }
         let db = Database::create(path).map_err(|e| map_db(path, e.into()))?;
+        // The store holds who we talk to and what was said: owner-only, like the key.
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| map_db(path, redb::Error::Io(e)))?;
         let store = EventStore {
             db,
             path: path.to_owned(),

@@ -1,0 +1,142 @@
+//! `wire here`: one screen with who you are, your peers, the requests waiting for you and the
+//! other sessions on this machine.
+
+use std::fmt::Write;
+use std::process::ExitCode;
+
+use serde::Serialize;
+use wire_engine::{Peer, PeerState, Pending, Session, SystemClock};
+
+use super::{Chosen, Ctx, IdentityJson};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+#[derive(Debug, Serialize)]
+struct Here<'a> {
+    session: &'a Chosen,
+    identity: IdentityJson<'a>,
+    peers: &'a [Peer],
+    pending: &'a [Pending],
+    sessions: Vec<Sister>,
+}
+
+/// Another session under the same state root.
+#[derive(Debug, Serialize)]
+struct Sister {
+    name: String,
+    nickname: Option<String>,
+    emoji: Option<String>,
+    tag: Option<String>,
+    /// Why its identity could not be read, if it could not.
+    problem: Option<String>,
+}
+
+pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<ExitCode> {
+    let (session, chosen) = ctx.open()?;
+    let state = session.state()?;
+    let Some(id) = state.identity.as_ref() else {
+        anyhow::bail!("session {} has no identity; run `wire verify`", chosen.name);
+    };
+    let peers: Vec<Peer> = state.peers.values().cloned().collect();
+    let pending: Vec<Pending> = state.pending.values().cloned().collect();
+    let home = ctx.home()?;
+    let sessions = home
+        .sessions()?
+        .into_iter()
+        .filter(|s| s.name != chosen.name)
+        .map(|s| {
+            match Session::open(&home, &s.name, Box::new(SystemClock)).and_then(|x| x.identity()) {
+                Ok(i) => Sister {
+                    name: s.name,
+                    nickname: Some(i.character.nickname),
+                    emoji: Some(i.character.emoji),
+                    tag: Some(i.character.tag),
+                    problem: None,
+                },
+                Err(e) => Sister {
+                    name: s.name,
+                    nickname: None,
+                    emoji: None,
+                    tag: None,
+                    problem: Some(e.to_string()),
+                },
+            }
+        })
+        .collect::<Vec<_>>();
+    ctx.out.print(
+        &Here {
+            session: &chosen,
+            identity: IdentityJson::of(id),
+            peers: &peers,
+            pending: &pending,
+            sessions,
+        },
+        || prose(ctx, &chosen, id, &peers, &pending, &home),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prose(
+    ctx: &Ctx,
+    chosen: &Chosen,
+    id: &wire_engine::Identity,
+    peers: &[Peer],
+    pending: &[Pending],
+    home: &wire_engine::Home,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "You are {} ({}) in session {} (chosen by {}).",
+        ctx.out.face(&id.character),
+        id.handle,
+        chosen.name,
+        chosen.rule
+    );
+    if peers.is_empty() {
+        let _ = writeln!(s, "No peers yet.");
+    }
+    for p in peers {
+        let state = match p.state {
+            PeerState::Dialed => "dialed, waiting for them to accept",
+            PeerState::Paired => "paired",
+            PeerState::Rejected => "rejected",
+        };
+        let _ = writeln!(
+            s,
+            "  {} ({}): {state}",
+            ctx.out.face(&p.character),
+            p.handle
+        );
+    }
+    for r in pending {
+        let _ = writeln!(
+            s,
+            "{} ({}) wants to pair with you.",
+            ctx.out.face(&r.character),
+            r.handle
+        );
+    }
+    if pending.is_empty() {
+        let _ = writeln!(s, "No pair requests waiting.");
+    }
+    match home.sessions() {
+        Ok(all) => {
+            let others: Vec<_> = all
+                .into_iter()
+                .filter(|x| x.name != chosen.name)
+                .map(|x| x.name)
+                .collect();
+            if others.is_empty() {
+                let _ = writeln!(s, "No other sessions on this machine.");
+            } else {
+                let _ = writeln!(s, "Other sessions here: {}.", others.join(", "));
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(s, "Other sessions: cannot list ({e}).");
+        }
+    }
+    s
+}
