@@ -1,0 +1,193 @@
+//! Golden vectors: the encoding, id and signature of fixed events, and the Character of fixed
+//! DIDs, recomputed and compared with `testdata/`. `WIRE_BLESS=1` rewrites them (only when a
+//! format version changes on purpose).
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+use wire_log::{AuthorKey, Character, Did, Event, EventId, Kind, LogId, SecretKey, SignedEvent};
+
+fn testdata(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata")
+        .join(name)
+}
+
+fn check(name: &str, computed: Value) {
+    let path = testdata(name);
+    if std::env::var_os("WIRE_BLESS").is_some() {
+        let text = serde_json::to_string_pretty(&computed).expect("json") + "\n";
+        std::fs::write(&path, text).expect("write golden file");
+        return;
+    }
+    let stored: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read golden file"))
+            .expect("golden file is JSON");
+    assert_eq!(
+        computed, stored,
+        "{name} no longer matches; a format change needs a new version"
+    );
+}
+
+struct Case {
+    name: &'static str,
+    seed: u8,
+    log: fn(&SecretKey) -> LogId,
+    seq: u64,
+    prev: Option<EventId>,
+    ts_ms: u64,
+    kind: Kind,
+    body: Vec<u8>,
+}
+
+fn self_log(k: &SecretKey) -> LogId {
+    LogId::self_log(&k.author())
+}
+
+fn pair_log(k: &SecretKey) -> LogId {
+    LogId::pair_log(&k.author(), &SecretKey::from_seed(&[2; 32]).author())
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "identity.created, first of a self log",
+            seed: 1,
+            log: self_log,
+            seq: 1,
+            prev: None,
+            ts_ms: 1_795_600_000_000,
+            kind: Kind::IDENTITY_CREATED,
+            body: wire_log::body::Body::encode(&wire_log::body::IdentityCreated {
+                handle: "alice".into(),
+                x25519: SecretKey::from_seed(&[1; 32]).x25519_public(),
+            }),
+        },
+        Case {
+            name: "message with a non-ASCII body, seq 7 of a pair log",
+            seed: 1,
+            log: pair_log,
+            seq: 7,
+            prev: Some(EventId([0x5a; 32])),
+            ts_ms: 1_795_600_000_123,
+            kind: Kind::MESSAGE,
+            body: "training done 🐅 — want to look at the loss curves? ñ 日本"
+                .as_bytes()
+                .to_vec(),
+        },
+        Case {
+            name: "empty body, addressable kind, large seq",
+            seed: 3,
+            log: self_log,
+            seq: u64::from(u32::MAX) + 1,
+            prev: Some(EventId([0xff; 32])),
+            ts_ms: 0,
+            kind: Kind::new(39_999).expect("kind"),
+            body: Vec::new(),
+        },
+        Case {
+            name: "largest allowed body (256 KiB)",
+            seed: 4,
+            log: self_log,
+            seq: 2,
+            prev: Some(EventId([1; 32])),
+            ts_ms: 1_795_600_000_999,
+            kind: Kind::MESSAGE,
+            body: (0..wire_log::BODY_BYTES_MAX)
+                .map(|i| (i % 251) as u8)
+                .collect(),
+        },
+    ]
+}
+
+#[test]
+fn event_vectors() {
+    let mut out = Vec::new();
+    for c in cases() {
+        let key = SecretKey::from_seed(&[c.seed; 32]);
+        let event = Event {
+            author: key.author(),
+            log: (c.log)(&key),
+            seq: c.seq,
+            prev: c.prev,
+            ts_ms: c.ts_ms,
+            kind: c.kind,
+            body: c.body.clone(),
+        };
+        let unsigned = event.encode();
+        let signed = event.clone().sign(&key).expect("sign");
+        // Decoding the signed form gives back the same event, id and signature.
+        let decoded = SignedEvent::decode(signed.signed_bytes())
+            .expect("decode")
+            .verify()
+            .expect("verify");
+        assert_eq!(decoded, signed);
+        let small = c.body.len() <= 1024;
+        out.push(json!({
+            "name": c.name,
+            "seed": hex::encode([c.seed; 32]),
+            "author": key.author().to_hex(),
+            "log": event.log.to_hex(),
+            "seq": c.seq,
+            "prev": c.prev.map(|p| p.to_hex()),
+            "ts_ms": c.ts_ms,
+            "kind": c.kind.number(),
+            "body_len": c.body.len(),
+            "body_hex": small.then(|| hex::encode(&c.body)),
+            "body_blake3": blake3::hash(&c.body).to_hex().to_string(),
+            "unsigned_hex": small.then(|| hex::encode(&unsigned)),
+            "unsigned_blake3": blake3::hash(&unsigned).to_hex().to_string(),
+            "id": signed.id().to_hex(),
+            "sig": hex::encode(signed.sig().0),
+            "signed_hex": small.then(|| hex::encode(signed.signed_bytes())),
+            "signed_len": signed.signed_bytes().len(),
+        }));
+    }
+    check("events.json", Value::Array(out));
+}
+
+#[test]
+fn log_id_vectors() {
+    let a = SecretKey::from_seed(&[1; 32]).author();
+    let b = SecretKey::from_seed(&[2; 32]).author();
+    check(
+        "log_ids.json",
+        json!({
+            "a": a.to_hex(),
+            "b": b.to_hex(),
+            "self_log(a)": LogId::self_log(&a).to_hex(),
+            "pair_log(a, b)": LogId::pair_log(&a, &b).to_hex(),
+        }),
+    );
+}
+
+#[test]
+fn character_vectors() {
+    let mut out = Vec::new();
+    for seed in [1u8, 2, 3, 42, 200, 255] {
+        let key = SecretKey::from_seed(&[seed; 32]).author();
+        out.push(character_json(&key));
+    }
+    // Keys that are not from seeds, to cover the hash's whole range.
+    for raw in [[0x11u8; 32], [0xee; 32]] {
+        if let Some(did) = Did::parse(Did::from_key(&AuthorKey(raw)).as_str()) {
+            out.push(character_json(&did.1));
+        }
+    }
+    check("character.json", Value::Array(out));
+}
+
+fn character_json(key: &AuthorKey) -> Value {
+    let did = Did::from_key(key);
+    let c = Character::of(&did);
+    json!({
+        "key": key.to_hex(),
+        "did": did.as_str(),
+        "nickname": c.nickname,
+        "emoji": c.emoji,
+        "tag": c.tag,
+        "colour": c.colour,
+        "accent": c.accent,
+        "label_ascii": c.label(false),
+    })
+}
