@@ -1,0 +1,77 @@
+//! Failures: a clear message, the right exit code, exactly one JSON document in JSON mode.
+
+use insta::assert_snapshot;
+
+use crate::Env;
+
+#[test]
+fn init_without_offline_refuses_and_creates_nothing() {
+    let env = Env::empty();
+    let out = env.run(&["init", "alice"], &[("WIRE_NO_AUTO_JSON", "1")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_snapshot!("init_no_relay_stderr", String::from_utf8_lossy(&out.stderr));
+    assert!(!env.home.path().join("sessions").exists());
+}
+
+#[test]
+fn commands_without_a_session_say_how_to_make_one() {
+    let env = Env::empty();
+    let (json, code) = env.json(&["whoami"]);
+    assert_eq!(code, 2);
+    assert_eq!(json["code"], "no_session");
+    assert!(
+        json["error"].as_str().unwrap_or("").contains("wire init"),
+        "{json}"
+    );
+}
+
+#[test]
+fn bad_handle_is_refused() {
+    let env = Env::empty();
+    let out = env.run(
+        &["init", "Alice Smith", "--offline"],
+        &[("WIRE_NO_AUTO_JSON", "1")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid handle"), "{err}");
+}
+
+#[test]
+fn verify_reports_the_first_bad_event_and_exits_non_zero() {
+    use redb::{ReadableDatabase, ReadableTable};
+    let env = Env::with_alice();
+    env.run(&["identity", "rename", "--name", "quiet-harbor"], &[]);
+    // Flip one bit in the signature of seq 2 of the self log, behind wire's back.
+    let db = redb::Database::open(env.store()).expect("open");
+    let (key, mut value) = {
+        let txn = db.begin_read().expect("read");
+        let t = txn.open_table(wire_log::store::EVENTS).expect("events");
+        let mut it = t.iter().expect("iter");
+        let (k, v) = it.nth(1).expect("second").expect("entry");
+        (*k.value(), v.value().to_vec())
+    };
+    let last = value.len() - 1;
+    value[last] ^= 1;
+    let txn = db.begin_write().expect("write");
+    txn.open_table(wire_log::store::EVENTS)
+        .expect("events")
+        .insert(&key, value.as_slice())
+        .expect("insert");
+    txn.commit().expect("commit");
+    drop(db);
+
+    let (prose, code) = env.prose(&["verify"], &[]);
+    assert_eq!(code, 1);
+    assert_snapshot!("verify_failure_prose", prose);
+    let (json, code) = env.json(&["verify"]);
+    assert_eq!(code, 1);
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["failure"]["seq"], 2);
+    assert!(
+        json["failure"]["problem"]
+            .as_str()
+            .unwrap_or("")
+            .contains("signature")
+    );
+}

@@ -1,0 +1,92 @@
+//! Snapshots of what operators and agents read.
+
+use insta::{assert_json_snapshot, assert_snapshot};
+
+use crate::Env;
+
+#[test]
+fn whoami_prose_emoji_ascii_and_json() {
+    let env = Env::with_alice();
+    let (prose, code) = env.prose(&["whoami"], &[]);
+    assert_eq!(code, 0);
+    assert_snapshot!("whoami_prose", prose);
+    let (ascii, _) = env.prose(&["whoami"], &[("WIRE_EMOJI", "off")]);
+    assert_snapshot!("whoami_prose_ascii", ascii);
+    // A non-UTF-8 locale falls back to ASCII tags as well.
+    let (c_locale, _) = env.prose(&["whoami"], &[("LANG", "C")]);
+    assert_eq!(c_locale, ascii);
+    let (json, code) = env.json(&["whoami"]);
+    assert_eq!(code, 0);
+    assert_json_snapshot!("whoami_json", json, { ".created_ms" => "[ms]" });
+    // --json forces JSON even where prose was asked for.
+    let forced = env.run(&["whoami", "--json"], &[("WIRE_NO_AUTO_JSON", "1")]);
+    assert!(serde_json::from_slice::<serde_json::Value>(&forced.stdout).is_ok());
+}
+
+#[test]
+fn identity_show_and_rename() {
+    let env = Env::with_alice();
+    let (prose, _) = env.prose(&["identity", "show"], &[]);
+    assert_snapshot!("identity_show_prose", prose);
+    let (json, _) = env.json(&["identity", "show"]);
+    assert_json_snapshot!("identity_show_json", json, { ".created_ms" => "[ms]" });
+
+    let (renamed, code) = env.prose(
+        &[
+            "identity",
+            "rename",
+            "--name",
+            "foxtrot-meadow",
+            "--emoji",
+            "🦊",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert_snapshot!("identity_rename_prose", renamed);
+    let (json, _) = env.json(&["whoami"]);
+    assert_eq!(json["nickname"], "foxtrot-meadow");
+    assert_eq!(json["emoji"], "🦊");
+    assert_eq!(json["tag"], "fox");
+    assert_eq!(json["renamed"], true);
+    // The DID does not change with a rename.
+    let (before, _) = Env::with_alice().json(&["whoami"]);
+    assert_eq!(json["did"], before["did"]);
+    let (reset, _) = env.json(&["identity", "rename", "--reset"]);
+    assert_eq!(reset["identity"]["nickname"], before["nickname"]);
+}
+
+#[test]
+fn verify_clean_store_prose_and_json() {
+    let env = Env::with_alice();
+    env.run(&["identity", "rename", "--name", "quiet-harbor"], &[]);
+    let (prose, code) = env.prose(&["verify"], &[]);
+    assert_eq!(code, 0);
+    assert_snapshot!("verify_prose", prose);
+    let (json, code) = env.json(&["verify"]);
+    assert_eq!(code, 0);
+    assert_json_snapshot!("verify_json", json);
+}
+
+#[test]
+fn here_and_identity_list_show_every_session() {
+    let env = Env::with_alice();
+    let out = env.run(&["init", "bob", "--offline", "--session", "work"], &[]);
+    assert!(out.status.success());
+    let (here, _) = env.prose(&["here"], &[]);
+    assert!(here.contains("Other sessions here: work."), "{here}");
+    let (list, _) = env.json(&["identity", "list"]);
+    let names: Vec<_> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["session"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["default", "work"]);
+    let (whoami, _) = env.json(&["whoami", "--session", "work"]);
+    assert_eq!(whoami["handle"], "bob");
+    assert_eq!(whoami["session"]["rule"], "--session");
+    let out = env.run(&["whoami"], &[("WIRE_SESSION", "work")]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["session"]["rule"], "WIRE_SESSION");
+}
