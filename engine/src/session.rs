@@ -281,7 +281,7 @@ impl Session {
     }
 
     fn decide(&self, peer: &AuthorKey, kind: Kind) -> Result<Peer, EngineError> {
-        if self.state()?.pending.get(peer).is_none() {
+        if !self.state()?.pending.contains_key(peer) {
             return Err(EngineError::Refused(format!(
                 "no pending pair request from {peer}; `wire pending` lists the requests waiting"
             )));

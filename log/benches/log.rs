@@ -47,7 +47,14 @@ fn floors(c: &mut Criterion) {
         )
     });
     c.bench_function("floor/decode_verify_one", |b| {
-        b.iter(|| black_box(SignedEvent::decode(&event).expect("decode").verify().expect("verify")))
+        b.iter(|| {
+            black_box(
+                SignedEvent::decode(&event)
+                    .expect("decode")
+                    .verify()
+                    .expect("verify"),
+            )
+        })
     });
 }
 
@@ -75,7 +82,8 @@ fn appends(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let dir = tempfile::tempdir().expect("tempdir");
-                let store = EventStore::create(&dir.path().join("s.redb"), key.author()).expect("create");
+                let store =
+                    EventStore::create(&dir.path().join("s.redb"), key.author()).expect("create");
                 (dir, store)
             },
             |(_dir, store)| {
@@ -85,9 +93,16 @@ fn appends(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
-    let decoded: Vec<SignedEvent> = events[..1000].iter().map(|b| SignedEvent::decode(b).expect("decode")).collect();
+    let decoded: Vec<SignedEvent> = events[..1000]
+        .iter()
+        .map(|b| SignedEvent::decode(b).expect("decode"))
+        .collect();
     g.bench_function("verify_all_1000", |b| {
-        b.iter_batched(|| decoded.clone(), |d| black_box(verify_all(d).expect("verify")), BatchSize::SmallInput)
+        b.iter_batched(
+            || decoded.clone(),
+            |d| black_box(verify_all(d).expect("verify")),
+            BatchSize::SmallInput,
+        )
     });
     g.finish();
 }

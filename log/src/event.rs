@@ -333,10 +333,10 @@ pub fn verify_all(events: Vec<SignedEvent>) -> Result<Vec<VerifiedEvent>, (usize
                 let outcome = handle
                     .join()
                     .expect("signature verification thread panicked");
-                if let Err(e) = outcome {
-                    if first_err.as_ref().is_none_or(|(i, _)| e.0 < *i) {
-                        first_err = Some(e);
-                    }
+                if let Err(e) = outcome
+                    && first_err.as_ref().is_none_or(|(i, _)| e.0 < *i)
+                {
+                    first_err = Some(e);
                 }
             }
             first_err.map_or(Ok(()), Err)

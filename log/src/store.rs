@@ -343,7 +343,7 @@ impl EventStore {
         let head = heads
             .get(&chain_key(log, author))
             .map_err(|e| self.db_err(e.into()))?;
-        Ok(head.map(|v| parse_head(&v.value())))
+        Ok(head.map(|v| parse_head(v.value())))
     }
 
     /// Number of events stored.
@@ -413,7 +413,7 @@ impl EventStore {
                 break;
             }
             let (k, v) = entry.map_err(|e| self.db_err(e.into()))?;
-            let key = EventKey::from_bytes(&k.value());
+            let key = EventKey::from_bytes(k.value());
             let (_, bytes) = split_stored(v.value())
                 .ok_or_else(|| self.corrupt(format!("event {key:?} has no position")))?;
             let event = SignedEvent::decode(bytes).map_err(|e| {
@@ -432,25 +432,23 @@ impl EventStore {
         }
         let verified = crate::verify_all(decoded)
             .map_err(|(i, e)| self.corrupt(format!("{}th event read back: {e}", i + 1)))?;
-        let mut expected = after_seq + 1;
         let mut prev: Option<EventId> = None;
-        for e in &verified {
+        for (expected, e) in (after_seq + 1..).zip(&verified) {
             if e.seq != expected {
                 return Err(self.corrupt(format!(
                     "log {log}, author {author}: seq {} where {expected} was expected",
                     e.seq
                 )));
             }
-            if let Some(p) = prev {
-                if e.prev != Some(p) {
-                    return Err(self.corrupt(format!(
-                        "log {log}, author {author}, seq {}: prev does not link",
-                        e.seq
-                    )));
-                }
+            if let Some(p) = prev
+                && e.prev != Some(p)
+            {
+                return Err(self.corrupt(format!(
+                    "log {log}, author {author}, seq {}: prev does not link",
+                    e.seq
+                )));
             }
             prev = Some(e.id());
-            expected += 1;
         }
         Ok(verified)
     }
@@ -553,7 +551,7 @@ impl<'txn> LogWriter<'txn> {
             .heads
             .get(&chain_key(log, author))
             .map_err(|e| map_db(self.path, e.into()))?;
-        Ok(head.map(|v| parse_head(&v.value())))
+        Ok(head.map(|v| parse_head(v.value())))
     }
 
     /// Appends one verified event after checking membership, seq and prev.

@@ -160,10 +160,10 @@ impl State for RedbState<'_> {
 /// Reads every projection table into memory. Missing tables read as empty (a fresh store).
 pub fn read_all(txn: &ReadTransaction) -> Result<MemState, ProjectionError> {
     let mut state = MemState::default();
-    if let Some(t) = open_read(txn, IDENTITY)? {
-        if let Some(v) = t.get("self").map_err(store_err)? {
-            state.identity = Some(from_cbor("identity_v1", v.value())?);
-        }
+    if let Some(t) = open_read(txn, IDENTITY)?
+        && let Some(v) = t.get("self").map_err(store_err)?
+    {
+        state.identity = Some(from_cbor("identity_v1", v.value())?);
     }
     if let Some(t) = open_read(txn, PEERS)? {
         for entry in t.iter().map_err(store_err)? {

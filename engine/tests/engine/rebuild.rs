@@ -118,7 +118,7 @@ proptest! {
         prop_assert_eq!(&incremental, &rebuilt);
         // And the audit agrees with both.
         let report = s.verify(&mut |_| {}).expect("verify");
-        prop_assert!(report.events as usize >= applied + 1);
+        prop_assert!(report.events as usize > applied);
     }
 }
 
