@@ -1,13 +1,14 @@
 //! One session: its key, its store, and every action as a signed event appended together with
 //! its projections in one durable transaction.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use wire_log::body::{Body, CursorAdvanced, IdentityCreated, PeerCard, PeerRef, Renamed};
 use wire_log::identity::check_handle;
 use wire_log::{
-    AppendError, AppendOutcome, AuthorKey, Event, EventStore, Kind, LogId, SecretKey, SignedEvent,
-    VerifiedEvent, keyfile::create_private_dir,
+    AppendError, AppendOutcome, AuthorKey, Event, EventId, EventStore, Kind, LogId, SecretKey,
+    SignedEvent, VerifiedEvent, keyfile::create_private_dir,
 };
 use wire_projections::{MemState, PeerState, RedbState, apply, read_all};
 
@@ -192,7 +193,8 @@ impl Session {
         Ok(out.pop().expect("one event per input"))
     }
 
-    /// Signs and appends many events in one durable transaction, projections included.
+    /// Signs and appends many events in one durable transaction, projections included. Chains
+    /// are laid out first (each event's `prev` is the previous id), then signed on all cores.
     pub fn append_batch(
         &self,
         items: Vec<(LogId, Kind, Vec<u8>)>,
@@ -200,36 +202,39 @@ impl Session {
         let me = self.key.author();
         let now = self.clock.now_ms();
         self.store.write(|w| {
-            let mut state = RedbState::open(w.txn)?;
-            let mut out = Vec::with_capacity(items.len());
+            let mut heads: HashMap<LogId, (u64, Option<EventId>)> = HashMap::new();
+            let mut events = Vec::with_capacity(items.len());
             for (log, kind, body) in items {
-                let (seq, prev) = match w.head(&log, &me)? {
-                    Some((seq, id)) => (seq + 1, Some(id)),
-                    None => (1, None),
+                let head = match heads.get(&log) {
+                    Some(h) => *h,
+                    None => w
+                        .head(&log, &me)?
+                        .map_or((0, None), |(s, id)| (s, Some(id))),
                 };
                 let event = Event {
                     author: me,
                     log,
-                    seq,
-                    prev,
+                    seq: head.0 + 1,
+                    prev: head.1,
                     ts_ms: now,
                     kind,
                     body,
-                }
-                .sign(&self.key)
-                .map_err(|source| AppendError::Verify {
-                    index: out.len(),
-                    source,
-                })?;
-                let AppendOutcome::Stored { position } = w.append(&event)? else {
+                };
+                heads.insert(log, (event.seq, Some(event.id())));
+                events.push(event);
+            }
+            let signed = wire_log::sign_all(events, &self.key)
+                .map_err(|source| AppendError::Verify { index: 0, source })?;
+            let mut state = RedbState::open(w.txn)?;
+            for event in &signed {
+                let AppendOutcome::Stored { position } = w.append(event)? else {
                     return Err(EngineError::Refused(
                         "a freshly signed event was already stored".into(),
                     ));
                 };
-                apply(&mut state, &event, position)?;
-                out.push(event);
+                apply(&mut state, event, position)?;
             }
-            Ok(out)
+            Ok(signed)
         })
     }
 

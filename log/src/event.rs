@@ -168,6 +168,11 @@ impl Event {
         EventId(blake3::derive_key(EVENT_ID_CONTEXT, encoded))
     }
 
+    /// The id this event will have once signed (the next event's `prev`).
+    pub fn id(&self) -> EventId {
+        Event::id_of(&self.encode())
+    }
+
     /// Signs with `key`, which must be the author's.
     pub fn sign(self, key: &SecretKey) -> Result<VerifiedEvent, VerifyError> {
         self.check()?;
@@ -185,6 +190,42 @@ impl Event {
             signed,
         })
     }
+}
+
+/// Signs many events with one key, spread over the machine's cores. Fails on the first event
+/// that is malformed or not authored by `key`.
+pub fn sign_all(events: Vec<Event>, key: &SecretKey) -> Result<Vec<VerifiedEvent>, VerifyError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if events.len() < 64 || threads == 1 {
+        return events.into_iter().map(|e| e.sign(key)).collect();
+    }
+    let per_thread = events.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<Event>> = Vec::with_capacity(threads);
+    let mut rest = events;
+    while !rest.is_empty() {
+        let tail = rest.split_off(per_thread.min(rest.len()));
+        chunks.push(rest);
+        rest = tail;
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .into_iter()
+                        .map(|e| e.sign(key))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for handle in handles {
+            // Invariant: signing does not panic; a panic here is a bug worth propagating.
+            out.extend(handle.join().expect("signing thread panicked")?);
+        }
+        Ok(out)
+    })
 }
 
 fn encode_signed(unsigned: &[u8], sig: &Signature) -> Vec<u8> {

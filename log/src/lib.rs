@@ -15,7 +15,7 @@ pub mod types;
 
 pub use event::{
     BODY_BYTES_MAX, DecodeError, Event, FORMAT_VERSION, SIGNED_EVENT_BYTES_MAX, SignedEvent,
-    VerifiedEvent, verify_all,
+    VerifiedEvent, sign_all, verify_all,
 };
 pub use identity::{Character, Did};
 pub use keyfile::{KeyFileError, SecretKey};
