@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use wire_log::body::{Body, CursorAdvanced, IdentityCreated, PeerCard, PeerRef, Renamed};
 use wire_log::identity::check_handle;
+use wire_log::store::APPEND_BATCH_MAX;
 use wire_log::{
     AppendError, AppendOutcome, AuthorKey, Event, EventId, EventStore, Kind, LogId, SecretKey,
     SignedEvent, VerifiedEvent, keyfile::create_private_dir,
@@ -199,6 +200,9 @@ impl Session {
         &self,
         items: Vec<(LogId, Kind, Vec<u8>)>,
     ) -> Result<Vec<VerifiedEvent>, EngineError> {
+        if items.len() > APPEND_BATCH_MAX {
+            return Err(AppendError::BatchTooLarge(items.len()).into());
+        }
         let me = self.key.author();
         let now = self.clock.now_ms();
         self.store.write(|w| {
@@ -352,6 +356,9 @@ impl Session {
     /// decodes, batch-verifies, checks the author is a paired peer, then appends and projects
     /// in one transaction. Events already held are skipped.
     pub fn ingest(&self, events: &[&[u8]]) -> Result<Vec<AppendOutcome>, EngineError> {
+        if events.len() > APPEND_BATCH_MAX {
+            return Err(AppendError::BatchTooLarge(events.len()).into());
+        }
         let me = self.key.author();
         let decoded = events
             .iter()
