@@ -50,6 +50,9 @@ pub struct RedbState<'txn> {
     pending: redb::Table<'txn, &'static [u8; 32], &'static [u8]>,
     cursors: redb::Table<'txn, &'static [u8; 64], &'static [u8]>,
     meta: redb::Table<'txn, &'static str, u64>,
+    /// The identity record as last read or written in this transaction: every event's fold
+    /// needs it, and decoding it each time was the fold's largest cost.
+    identity_cache: Option<Identity>,
 }
 
 impl std::fmt::Debug for RedbState<'_> {
@@ -66,12 +69,14 @@ impl<'txn> RedbState<'txn> {
             pending: txn.open_table(PENDING).map_err(store_err)?,
             cursors: txn.open_table(CURSORS).map_err(store_err)?,
             meta: txn.open_table(PROJECTION_META).map_err(store_err)?,
+            identity_cache: None,
         })
     }
 
     /// Replaces the contents of every table with `state` (used by rebuild).
     pub fn replace_with(&mut self, state: &MemState) -> Result<(), ProjectionError> {
         self.identity.retain(|_, _| false).map_err(store_err)?;
+        self.identity_cache = None;
         self.peers.retain(|_, _| false).map_err(store_err)?;
         self.pending.retain(|_, _| false).map_err(store_err)?;
         self.cursors.retain(|_, _| false).map_err(store_err)?;
@@ -97,6 +102,9 @@ impl<'txn> RedbState<'txn> {
 
 impl State for RedbState<'_> {
     fn identity(&self) -> Result<Option<Identity>, ProjectionError> {
+        if let Some(cached) = &self.identity_cache {
+            return Ok(Some(cached.clone()));
+        }
         let v = self.identity.get("self").map_err(store_err)?;
         v.map(|v| from_cbor("identity_v1", v.value())).transpose()
     }
@@ -104,6 +112,7 @@ impl State for RedbState<'_> {
         self.identity
             .insert("self", to_cbor(&identity).as_slice())
             .map_err(store_err)?;
+        self.identity_cache = Some(identity);
         Ok(())
     }
     fn peer(&self, key: &AuthorKey) -> Result<Option<Peer>, ProjectionError> {
