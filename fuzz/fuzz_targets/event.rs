@@ -6,6 +6,8 @@ use wire_log::Event;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(e) = Event::decode(data) {
-        assert_eq!(e.encode(), data);
+        let encoded = e.encode();
+        assert_eq!(encoded, data);
+        assert_eq!(Event::decode(&encoded), Ok(e));
     }
 });
