@@ -39,6 +39,9 @@ pub struct VerifyFailure {
     pub author: Option<AuthorKey>,
     pub seq: Option<u64>,
     pub problem: String,
+    /// Only the projections are damaged; the log is sound, so a rebuild repairs it.
+    #[serde(skip)]
+    pub projections_only: bool,
 }
 
 impl VerifyFailure {
@@ -49,6 +52,7 @@ impl VerifyFailure {
             author: None,
             seq: None,
             problem: problem.into(),
+            projections_only: false,
         }
     }
 
@@ -59,6 +63,7 @@ impl VerifyFailure {
             author: Some(key.author),
             seq: Some(key.seq),
             problem: problem.into(),
+            projections_only: false,
         }
     }
 
@@ -97,8 +102,10 @@ impl Session {
             .store()
             .read_txn()
             .map_err(|e| VerifyFailure::store(e.to_string()))?;
-        let stored =
-            read_all(&txn).map_err(|e| VerifyFailure::store(format!("projection tables: {e}")))?;
+        let stored = read_all(&txn).map_err(|e| VerifyFailure {
+            projections_only: true,
+            ..VerifyFailure::store(format!("projection tables: {e}"))
+        })?;
         compare(&folded, &stored)?;
         Ok(VerifyReport {
             events: counts.events,
@@ -262,6 +269,7 @@ fn replay(
                 author: Some(*author),
                 seq: Some(*seq),
                 problem: "the recorded chain head does not match the last event".into(),
+                projections_only: false,
             });
         }
     }
@@ -291,9 +299,12 @@ fn fold_batch(
 
 fn compare(folded: &MemState, stored: &MemState) -> Result<(), VerifyFailure> {
     let mismatch = |table: &str, what: String| {
-        Err(VerifyFailure::store(format!(
-            "projection {table} differs from the log: {what}; run `wire verify --rebuild` to recompute it"
-        )))
+        Err(VerifyFailure {
+            projections_only: true,
+            ..VerifyFailure::store(format!(
+                "projection {table} differs from the log: {what}; run `wire verify --rebuild` to recompute it"
+            ))
+        })
     };
     if folded.identity != stored.identity {
         return mismatch("identity_v1", "the identity record".into());

@@ -13,7 +13,9 @@ mod types;
 
 pub use fold::{ProjectionError, apply};
 pub use mem::MemState;
-pub use redb_state::{RedbState, TABLES, clear, read_all};
+pub use redb_state::{
+    CURSORS, IDENTITY, PEERS, PENDING, PROJECTION_META, RedbState, TABLES, read_all,
+};
 pub use types::{Cursor, CursorKey, Identity, Peer, PeerState, Pending};
 
 use wire_log::AuthorKey;

@@ -229,8 +229,3 @@ fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
         Err(e) => Err(store_err(e)),
     }
 }
-
-/// Empties every projection table (the first step of a rebuild).
-pub fn clear(txn: &WriteTransaction) -> Result<(), ProjectionError> {
-    RedbState::open(txn)?.replace_with(&MemState::default())
-}

@@ -64,27 +64,19 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<ExitCode> {
             }
         })
         .collect::<Vec<_>>();
-    ctx.out.print(
-        &Here {
-            session: &chosen,
-            identity: IdentityJson::of(id),
-            peers: &peers,
-            pending: &pending,
-            sessions,
-        },
-        || prose(ctx, &chosen, id, &peers, &pending, &home),
-    );
+    let here = Here {
+        session: &chosen,
+        identity: IdentityJson::of(id),
+        peers: &peers,
+        pending: &pending,
+        sessions,
+    };
+    ctx.out.print(&here, || prose(ctx, &here, id));
     Ok(ExitCode::SUCCESS)
 }
 
-fn prose(
-    ctx: &Ctx,
-    chosen: &Chosen,
-    id: &wire_engine::Identity,
-    peers: &[Peer],
-    pending: &[Pending],
-    home: &wire_engine::Home,
-) -> String {
+fn prose(ctx: &Ctx, here: &Here<'_>, id: &wire_engine::Identity) -> String {
+    let chosen = here.session;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -94,10 +86,10 @@ fn prose(
         chosen.name,
         chosen.rule
     );
-    if peers.is_empty() {
+    if here.peers.is_empty() {
         let _ = writeln!(s, "No peers yet.");
     }
-    for p in peers {
+    for p in here.peers {
         let state = match p.state {
             PeerState::Dialed => "dialed, waiting for them to accept",
             PeerState::Paired => "paired",
@@ -110,7 +102,7 @@ fn prose(
             p.handle
         );
     }
-    for r in pending {
+    for r in here.pending {
         let _ = writeln!(
             s,
             "{} ({}) wants to pair with you.",
@@ -118,25 +110,14 @@ fn prose(
             r.handle
         );
     }
-    if pending.is_empty() {
+    if here.pending.is_empty() {
         let _ = writeln!(s, "No pair requests waiting.");
     }
-    match home.sessions() {
-        Ok(all) => {
-            let others: Vec<_> = all
-                .into_iter()
-                .filter(|x| x.name != chosen.name)
-                .map(|x| x.name)
-                .collect();
-            if others.is_empty() {
-                let _ = writeln!(s, "No other sessions on this machine.");
-            } else {
-                let _ = writeln!(s, "Other sessions here: {}.", others.join(", "));
-            }
-        }
-        Err(e) => {
-            let _ = writeln!(s, "Other sessions: cannot list ({e}).");
-        }
+    if here.sessions.is_empty() {
+        let _ = writeln!(s, "No other sessions on this machine.");
+    } else {
+        let names: Vec<&str> = here.sessions.iter().map(|x| x.name.as_str()).collect();
+        let _ = writeln!(s, "Other sessions here: {}.", names.join(", "));
     }
     s
 }

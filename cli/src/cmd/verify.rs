@@ -52,7 +52,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         let log_is_sound = match &result {
             Ok(_) => true,
             // Only projection damage is repairable; a damaged log is not.
-            Err(f) => f.problem.starts_with("projection "),
+            Err(f) => f.projections_only,
         };
         if log_is_sound {
             session.rebuild()?;

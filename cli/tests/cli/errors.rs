@@ -75,3 +75,57 @@ fn verify_reports_the_first_bad_event_and_exits_non_zero() {
             .contains("signature")
     );
 }
+
+#[test]
+fn verify_rebuild_repairs_projections_but_never_a_damaged_log() {
+    use redb::{ReadableDatabase, ReadableTable};
+    let env = Env::with_alice();
+    env.run(&["identity", "rename", "--name", "quiet-harbor"], &[]);
+
+    // Projection damage: the identity record vanishes behind wire's back.
+    let db = redb::Database::open(env.store()).expect("open");
+    let txn = db.begin_write().expect("write");
+    txn.open_table(wire_projections::IDENTITY)
+        .expect("identity")
+        .remove("self")
+        .expect("remove");
+    txn.commit().expect("commit");
+    drop(db);
+    let (json, code) = env.json(&["verify"]);
+    assert_eq!(
+        (code, &json["ok"]),
+        (1, &serde_json::json!(false)),
+        "{json}"
+    );
+    let (json, code) = env.json(&["verify", "--rebuild"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["rebuilt"], true);
+    let (whoami, _) = env.json(&["whoami"]);
+    assert_eq!(whoami["nickname"], "quiet-harbor");
+
+    // Log damage: a flipped signature bit is not something a rebuild may paper over.
+    let db = redb::Database::open(env.store()).expect("open");
+    let (key, mut value) = {
+        let txn = db.begin_read().expect("read");
+        let t = txn.open_table(wire_log::store::EVENTS).expect("events");
+        let (k, v) = t
+            .iter()
+            .expect("iter")
+            .next()
+            .expect("first")
+            .expect("entry");
+        (*k.value(), v.value().to_vec())
+    };
+    let last = value.len() - 1;
+    value[last] ^= 1;
+    let txn = db.begin_write().expect("write");
+    txn.open_table(wire_log::store::EVENTS)
+        .expect("events")
+        .insert(&key, value.as_slice())
+        .expect("insert");
+    txn.commit().expect("commit");
+    drop(db);
+    let (json, code) = env.json(&["verify", "--rebuild"]);
+    assert_eq!(code, 1, "{json}");
+    assert_eq!(json["rebuilt"], false);
+}

@@ -138,6 +138,12 @@ fn bad_signature_is_located() {
         "{f}"
     );
     assert!(f.problem.contains("signature"), "{f}");
+    // Reads check again: the single-event read path refuses it too.
+    let err = reopen(dir.path())
+        .store()
+        .get(&key)
+        .expect_err("read must refuse");
+    assert!(err.to_string().contains("signature"), "{err}");
 }
 
 #[test]
@@ -256,13 +262,13 @@ fn non_canonical_encoding_is_located() {
 
 #[test]
 fn damaged_projection_is_detected_and_rebuilt() {
-    let (dir, k) = setup();
+    let (dir, _) = setup();
     let s = reopen(dir.path());
     s.rename(Some("quiet-harbor"), None).expect("rename");
     drop(s);
     let db = db(dir.path());
     let txn = db.begin_write().expect("write");
-    txn.open_table(wire_projections_identity())
+    txn.open_table(wire_projections::IDENTITY)
         .expect("identity")
         .remove("self")
         .expect("remove");
@@ -277,11 +283,6 @@ fn damaged_projection_is_detected_and_rebuilt() {
         Some("quiet-harbor".to_owned())
     );
     s.verify(&mut |_| {}).expect("verifies after rebuild");
-    let _ = k;
-}
-
-fn wire_projections_identity() -> redb::TableDefinition<'static, &'static str, &'static [u8]> {
-    redb::TableDefinition::new("identity_v1")
 }
 
 fn oversized(k: &SecretKey, seq: u64) -> Vec<u8> {
