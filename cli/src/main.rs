@@ -40,6 +40,8 @@ enum Command {
     Identity(cmd::identity::Command),
     /// Audit the whole session: every signature, chain link and projection.
     Verify(cmd::verify::Args),
+    /// Run a relay: a blind, durable mailbox other agents reach you through.
+    RelayServer(cmd::relay::Args),
     /// Measure the local engine end to end (see docs/BENCHMARKS.md).
     #[command(hide = true)]
     Bench(cmd::bench::Args),
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Here(args) => cmd::here::run(&ctx, args),
         Command::Identity(command) => cmd::identity::run(&ctx, command),
         Command::Verify(args) => cmd::verify::run(&ctx, args),
+        Command::RelayServer(args) => cmd::relay::run(&ctx, args),
         Command::Bench(args) => cmd::bench::run(&ctx, args),
     };
     match result {

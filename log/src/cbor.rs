@@ -9,7 +9,7 @@
 use ciborium::Value;
 
 /// Why bytes were not accepted as canonical CBOR.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum CborError {
     #[error("not valid CBOR: {0}")]
     Malformed(String),
@@ -61,7 +61,7 @@ pub struct Fields {
 }
 
 /// A field was missing or of the wrong type.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("{what}: {problem}")]
 pub struct FieldError {
     pub what: &'static str,

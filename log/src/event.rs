@@ -294,12 +294,17 @@ impl SignedEvent {
 /// One signature, checked with the cofactored (ZIP 215) equation that batch verification uses
 /// too, so a single check and a batch can never disagree about an event.
 fn verify_one(author: &AuthorKey, id: &EventId, sig: &Signature) -> bool {
+    verify_digest(author, &id.0, sig)
+}
+
+/// One signature over a 32-byte digest, with the same cofactored equation as events use.
+pub(crate) fn verify_digest(author: &AuthorKey, digest: &[u8; 32], sig: &Signature) -> bool {
     ed25519_zebra::VerificationKey::try_from(author.0)
-        .and_then(|vk| vk.verify(&ed25519_zebra::Signature::from_bytes(&sig.0), &id.0))
+        .and_then(|vk| vk.verify(&ed25519_zebra::Signature::from_bytes(&sig.0), digest))
         .is_ok()
 }
 
-fn verifying_key(author: &AuthorKey) -> Result<VerifyingKey, DecodeError> {
+pub(crate) fn verifying_key(author: &AuthorKey) -> Result<VerifyingKey, DecodeError> {
     let key = VerifyingKey::from_bytes(&author.0).map_err(|_| DecodeError::BadAuthorKey)?;
     if key.is_weak() {
         return Err(DecodeError::WeakAuthorKey);

@@ -75,6 +75,12 @@ impl SecretKey {
         &self.signing
     }
 
+    /// Signs a 32-byte digest (an event id, or a derive-key hash of a card or intro).
+    pub(crate) fn sign_digest(&self, digest: &[u8; 32]) -> crate::types::Signature {
+        use ed25519_dalek::Signer;
+        crate::types::Signature(self.signing.sign(digest).to_bytes())
+    }
+
     /// The X25519 public key this identity receives sealed events on.
     pub fn x25519_public(&self) -> [u8; 32] {
         x25519_dalek::PublicKey::from(&self.x25519_secret()).to_bytes()

@@ -5,19 +5,23 @@
 //! no other crate builds signed bytes.
 
 pub mod body;
+pub mod card;
 pub mod cbor;
 pub mod event;
 pub mod identity;
+pub mod intro;
 pub mod keyfile;
 pub mod kind;
 pub mod store;
 pub mod types;
 
+pub use card::{CardError, SignedCard, VerifiedCard};
 pub use event::{
     BODY_BYTES_MAX, DecodeError, Event, FORMAT_VERSION, SIGNED_EVENT_BYTES_MAX, SignedEvent,
     VerifiedEvent, sign_all, verify_all,
 };
 pub use identity::{Character, Did};
+pub use intro::{Intro, IntroError};
 pub use keyfile::{KeyFileError, SecretKey};
 pub use kind::{Kind, KindClass};
 pub use store::{AppendError, AppendOutcome, EventKey, EventStore, LogWriter, StoreError};

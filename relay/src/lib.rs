@@ -1,1 +1,16 @@
-//! The wire relay: an axum server holding sealed blobs in slots, with capabilities, directory and discovery. (Filled by the relay work.)
+//! The wire relay: a blind, durable mailbox. It holds sealed blobs in slots, hands out per-peer
+//! append-only capabilities, keeps a first-come-first-served handle directory of signed agent cards
+//! and an intro queue for strangers, and serves it all over HTTP (axum) on TCP or a Unix socket.
+
+pub mod a2a;
+pub mod api;
+pub mod app;
+pub mod commit;
+pub mod error;
+pub mod frames;
+pub mod hub;
+pub mod limits;
+pub mod metrics;
+pub mod server;
+pub mod store;
+pub mod token;

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod here;
 pub mod identity;
 pub mod init;
+pub mod relay;
 pub mod verify;
 pub mod whoami;
 

@@ -1,0 +1,101 @@
+//! `wire relay-server`: run a relay (the wire-relay crate) in the foreground.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use wire_relay::app::{Config, DEFAULT_BIND};
+
+use super::Ctx;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = DEFAULT_BIND)]
+    bind: SocketAddr,
+    /// Serve loopback only, and do not list handles.
+    #[arg(long)]
+    local_only: bool,
+    /// Also serve the same API on this Unix socket (created mode 0600).
+    #[arg(long)]
+    uds: Option<PathBuf>,
+    /// Where the relay keeps its files [default: <wire home>/relay].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// The URL clients reach this relay at; its host[:port] is the domain of handles here
+    /// [default: http://<bind address>].
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Blobs a slot may hold before its owner acknowledges.
+    #[arg(long, hide = true)]
+    slot_blobs_max: Option<u64>,
+    /// Page cache for the relay's files, in MiB.
+    #[arg(long, hide = true, default_value_t = 16)]
+    cache_mib: usize,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
+    let data = match args.data {
+        Some(d) => d,
+        None => ctx.home()?.root().join("relay"),
+    };
+    if !args.local_only && !args.bind.ip().is_loopback() && args.public_url.is_none() {
+        eprintln!(
+            "wire relay: listening on {} without --public-url; handles here will be named after that address",
+            args.bind
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let json = ctx.out.json;
+    let local_only = args.local_only;
+    let slot_blobs_max = args.slot_blobs_max;
+    let cache = args.cache_mib << 20;
+    let config_for = |url: &str| -> Result<Config, String> {
+        let mut c = Config::new(url, data.clone())?;
+        c.local_only = local_only;
+        c.cache_bytes = cache;
+        if let Some(n) = slot_blobs_max {
+            c.quotas.slot_blobs_max = n;
+        }
+        Ok(c)
+    };
+    runtime.block_on(wire_relay::server::run(
+        args.bind,
+        args.uds,
+        args.public_url,
+        config_for,
+        |config, bound| {
+            let uds = bound.uds.as_ref().map(|(_, p)| p.display().to_string());
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "listening": format!("http://{}", bound.addr),
+                        "public_url": config.public_url,
+                        "domain": config.domain,
+                        "uds": uds,
+                        "data": config.data_dir.display().to_string(),
+                        "local_only": config.local_only,
+                    })
+                );
+            } else {
+                println!("wire relay listening on http://{}", bound.addr);
+                println!("  handles here are nick@{}", config.domain);
+                if let Some(uds) = uds {
+                    println!("  also on unix socket {uds}");
+                }
+                println!("  data in {}", config.data_dir.display());
+                if config.local_only {
+                    println!("  local-only: loopback, no handle listing");
+                }
+            }
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+        },
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}

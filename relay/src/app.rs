@@ -1,0 +1,206 @@
+//! The relay's configuration and shared state.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::commit::Committer;
+use crate::hub::{Hub, HubLimits};
+use crate::limits::{Limiter, Rate, Source};
+use crate::metrics::{Gauges, Metrics};
+use crate::store::{BlobStore, Quotas, RedbStore, StoreError};
+
+/// The default address of a local relay.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8771";
+
+/// Everything a relay is configured with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Base URL clients reach this relay at, without a trailing slash.
+    pub public_url: String,
+    /// The domain part of handles on this relay (`host[:port]` of `public_url`).
+    pub domain: String,
+    /// Hide the handle listing (and, at the server level, refuse non-loopback binds).
+    pub local_only: bool,
+    pub data_dir: PathBuf,
+    pub quotas: Quotas,
+    pub hub: HubLimits,
+    /// redb page cache, split between the mailbox and intro files.
+    pub cache_bytes: usize,
+    pub blob_bytes_max: usize,
+    pub batch_bytes_max: usize,
+    pub batch_blobs_max: usize,
+    pub read_blobs_max: usize,
+    pub read_bytes_max: usize,
+    pub rates: Rates,
+    /// How far an intro's timestamp may be from the relay's clock.
+    pub intro_skew_ms: u64,
+}
+
+/// Rate limits for unauthenticated routes.
+#[derive(Debug, Clone, Copy)]
+pub struct Rates {
+    pub slots_per_source: Rate,
+    pub claims_per_source: Rate,
+    pub intros_per_source: Rate,
+    pub intros_per_target: Rate,
+    /// Malformed intros a source may send before it is refused without a look.
+    pub junk_per_source: Rate,
+}
+
+impl Default for Rates {
+    fn default() -> Self {
+        Rates {
+            slots_per_source: Rate {
+                per_second: 1.0,
+                burst: 60.0,
+            },
+            claims_per_source: Rate {
+                per_second: 1.0,
+                burst: 30.0,
+            },
+            intros_per_source: Rate {
+                per_second: 0.2,
+                burst: 20.0,
+            },
+            intros_per_target: Rate {
+                per_second: 1.0,
+                burst: 60.0,
+            },
+            junk_per_source: Rate {
+                per_second: 1.0,
+                burst: 20.0,
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Defaults for a relay reachable at `public_url`, storing in `data_dir`.
+    pub fn new(public_url: &str, data_dir: PathBuf) -> Result<Config, String> {
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        let domain = domain_of(&public_url)?;
+        Ok(Config {
+            public_url,
+            domain,
+            local_only: false,
+            data_dir,
+            quotas: Quotas::default(),
+            hub: HubLimits::default(),
+            cache_bytes: 16 << 20,
+            blob_bytes_max: 1 << 20,
+            batch_bytes_max: 16 << 20,
+            batch_blobs_max: 4096,
+            read_blobs_max: 4096,
+            read_bytes_max: 4 << 20,
+            rates: Rates::default(),
+            intro_skew_ms: 15 * 60 * 1000,
+        })
+    }
+}
+
+/// `host[:port]` of an `http://` or `https://` URL.
+pub fn domain_of(url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("public URL {url:?} must start with http:// or https://"))?;
+    let host = rest
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    wire_log::card::check_domain(&host).map_err(|e| format!("public URL {url:?}: {e}"))?;
+    Ok(host)
+}
+
+/// Rate limiters, one per limited thing.
+#[derive(Debug)]
+pub struct Limiters {
+    pub slots: Limiter<Source>,
+    pub claims: Limiter<Source>,
+    pub intro_sources: Limiter<Source>,
+    pub intro_targets: Limiter<String>,
+    pub junk: Limiter<Source>,
+}
+
+const LIMITER_KEYS_MAX: usize = 65_536;
+
+impl Limiters {
+    fn new(r: &Rates) -> Limiters {
+        Limiters {
+            slots: Limiter::new(r.slots_per_source, LIMITER_KEYS_MAX),
+            claims: Limiter::new(r.claims_per_source, LIMITER_KEYS_MAX),
+            intro_sources: Limiter::new(r.intros_per_source, LIMITER_KEYS_MAX),
+            intro_targets: Limiter::new(r.intros_per_target, LIMITER_KEYS_MAX),
+            junk: Limiter::new(r.junk_per_source, LIMITER_KEYS_MAX),
+        }
+    }
+}
+
+/// Shared state behind every request.
+#[derive(Debug)]
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn BlobStore>,
+    pub committer: Committer,
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<Metrics>,
+    pub limiters: Limiters,
+    pub started: Instant,
+}
+
+impl std::fmt::Debug for dyn BlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlobStore")
+    }
+}
+
+impl App {
+    /// Opens the redb store in `config.data_dir` and starts the commit thread. The thread ends
+    /// once the returned `App` (and every clone of its committer) is dropped.
+    pub fn open(config: Config) -> Result<(Arc<App>, JoinHandle<()>), StoreError> {
+        let store: Arc<dyn BlobStore> = Arc::new(RedbStore::open(
+            &config.data_dir,
+            config.quotas.clone(),
+            config.cache_bytes,
+        )?);
+        Ok(App::with_store(config, store))
+    }
+
+    /// Serves from any [`BlobStore`].
+    pub fn with_store(config: Config, store: Arc<dyn BlobStore>) -> (Arc<App>, JoinHandle<()>) {
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(config.hub, metrics.clone());
+        let (committer, thread) = Committer::start(store.clone(), hub.clone(), metrics.clone());
+        let limiters = Limiters::new(&config.rates);
+        let app = App {
+            config,
+            store,
+            committer,
+            hub,
+            metrics,
+            limiters,
+            started: Instant::now(),
+        };
+        (Arc::new(app), thread)
+    }
+
+    pub fn gauges(&self) -> Result<Gauges, StoreError> {
+        let t = self.store.totals()?;
+        Ok(Gauges {
+            slots: t.slots,
+            blobs: t.blobs,
+            bytes: t.bytes,
+            handles: t.handles,
+            intros: t.intros,
+        })
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

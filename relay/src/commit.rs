@@ -1,0 +1,147 @@
+//! Group commit: one thread owns the append path and turns whatever requests are waiting into
+//! one durable transaction.
+//!
+//! While a transaction is being written and fsynced, new requests queue up; the next
+//! transaction takes all of them (up to a bound). Under load, many appends share one fsync;
+//! alone, an append pays for one. A request's reply is sent only after its transaction has
+//! committed, so a 2xx always means "on disk".
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::store::{AppendItem, AppendOutcome, BlobStore, StoreError};
+
+/// Most appends one transaction takes.
+const GROUP_ITEMS_MAX: usize = 16_384;
+/// Most requests waiting for the committer before new ones are told to retry.
+const QUEUE_REQUESTS_MAX: usize = 65_536;
+
+type Reply = oneshot::Sender<Result<Vec<AppendOutcome>, StoreError>>;
+
+struct Job {
+    items: Vec<AppendItem>,
+    reply: Reply,
+    queued: Instant,
+}
+
+/// Why an append could not be handed to the committer.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error("the relay is overloaded; retry shortly")]
+    Busy,
+    #[error("the relay is shutting down")]
+    Closed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The handle request handlers use; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Committer {
+    tx: SyncSender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Job({} items)", self.items.len())
+    }
+}
+
+impl Committer {
+    /// Starts the commit thread. It ends when every `Committer` clone is dropped.
+    pub fn start(
+        store: Arc<dyn BlobStore>,
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+    ) -> (Committer, JoinHandle<()>) {
+        let (tx, rx) = sync_channel(QUEUE_REQUESTS_MAX);
+        let handle = std::thread::Builder::new()
+            .name("wire-relay-commit".into())
+            .spawn(move || run(&*store, &hub, &metrics, rx))
+            .unwrap_or_else(|e| panic!("cannot start the commit thread: {e}"));
+        (Committer { tx }, handle)
+    }
+
+    /// Appends `items` durably; resolves after the commit with one outcome per item.
+    pub async fn append(&self, items: Vec<AppendItem>) -> Result<Vec<AppendOutcome>, CommitError> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            items,
+            reply,
+            queued: Instant::now(),
+        };
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(CommitError::Busy),
+            Err(TrySendError::Disconnected(_)) => return Err(CommitError::Closed),
+        }
+        Ok(rx.await.map_err(|_| CommitError::Closed)??)
+    }
+}
+
+fn run(store: &dyn BlobStore, hub: &Hub, metrics: &Metrics, rx: Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        let mut count = jobs[0].items.len();
+        while count < GROUP_ITEMS_MAX {
+            match rx.try_recv() {
+                Ok(job) => {
+                    count += job.items.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let lens: Vec<usize> = jobs.iter().map(|j| j.items.len()).collect();
+        let mut items = Vec::with_capacity(count);
+        for job in &mut jobs {
+            items.append(&mut job.items);
+        }
+        let started = Instant::now();
+        let result = store.append(&items);
+        let done = Instant::now();
+        metrics.commits.fetch_add(1, Relaxed);
+        metrics.commit_batch.observe(items.len() as u64);
+        metrics.commit_seconds.observe_duration(done - started);
+        match result {
+            Ok(outcomes) => {
+                let mut stored = Vec::new();
+                let (mut n_stored, mut n_dup, mut n_refused, mut bytes) = (0u64, 0u64, 0u64, 0u64);
+                for (item, outcome) in items.iter().zip(&outcomes) {
+                    match outcome {
+                        AppendOutcome::Stored { seq } => {
+                            n_stored += 1;
+                            bytes += item.blob.len() as u64;
+                            stored.push((item.slot, *seq, item.blob.clone()));
+                        }
+                        AppendOutcome::Duplicate { .. } => n_dup += 1,
+                        _ => n_refused += 1,
+                    }
+                }
+                metrics.appends_stored.fetch_add(n_stored, Relaxed);
+                metrics.appends_duplicate.fetch_add(n_dup, Relaxed);
+                metrics.appends_refused.fetch_add(n_refused, Relaxed);
+                metrics.bytes_stored.fetch_add(bytes, Relaxed);
+                hub.publish(&stored);
+                let mut rest = outcomes.into_iter();
+                for (job, n) in jobs.into_iter().zip(lens) {
+                    metrics.append_seconds.observe_duration(done - job.queued);
+                    let mine: Vec<_> = rest.by_ref().take(n).collect();
+                    let _ = job.reply.send(Ok(mine));
+                }
+            }
+            Err(e) => {
+                for job in jobs {
+                    let _ = job.reply.send(Err(StoreError(e.0.clone())));
+                }
+            }
+        }
+    }
+}

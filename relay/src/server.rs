@@ -1,0 +1,173 @@
+//! Serving the API on TCP and, optionally, a Unix socket, with clean shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::api::router;
+use crate::app::{App, Config};
+
+/// Why the relay could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "--local-only serves loopback only, and {0} is not a loopback address; bind 127.0.0.1 or drop --local-only"
+    )]
+    NotLoopback(SocketAddr),
+    #[error(
+        "cannot listen on {addr}: {source}; is another relay running there? pick another --bind"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot serve on socket {path}: {problem}")]
+    Uds { path: PathBuf, problem: String },
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Config(String),
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Sockets bound and ready, before serving starts.
+#[derive(Debug)]
+pub struct Bound {
+    pub tcp: TcpListener,
+    pub addr: SocketAddr,
+    pub uds: Option<(UnixListener, PathBuf)>,
+}
+
+/// Binds the TCP address (refusing non-loopback under `local_only`) and the Unix socket.
+pub async fn bind(
+    addr: SocketAddr,
+    uds: Option<&Path>,
+    local_only: bool,
+) -> Result<Bound, ServeError> {
+    if local_only && !addr.ip().is_loopback() {
+        return Err(ServeError::NotLoopback(addr));
+    }
+    let tcp = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let addr = tcp.local_addr()?;
+    let uds = match uds {
+        Some(path) => Some((bind_uds(path).await?, path.to_owned())),
+        None => None,
+    };
+    Ok(Bound { tcp, addr, uds })
+}
+
+/// Binds a Unix socket with mode 0600. The socket is created under a temporary name, restricted,
+/// then renamed into place, so it is never reachable with looser permissions.
+async fn bind_uds(path: &Path) -> Result<UnixListener, ServeError> {
+    let err = |problem: String| ServeError::Uds {
+        path: path.to_owned(),
+        problem,
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(err(
+                "a file that is not a socket is in the way; remove it or pick another --uds path"
+                    .into(),
+            ));
+        }
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            return Err(err(
+                "another server is listening there; stop it or pick another --uds path".into(),
+            ));
+        }
+        std::fs::remove_file(path)
+            .map_err(|e| err(format!("cannot remove the stale socket: {e}")))?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let listener = UnixListener::bind(&tmp).map_err(|e| err(e.to_string()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| err(format!("cannot set mode 0600: {e}")))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| err(format!("cannot move the socket into place: {e}")))?;
+    Ok(listener)
+}
+
+/// Serves until `shutdown` resolves, then ends every stream, finishes in-flight requests,
+/// and lets the commit thread drain.
+pub async fn serve(
+    app: Arc<App>,
+    bound: Bound,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let hub = app.hub.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        hub.close();
+        let _ = tx.send(true);
+    });
+    let routes = router(app);
+    let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let tcp = axum::serve(
+        bound.tcp,
+        routes
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop(rx.clone()));
+    match bound.uds {
+        Some((listener, path)) => {
+            let uds =
+                axum::serve(listener, routes.into_make_service()).with_graceful_shutdown(stop(rx));
+            let (a, b) = tokio::join!(tcp, uds);
+            let _ = std::fs::remove_file(&path);
+            a?;
+            b?;
+        }
+        None => tcp.await?,
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn signals() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Everything `wire relay-server` does: bind, open, announce, serve until a signal, drain.
+pub async fn run(
+    bind_addr: SocketAddr,
+    uds: Option<PathBuf>,
+    public_url: Option<String>,
+    mut config_for: impl FnMut(&str) -> Result<Config, String>,
+    announce: impl FnOnce(&Config, &Bound),
+) -> Result<(), ServeError> {
+    let local_only_probe = config_for("http://127.0.0.1")
+        .map_err(ServeError::Config)?
+        .local_only;
+    let bound = bind(bind_addr, uds.as_deref(), local_only_probe).await?;
+    let url = public_url.unwrap_or_else(|| format!("http://{}", bound.addr));
+    let config = config_for(&url).map_err(ServeError::Config)?;
+    let (app, commit_thread) = App::open(config.clone())?;
+    announce(&config, &bound);
+    serve(app, bound, signals()).await?;
+    // Every App clone is gone once serve returns; the commit thread drains and ends.
+    let _ = tokio::task::spawn_blocking(move || commit_thread.join()).await;
+    Ok(())
+}

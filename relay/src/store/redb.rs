@@ -1,0 +1,847 @@
+//! The embedded [`BlobStore`]: two redb files in the data directory.
+//!
+//! `relay.redb` holds slots, capabilities, blobs, content hashes and the handle directory.
+//! `intros.redb` holds intro queues: a separate file has a separate writer lock and a separate
+//! fsync, so no number of intros can delay a commit of the main mailbox.
+//!
+//! Keys are fixed-width byte arrays: a slot id (16) followed by a big-endian sequence number (8)
+//! sorts a slot's blobs in order, so a read after `n` is one range scan whatever the slot's size.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bytes::Bytes;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{
+    AckOutcome, AppendItem, AppendOutcome, BlobStore, ClaimOutcome, Credential, HandleRecord,
+    IntroOutcome, MintOutcome, Page, Quotas, SlotInfo, StoreError, Totals,
+};
+use crate::token::{CapId, SlotId, TokenHash};
+
+const SLOTS: TableDefinition<&[u8; 16], &[u8; 80]> = TableDefinition::new("slots_v1");
+const CAPS: TableDefinition<&[u8; 32], &[u8; 24]> = TableDefinition::new("caps_v1");
+const SLOT_CAPS: TableDefinition<&[u8; 24], &[u8; 32]> = TableDefinition::new("slot_caps_v1");
+const BLOBS: TableDefinition<&[u8; 24], &[u8]> = TableDefinition::new("blobs_v1");
+const HASHES: TableDefinition<&[u8; 48], u64> = TableDefinition::new("blob_hashes_v1");
+const HANDLES: TableDefinition<&str, &[u8]> = TableDefinition::new("handles_v1");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta_v1");
+
+const INTRO_SLOTS: TableDefinition<&[u8; 16], &[u8; 16]> = TableDefinition::new("intro_slots_v1");
+const INTRO_SENDERS: TableDefinition<&[u8; 48], u64> = TableDefinition::new("intro_senders_v1");
+const INTRO_BLOBS: TableDefinition<&[u8; 24], &[u8]> = TableDefinition::new("intro_blobs_v1");
+
+const FORMAT_KEY: &str = "format";
+const FORMAT: &[u8] = b"wire-relay-store 1";
+const TOTALS_KEY: &str = "totals";
+
+/// The redb-backed store.
+#[derive(Debug)]
+pub struct RedbStore {
+    main: Database,
+    intros: Database,
+    quotas: Quotas,
+}
+
+fn db<E: Into<redb::Error>>(e: E) -> StoreError {
+    StoreError(e.into().to_string())
+}
+
+/// A slot's row: fixed 80 bytes.
+#[derive(Debug, Clone, Copy)]
+struct SlotRow {
+    owner: [u8; 32],
+    last_seq: u64,
+    blobs: u64,
+    bytes: u64,
+    created_ms: u64,
+    acked_through: u64,
+    caps: u32,
+    handles: u32,
+}
+
+impl SlotRow {
+    fn encode(&self) -> [u8; 80] {
+        let mut b = [0u8; 80];
+        b[..32].copy_from_slice(&self.owner);
+        b[32..40].copy_from_slice(&self.last_seq.to_be_bytes());
+        b[40..48].copy_from_slice(&self.blobs.to_be_bytes());
+        b[48..56].copy_from_slice(&self.bytes.to_be_bytes());
+        b[56..64].copy_from_slice(&self.created_ms.to_be_bytes());
+        b[64..72].copy_from_slice(&self.acked_through.to_be_bytes());
+        b[72..76].copy_from_slice(&self.caps.to_be_bytes());
+        b[76..80].copy_from_slice(&self.handles.to_be_bytes());
+        b
+    }
+
+    fn decode(b: &[u8; 80]) -> SlotRow {
+        let u64_at = |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().unwrap_or_default());
+        let u32_at = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap_or_default());
+        let mut owner = [0u8; 32];
+        owner.copy_from_slice(&b[..32]);
+        SlotRow {
+            owner,
+            last_seq: u64_at(32),
+            blobs: u64_at(40),
+            bytes: u64_at(48),
+            created_ms: u64_at(56),
+            acked_through: u64_at(64),
+            caps: u32_at(72),
+            handles: u32_at(76),
+        }
+    }
+
+    fn info(&self) -> SlotInfo {
+        SlotInfo {
+            owner: TokenHash(self.owner),
+            blobs: self.blobs,
+            bytes: self.bytes,
+            last_seq: self.last_seq,
+            acked_through: self.acked_through,
+            caps: self.caps,
+            created_ms: self.created_ms,
+        }
+    }
+}
+
+fn seq_key(slot: SlotId, seq: u64) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..16].copy_from_slice(&slot.0);
+    k[16..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn hash_key(slot: SlotId, blob: &[u8]) -> [u8; 48] {
+    let mut k = [0u8; 48];
+    k[..16].copy_from_slice(&slot.0);
+    k[16..].copy_from_slice(blake3::hash(blob).as_bytes());
+    k
+}
+
+fn sender_key(slot: SlotId, from: &[u8; 32]) -> [u8; 48] {
+    let mut k = [0u8; 48];
+    k[..16].copy_from_slice(&slot.0);
+    k[16..].copy_from_slice(from);
+    k
+}
+
+fn seq_of(key: &[u8; 24]) -> u64 {
+    u64::from_be_bytes(key[16..].try_into().unwrap_or_default())
+}
+
+fn encode_totals(t: &Totals) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    b[..8].copy_from_slice(&t.slots.to_be_bytes());
+    b[8..16].copy_from_slice(&t.blobs.to_be_bytes());
+    b[16..24].copy_from_slice(&t.bytes.to_be_bytes());
+    b[24..32].copy_from_slice(&t.handles.to_be_bytes());
+    b
+}
+
+fn decode_totals(b: &[u8]) -> Totals {
+    let at = |i: usize| {
+        b.get(i..i + 8)
+            .and_then(|s| s.try_into().ok())
+            .map_or(0, u64::from_be_bytes)
+    };
+    Totals {
+        slots: at(0),
+        blobs: at(8),
+        bytes: at(16),
+        handles: at(24),
+        intros: 0,
+    }
+}
+
+/// Applies signed deltas to the totals row inside an open write transaction.
+fn bump_totals(
+    meta: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    f: impl FnOnce(&mut Totals),
+) -> Result<(), StoreError> {
+    let mut t = meta
+        .get(TOTALS_KEY)
+        .map_err(db)?
+        .map(|v| decode_totals(v.value()))
+        .unwrap_or_default();
+    f(&mut t);
+    meta.insert(TOTALS_KEY, &encode_totals(&t)[..])
+        .map_err(db)?;
+    Ok(())
+}
+
+fn open_db(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
+    Database::builder()
+        .set_cache_size(cache_bytes)
+        .create(path)
+        .map_err(|e| StoreError(format!("{}: {}", path.display(), redb::Error::from(e))))
+}
+
+impl RedbStore {
+    /// Opens (creating if needed) the store in `dir`, with `cache_bytes` of page cache split
+    /// between the two files.
+    pub fn open(dir: &Path, quotas: Quotas, cache_bytes: usize) -> Result<RedbStore, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+        let main = open_db(&dir.join("relay.redb"), cache_bytes * 3 / 4)?;
+        let intros = open_db(&dir.join("intros.redb"), cache_bytes / 4)?;
+        let store = RedbStore {
+            main,
+            intros,
+            quotas,
+        };
+        store.init()?;
+        Ok(store)
+    }
+
+    fn init(&self) -> Result<(), StoreError> {
+        let txn = self.main.begin_write().map_err(db)?;
+        {
+            let mut meta = txn.open_table(META).map_err(db)?;
+            let format = meta
+                .get(FORMAT_KEY)
+                .map_err(db)?
+                .map(|v| v.value().to_vec());
+            match format {
+                None => {
+                    meta.insert(FORMAT_KEY, FORMAT).map_err(db)?;
+                }
+                Some(f) if f == FORMAT => {}
+                Some(f) => {
+                    return Err(StoreError(format!(
+                        "relay.redb has format {:?}; this build reads {:?}",
+                        String::from_utf8_lossy(&f),
+                        String::from_utf8_lossy(FORMAT)
+                    )));
+                }
+            }
+            txn.open_table(SLOTS).map_err(db)?;
+            txn.open_table(CAPS).map_err(db)?;
+            txn.open_table(SLOT_CAPS).map_err(db)?;
+            txn.open_table(BLOBS).map_err(db)?;
+            txn.open_table(HASHES).map_err(db)?;
+            txn.open_table(HANDLES).map_err(db)?;
+        }
+        txn.commit().map_err(db)?;
+        let txn = self.intros.begin_write().map_err(db)?;
+        {
+            let mut meta = txn.open_table(META).map_err(db)?;
+            if meta.get(FORMAT_KEY).map_err(db)?.is_none() {
+                meta.insert(FORMAT_KEY, FORMAT).map_err(db)?;
+            }
+            txn.open_table(INTRO_SLOTS).map_err(db)?;
+            txn.open_table(INTRO_SENDERS).map_err(db)?;
+            txn.open_table(INTRO_BLOBS).map_err(db)?;
+        }
+        txn.commit().map_err(db)?;
+        Ok(())
+    }
+
+    fn read_slot(&self, slot: SlotId) -> Result<Option<SlotRow>, StoreError> {
+        let txn = self.main.begin_read().map_err(db)?;
+        let slots = txn.open_table(SLOTS).map_err(db)?;
+        Ok(slots
+            .get(&slot.0)
+            .map_err(db)?
+            .map(|v| SlotRow::decode(v.value())))
+    }
+}
+
+impl BlobStore for RedbStore {
+    fn create_slot(&self, slot: SlotId, owner: TokenHash, now_ms: u64) -> Result<(), StoreError> {
+        let txn = self.main.begin_write().map_err(db)?;
+        {
+            let mut slots = txn.open_table(SLOTS).map_err(db)?;
+            if slots.get(&slot.0).map_err(db)?.is_some() {
+                return Err(StoreError("slot id collision".into()));
+            }
+            let row = SlotRow {
+                owner: owner.0,
+                last_seq: 0,
+                blobs: 0,
+                bytes: 0,
+                created_ms: now_ms,
+                acked_through: 0,
+                caps: 0,
+                handles: 0,
+            };
+            slots.insert(&slot.0, &row.encode()).map_err(db)?;
+            let mut meta = txn.open_table(META).map_err(db)?;
+            bump_totals(&mut meta, |t| t.slots += 1)?;
+        }
+        txn.commit().map_err(db)
+    }
+
+    fn slot_info(&self, slot: SlotId) -> Result<Option<SlotInfo>, StoreError> {
+        Ok(self.read_slot(slot)?.map(|r| r.info()))
+    }
+
+    fn cap_slot(&self, cap: TokenHash) -> Result<Option<(SlotId, CapId)>, StoreError> {
+        let txn = self.main.begin_read().map_err(db)?;
+        let caps = txn.open_table(CAPS).map_err(db)?;
+        Ok(caps.get(&cap.0).map_err(db)?.map(|v| split_cap(v.value())))
+    }
+
+    fn mint_cap(&self, slot: SlotId, id: CapId, cap: TokenHash) -> Result<MintOutcome, StoreError> {
+        let txn = self.main.begin_write().map_err(db)?;
+        {
+            let mut slots = txn.open_table(SLOTS).map_err(db)?;
+            let Some(mut row) = slots
+                .get(&slot.0)
+                .map_err(db)?
+                .map(|v| SlotRow::decode(v.value()))
+            else {
+                return Ok(MintOutcome::UnknownSlot);
+            };
+            if row.caps >= self.quotas.caps_per_slot_max {
+                return Ok(MintOutcome::TooMany {
+                    max: self.quotas.caps_per_slot_max,
+                });
+            }
+            row.caps += 1;
+            slots.insert(&slot.0, &row.encode()).map_err(db)?;
+            let mut link = [0u8; 24];
+            link[..16].copy_from_slice(&slot.0);
+            link[16..].copy_from_slice(&id.0);
+            txn.open_table(CAPS)
+                .map_err(db)?
+                .insert(&cap.0, &link)
+                .map_err(db)?;
+            txn.open_table(SLOT_CAPS)
+                .map_err(db)?
+                .insert(&link, &cap.0)
+                .map_err(db)?;
+        }
+        txn.commit().map_err(db)?;
+        Ok(MintOutcome::Minted)
+    }
+
+    fn revoke_cap(&self, slot: SlotId, id: CapId) -> Result<bool, StoreError> {
+        let txn = self.main.begin_write().map_err(db)?;
+        {
+            let mut link = [0u8; 24];
+            link[..16].copy_from_slice(&slot.0);
+            link[16..].copy_from_slice(&id.0);
+            let removed = txn
+                .open_table(SLOT_CAPS)
+                .map_err(db)?
+                .remove(&link)
+                .map_err(db)?
+                .map(|v| *v.value());
+            let Some(hash) = removed else {
+                return Ok(false);
+            };
+            txn.open_table(CAPS)
+                .map_err(db)?
+                .remove(&hash)
+                .map_err(db)?;
+            let mut slots = txn.open_table(SLOTS).map_err(db)?;
+            let row = slots
+                .get(&slot.0)
+                .map_err(db)?
+                .map(|v| SlotRow::decode(v.value()));
+            if let Some(mut row) = row {
+                row.caps = row.caps.saturating_sub(1);
+                slots.insert(&slot.0, &row.encode()).map_err(db)?;
+            }
+        }
+        txn.commit().map_err(db)?;
+        Ok(true)
+    }
+
+    fn list_caps(&self, slot: SlotId) -> Result<Vec<CapId>, StoreError> {
+        let txn = self.main.begin_read().map_err(db)?;
+        let table = txn.open_table(SLOT_CAPS).map_err(db)?;
+        let mut start = [0u8; 24];
+        start[..16].copy_from_slice(&slot.0);
+        let mut end = [0xffu8; 24];
+        end[..16].copy_from_slice(&slot.0);
+        let mut out = Vec::new();
+        for entry in table.range::<&[u8; 24]>(&start..=&end).map_err(db)? {
+            let (k, _) = entry.map_err(db)?;
+            out.push(split_cap(k.value()).1);
+        }
+        Ok(out)
+    }
+
+    fn append(&self, items: &[AppendItem]) -> Result<Vec<AppendOutcome>, StoreError> {
+        let mut outcomes = Vec::with_capacity(items.len());
+        let txn = self.main.begin_write().map_err(db)?;
+        let mut stored_any = false;
+        {
+            let mut slots = txn.open_table(SLOTS).map_err(db)?;
+            let caps = txn.open_table(CAPS).map_err(db)?;
+            let mut blobs = txn.open_table(BLOBS).map_err(db)?;
+            let mut hashes = txn.open_table(HASHES).map_err(db)?;
+            let mut rows: HashMap<SlotId, Option<SlotRow>> = HashMap::new();
+            let (mut added_blobs, mut added_bytes) = (0u64, 0u64);
+            for item in items {
+                let row = match rows.get_mut(&item.slot) {
+                    Some(row) => row,
+                    None => {
+                        let row = slots
+                            .get(&item.slot.0)
+                            .map_err(db)?
+                            .map(|v| SlotRow::decode(v.value()));
+                        rows.entry(item.slot).or_insert(row)
+                    }
+                };
+                let Some(row) = row.as_mut() else {
+                    outcomes.push(AppendOutcome::UnknownSlot);
+                    continue;
+                };
+                let allowed = match item.credential {
+                    Credential::Owner(h) => h.ct_eq(&TokenHash(row.owner)),
+                    Credential::Cap(h) => caps
+                        .get(&h.0)
+                        .map_err(db)?
+                        .is_some_and(|v| split_cap(v.value()).0 == item.slot),
+                };
+                if !allowed {
+                    outcomes.push(AppendOutcome::Unauthorized);
+                    continue;
+                }
+                let hkey = hash_key(item.slot, &item.blob);
+                if let Some(seq) = hashes.get(&hkey).map_err(db)? {
+                    outcomes.push(AppendOutcome::Duplicate { seq: seq.value() });
+                    continue;
+                }
+                let len = item.blob.len() as u64;
+                if row.blobs + 1 > self.quotas.slot_blobs_max
+                    || row.bytes + len > self.quotas.slot_bytes_max
+                {
+                    outcomes.push(AppendOutcome::SlotFull {
+                        blobs: row.blobs,
+                        bytes: row.bytes,
+                    });
+                    continue;
+                }
+                row.last_seq += 1;
+                row.blobs += 1;
+                row.bytes += len;
+                let seq = row.last_seq;
+                blobs
+                    .insert(&seq_key(item.slot, seq), item.blob.as_ref())
+                    .map_err(db)?;
+                hashes.insert(&hkey, seq).map_err(db)?;
+                added_blobs += 1;
+                added_bytes += len;
+                stored_any = true;
+                outcomes.push(AppendOutcome::Stored { seq });
+            }
+            if stored_any {
+                for (slot, row) in &rows {
+                    if let Some(row) = row {
+                        slots.insert(&slot.0, &row.encode()).map_err(db)?;
+                    }
+                }
+                let mut meta = txn.open_table(META).map_err(db)?;
+                bump_totals(&mut meta, |t| {
+                    t.blobs += added_blobs;
+                    t.bytes += added_bytes;
+                })?;
+            }
+        }
+        if stored_any {
+            txn.commit().map_err(db)?;
+        } else {
+            txn.abort().map_err(db)?;
+        }
+        Ok(outcomes)
+    }
+
+    fn read_after(
+        &self,
+        slot: SlotId,
+        after: u64,
+        limit: usize,
+        bytes_max: usize,
+    ) -> Result<Page, StoreError> {
+        let txn = self.main.begin_read().map_err(db)?;
+        let slots = txn.open_table(SLOTS).map_err(db)?;
+        let last_seq = slots
+            .get(&slot.0)
+            .map_err(db)?
+            .map_or(0, |v| SlotRow::decode(v.value()).last_seq);
+        let blobs = txn.open_table(BLOBS).map_err(db)?;
+        let items = read_range(&blobs, slot, after, limit, bytes_max, 0)?;
+        Ok(Page { items, last_seq })
+    }
+
+    fn ack(&self, slot: SlotId, through: u64) -> Result<AckOutcome, StoreError> {
+        let txn = self.main.begin_write().map_err(db)?;
+        let outcome;
+        {
+            let mut slots = txn.open_table(SLOTS).map_err(db)?;
+            let Some(mut row) = slots
+                .get(&slot.0)
+                .map_err(db)?
+                .map(|v| SlotRow::decode(v.value()))
+            else {
+                return Ok(AckOutcome::UnknownSlot);
+            };
+            if through > row.last_seq {
+                return Ok(AckOutcome::BeyondLast {
+                    last_seq: row.last_seq,
+                });
+            }
+            let mut blobs = txn.open_table(BLOBS).map_err(db)?;
+            let mut hashes = txn.open_table(HASHES).map_err(db)?;
+            let (mut removed, mut removed_bytes) = (0u64, 0u64);
+            if through > row.acked_through {
+                let start = seq_key(slot, row.acked_through.saturating_add(1));
+                let end = seq_key(slot, through);
+                let mut keys = Vec::new();
+                for entry in blobs.range::<&[u8; 24]>(&start..=&end).map_err(db)? {
+                    let (k, v) = entry.map_err(db)?;
+                    keys.push((
+                        *k.value(),
+                        hash_key(slot, v.value()),
+                        v.value().len() as u64,
+                    ));
+                }
+                for (key, hkey, len) in keys {
+                    blobs.remove(&key).map_err(db)?;
+                    hashes.remove(&hkey).map_err(db)?;
+                    removed += 1;
+                    removed_bytes += len;
+                }
+                row.acked_through = through;
+                row.blobs = row.blobs.saturating_sub(removed);
+                row.bytes = row.bytes.saturating_sub(removed_bytes);
+                slots.insert(&slot.0, &row.encode()).map_err(db)?;
+                let mut meta = txn.open_table(META).map_err(db)?;
+                bump_totals(&mut meta, |t| {
+                    t.blobs = t.blobs.saturating_sub(removed);
+                    t.bytes = t.bytes.saturating_sub(removed_bytes);
+                })?;
+            }
+            outcome = AckOutcome::Acked {
+                removed,
+                blobs: row.blobs,
+                bytes: row.bytes,
+                acked_through: row.acked_through,
+            };
+        }
+        txn.commit().map_err(db)?;
+        Ok(outcome)
+    }
+
+    fn totals(&self) -> Result<Totals, StoreError> {
+        let txn = self.main.begin_read().map_err(db)?;
+        let meta = txn.open_table(META).map_err(db)?;
+        let mut totals = meta
+            .get(TOTALS_KEY)
+            .map_err(db)?
+            .map(|v| decode_totals(v.value()))
+            .unwrap_or_default();
+        let txn = self.intros.begin_read().map_err(db)?;
+        let meta = txn.open_table(META).map_err(db)?;
+        totals.intros = meta
+            .get(TOTALS_KEY)
+            .map_err(db)?
+            .map_or(0, |v| decode_totals(v.value()).slots);
+        Ok(totals)
+    }
+
+    fn claim(&self, record: HandleRecord) -> Result<ClaimOutcome, StoreError> {
+        let txn = self.main.begin_write().map_err(db)?;
+        let outcome;
+        {
+            let mut handles = txn.open_table(HANDLES).map_err(db)?;
+            let mut slots = txn.open_table(SLOTS).map_err(db)?;
+            let Some(mut new_row) = slots
+                .get(&record.slot.0)
+                .map_err(db)?
+                .map(|v| SlotRow::decode(v.value()))
+            else {
+                return Ok(ClaimOutcome::UnknownSlot);
+            };
+            let held = handles
+                .get(record.nick.as_str())
+                .map_err(db)?
+                .map(|v| decode_handle(v.value()))
+                .transpose()?;
+            match held {
+                Some(held) if held.key != record.key => {
+                    return Ok(ClaimOutcome::Taken(Box::new(held)));
+                }
+                Some(held) if held.card == record.card && held.slot == record.slot => {
+                    return Ok(ClaimOutcome::Unchanged);
+                }
+                Some(held) if record.issued_ms <= held.issued_ms => {
+                    return Ok(ClaimOutcome::Stale {
+                        held_issued_ms: held.issued_ms,
+                    });
+                }
+                Some(held) => {
+                    if held.slot != record.slot {
+                        if new_row.handles >= self.quotas.handles_per_slot_max {
+                            return Ok(ClaimOutcome::TooManyHandles {
+                                max: self.quotas.handles_per_slot_max,
+                            });
+                        }
+                        new_row.handles += 1;
+                        slots
+                            .insert(&record.slot.0, &new_row.encode())
+                            .map_err(db)?;
+                        let old = slots
+                            .get(&held.slot.0)
+                            .map_err(db)?
+                            .map(|v| SlotRow::decode(v.value()));
+                        if let Some(mut old) = old {
+                            old.handles = old.handles.saturating_sub(1);
+                            slots.insert(&held.slot.0, &old.encode()).map_err(db)?;
+                        }
+                    }
+                    outcome = ClaimOutcome::Updated;
+                }
+                None => {
+                    if new_row.handles >= self.quotas.handles_per_slot_max {
+                        return Ok(ClaimOutcome::TooManyHandles {
+                            max: self.quotas.handles_per_slot_max,
+                        });
+                    }
+                    new_row.handles += 1;
+                    slots
+                        .insert(&record.slot.0, &new_row.encode())
+                        .map_err(db)?;
+                    let mut meta = txn.open_table(META).map_err(db)?;
+                    bump_totals(&mut meta, |t| t.handles += 1)?;
+                    outcome = ClaimOutcome::Claimed;
+                }
+            }
+            let value = serde_json::to_vec(&record).map_err(|e| StoreError(e.to_string()))?;
+            handles
+                .insert(record.nick.as_str(), value.as_slice())
+                .map_err(db)?;
+        }
+        txn.commit().map_err(db)?;
+        Ok(outcome)
+    }
+
+    fn handle(&self, nick: &str) -> Result<Option<HandleRecord>, StoreError> {
+        let txn = self.main.begin_read().map_err(db)?;
+        let handles = txn.open_table(HANDLES).map_err(db)?;
+        handles
+            .get(nick)
+            .map_err(db)?
+            .map(|v| decode_handle(v.value()))
+            .transpose()
+    }
+
+    fn handles_after(&self, after: &str, limit: usize) -> Result<Vec<HandleRecord>, StoreError> {
+        let txn = self.main.begin_read().map_err(db)?;
+        let handles = txn.open_table(HANDLES).map_err(db)?;
+        let mut out = Vec::new();
+        for entry in handles.range::<&str>(after..).map_err(db)? {
+            let (k, v) = entry.map_err(db)?;
+            if k.value() == after {
+                continue;
+            }
+            out.push(decode_handle(v.value())?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn release(&self, nick: &str, slot: SlotId) -> Result<bool, StoreError> {
+        let txn = self.main.begin_write().map_err(db)?;
+        {
+            let mut handles = txn.open_table(HANDLES).map_err(db)?;
+            let held = handles
+                .get(nick)
+                .map_err(db)?
+                .map(|v| decode_handle(v.value()))
+                .transpose()?;
+            match held {
+                Some(h) if h.slot == slot => {}
+                _ => return Ok(false),
+            }
+            handles.remove(nick).map_err(db)?;
+            let mut slots = txn.open_table(SLOTS).map_err(db)?;
+            let row = slots
+                .get(&slot.0)
+                .map_err(db)?
+                .map(|v| SlotRow::decode(v.value()));
+            if let Some(mut row) = row {
+                row.handles = row.handles.saturating_sub(1);
+                slots.insert(&slot.0, &row.encode()).map_err(db)?;
+            }
+            let mut meta = txn.open_table(META).map_err(db)?;
+            bump_totals(&mut meta, |t| t.handles = t.handles.saturating_sub(1))?;
+        }
+        txn.commit().map_err(db)?;
+        Ok(true)
+    }
+
+    fn put_intro(
+        &self,
+        slot: SlotId,
+        from: [u8; 32],
+        envelope: &[u8],
+        _now_ms: u64,
+    ) -> Result<IntroOutcome, StoreError> {
+        let txn = self.intros.begin_write().map_err(db)?;
+        let outcome;
+        {
+            let mut counters = txn.open_table(INTRO_SLOTS).map_err(db)?;
+            let mut senders = txn.open_table(INTRO_SENDERS).map_err(db)?;
+            let mut blobs = txn.open_table(INTRO_BLOBS).map_err(db)?;
+            let (mut last_seq, mut count) = counters
+                .get(&slot.0)
+                .map_err(db)?
+                .map_or((0, 0), |v| split_counter(v.value()));
+            let skey = sender_key(slot, &from);
+            let previous = senders.get(&skey).map_err(db)?.map(|v| v.value());
+            if previous.is_none() && count >= self.quotas.intros_per_slot_max {
+                return Ok(IntroOutcome::Full {
+                    max: self.quotas.intros_per_slot_max,
+                });
+            }
+            if let Some(old) = previous {
+                blobs.remove(&seq_key(slot, old)).map_err(db)?;
+            } else {
+                count += 1;
+            }
+            last_seq += 1;
+            let mut value = Vec::with_capacity(32 + envelope.len());
+            value.extend_from_slice(&from);
+            value.extend_from_slice(envelope);
+            blobs
+                .insert(&seq_key(slot, last_seq), value.as_slice())
+                .map_err(db)?;
+            senders.insert(&skey, last_seq).map_err(db)?;
+            counters
+                .insert(&slot.0, &join_counter(last_seq, count))
+                .map_err(db)?;
+            if previous.is_none() {
+                let mut meta = txn.open_table(META).map_err(db)?;
+                bump_totals(&mut meta, |t| t.slots += 1)?;
+            }
+            outcome = if previous.is_some() {
+                IntroOutcome::Replaced { seq: last_seq }
+            } else {
+                IntroOutcome::Queued { seq: last_seq }
+            };
+        }
+        txn.commit().map_err(db)?;
+        Ok(outcome)
+    }
+
+    fn intros_after(&self, slot: SlotId, after: u64, limit: usize) -> Result<Page, StoreError> {
+        let txn = self.intros.begin_read().map_err(db)?;
+        let counters = txn.open_table(INTRO_SLOTS).map_err(db)?;
+        let last_seq = counters
+            .get(&slot.0)
+            .map_err(db)?
+            .map_or(0, |v| split_counter(v.value()).0);
+        let blobs = txn.open_table(INTRO_BLOBS).map_err(db)?;
+        let items = read_range(&blobs, slot, after, limit, usize::MAX, 32)?;
+        Ok(Page { items, last_seq })
+    }
+
+    fn ack_intros(&self, slot: SlotId, through: u64) -> Result<AckOutcome, StoreError> {
+        let txn = self.intros.begin_write().map_err(db)?;
+        let outcome;
+        {
+            let mut counters = txn.open_table(INTRO_SLOTS).map_err(db)?;
+            let mut senders = txn.open_table(INTRO_SENDERS).map_err(db)?;
+            let mut blobs = txn.open_table(INTRO_BLOBS).map_err(db)?;
+            let (last_seq, count) = counters
+                .get(&slot.0)
+                .map_err(db)?
+                .map_or((0, 0), |v| split_counter(v.value()));
+            if through > last_seq {
+                return Ok(AckOutcome::BeyondLast { last_seq });
+            }
+            let mut doomed = Vec::new();
+            for entry in blobs
+                .range::<&[u8; 24]>(&seq_key(slot, 1)..=&seq_key(slot, through))
+                .map_err(db)?
+            {
+                let (k, v) = entry.map_err(db)?;
+                let mut from = [0u8; 32];
+                from.copy_from_slice(v.value().get(..32).unwrap_or(&[0; 32]));
+                doomed.push((*k.value(), from));
+            }
+            let removed = doomed.len() as u64;
+            for (key, from) in doomed {
+                blobs.remove(&key).map_err(db)?;
+                senders.remove(&sender_key(slot, &from)).map_err(db)?;
+            }
+            let left = count.saturating_sub(removed);
+            counters
+                .insert(&slot.0, &join_counter(last_seq, left))
+                .map_err(db)?;
+            let mut meta = txn.open_table(META).map_err(db)?;
+            bump_totals(&mut meta, |t| t.slots = t.slots.saturating_sub(removed))?;
+            outcome = AckOutcome::Acked {
+                removed,
+                blobs: left,
+                bytes: 0,
+                acked_through: through,
+            };
+        }
+        txn.commit().map_err(db)?;
+        Ok(outcome)
+    }
+}
+
+fn read_range(
+    table: &redb::ReadOnlyTable<&'static [u8; 24], &'static [u8]>,
+    slot: SlotId,
+    after: u64,
+    limit: usize,
+    bytes_max: usize,
+    skip_prefix: usize,
+) -> Result<Vec<(u64, Bytes)>, StoreError> {
+    let mut items = Vec::new();
+    if after == u64::MAX || limit == 0 {
+        return Ok(items);
+    }
+    let mut total = 0usize;
+    for entry in table
+        .range::<&[u8; 24]>(&seq_key(slot, after + 1)..=&seq_key(slot, u64::MAX))
+        .map_err(db)?
+    {
+        let (k, v) = entry.map_err(db)?;
+        let value = v.value().get(skip_prefix..).unwrap_or_default();
+        if !items.is_empty() && total + value.len() > bytes_max {
+            break;
+        }
+        total += value.len();
+        items.push((seq_of(k.value()), Bytes::copy_from_slice(value)));
+        if items.len() >= limit {
+            break;
+        }
+    }
+    Ok(items)
+}
+
+fn split_cap(link: &[u8; 24]) -> (SlotId, CapId) {
+    let mut slot = [0u8; 16];
+    slot.copy_from_slice(&link[..16]);
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&link[16..]);
+    (SlotId(slot), CapId(id))
+}
+
+fn split_counter(b: &[u8; 16]) -> (u64, u64) {
+    (
+        u64::from_be_bytes(b[..8].try_into().unwrap_or_default()),
+        u64::from_be_bytes(b[8..].try_into().unwrap_or_default()),
+    )
+}
+
+fn join_counter(last_seq: u64, count: u64) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&last_seq.to_be_bytes());
+    b[8..].copy_from_slice(&count.to_be_bytes());
+    b
+}
+
+fn decode_handle(bytes: &[u8]) -> Result<HandleRecord, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError(format!("corrupt handle record: {e}")))
+}
