@@ -30,6 +30,9 @@ pub struct Args {
     /// Blobs a slot may hold before its owner acknowledges.
     #[arg(long, hide = true)]
     slot_blobs_max: Option<u64>,
+    /// Turn off per-address rate limits (benchmarks and closed test rigs only).
+    #[arg(long, hide = true)]
+    no_rate_limits: bool,
     /// Page cache for the relay's files, in MiB.
     #[arg(long, hide = true, default_value_t = 16)]
     cache_mib: usize,
@@ -54,10 +57,14 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     let local_only = args.local_only;
     let slot_blobs_max = args.slot_blobs_max;
     let cache = args.cache_mib << 20;
+    let no_rate_limits = args.no_rate_limits;
     let config_for = |url: &str| -> Result<Config, String> {
         let mut c = Config::new(url, data.clone())?;
         c.local_only = local_only;
         c.cache_bytes = cache;
+        if no_rate_limits {
+            c.rates = wire_relay::app::Rates::unlimited();
+        }
         if let Some(n) = slot_blobs_max {
             c.quotas.slot_blobs_max = n;
         }
