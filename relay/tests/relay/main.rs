@@ -1,1 +1,11 @@
-fn main() {}
+//! The relay's integration tests: one binary. In-process tests drive the axum router with
+//! `tower::ServiceExt::oneshot` against real redb files in temporary directories; process-level
+//! tests (real sockets, SIGKILL crash recovery, Unix sockets) live in the CLI's test binary,
+//! which has the `wire` executable.
+
+mod concurrency;
+mod directory;
+mod harness;
+mod python;
+mod routes;
+mod streaming;
