@@ -191,3 +191,38 @@ fn character_json(key: &AuthorKey) -> Value {
         "label_ascii": c.label(false),
     })
 }
+
+#[test]
+fn agent_cards_and_intros_match_their_golden_vectors() {
+    use wire_log::card::SignedCard;
+    use wire_log::intro::Intro;
+
+    let alice = SecretKey::from_seed(&[1; 32]);
+    let bob = SecretKey::from_seed(&[2; 32]);
+    let card = SignedCard::sign(&alice, "alice@127.0.0.1:8771", 1_764_028_800_000).expect("card");
+    card.verify().expect("verifies");
+    let intro = Intro::sign(
+        &bob,
+        "alice@127.0.0.1:8771",
+        1_764_028_800_000,
+        b"sealed pair request".to_vec(),
+    )
+    .expect("intro");
+    assert_eq!(Intro::decode(intro.signed_bytes()).expect("decodes"), intro);
+    check(
+        "cards_intros.json",
+        json!({
+            "card": {
+                "seed": hex::encode([1u8; 32]),
+                "json": serde_json::to_value(&card).expect("json"),
+            },
+            "intro": {
+                "seed": hex::encode([2u8; 32]),
+                "to": "alice@127.0.0.1:8771",
+                "ts_ms": 1_764_028_800_000u64,
+                "sealed_utf8": "sealed pair request",
+                "signed_hex": hex::encode(intro.signed_bytes()),
+            },
+        }),
+    );
+}
