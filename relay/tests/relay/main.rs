@@ -9,3 +9,4 @@ mod harness;
 mod python;
 mod routes;
 mod streaming;
+mod corpus;

@@ -1,0 +1,236 @@
+//! Replays the committed fuzz corpora (`fuzz/corpus/<target>/`) through the same calls and
+//! checks as the fuzz targets in `fuzz/fuzz_targets/`, so every input the fuzzer once found
+//! interesting stays a regression test on stable `cargo test`, without cargo-fuzz.
+//!
+//! Keep each test in step with its target: same calls, same assertions.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use wire_log::body::{Body, CursorAdvanced, IdentityCreated, PeerCard, PeerRef, Renamed};
+use wire_log::card::SignedCard;
+use wire_log::intro::Intro;
+use wire_log::{Did, Event, SignedEvent};
+use wire_relay::api::{decode_ack, decode_claim};
+use wire_relay::frames::{RecordError, RecordReader, decode_blobs, decode_records, encode_blobs};
+use wire_relay::token::{SlotId, Token};
+
+/// Every file of one target's corpus, with its path for messages. Fails if there is none.
+fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target);
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read corpus {}: {e}", dir.display()));
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.expect("corpus entry").path();
+        if path.is_file() {
+            let data = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            files.push((path, data));
+        }
+    }
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "corpus {} holds no files; seed it (see fuzz/README.md)",
+        dir.display()
+    );
+    files
+}
+
+// ---------------------------------------------------------------------------------------------
+// wire-log targets
+
+#[test]
+fn corpus_signed_event() {
+    for (path, data) in corpus("signed_event") {
+        if let Ok(e) = SignedEvent::decode(&data) {
+            let again = SignedEvent::decode(e.signed_bytes()).unwrap_or_else(|err| {
+                panic!(
+                    "{}: decoded bytes do not decode again: {err}",
+                    path.display()
+                )
+            });
+            assert_eq!(again.event, e.event, "{}", path.display());
+            assert_eq!(again.id, e.id, "{}", path.display());
+            let _ = e.verify();
+        }
+    }
+}
+
+#[test]
+fn corpus_event() {
+    for (path, data) in corpus("event") {
+        if let Ok(e) = Event::decode(&data) {
+            let encoded = e.encode();
+            assert_eq!(encoded, data, "{}", path.display());
+            assert_eq!(Event::decode(&encoded), Ok(e), "{}", path.display());
+        }
+    }
+}
+
+fn body_round_trip<B: Body>(path: &Path, data: &[u8]) {
+    if let Ok(b) = B::decode(data) {
+        assert_eq!(b.encode(), data, "{}: {}", path.display(), B::NAME);
+    }
+}
+
+#[test]
+fn corpus_bodies() {
+    for (path, data) in corpus("bodies") {
+        body_round_trip::<IdentityCreated>(&path, &data);
+        body_round_trip::<PeerCard>(&path, &data);
+        body_round_trip::<PeerRef>(&path, &data);
+        body_round_trip::<Renamed>(&path, &data);
+        body_round_trip::<CursorAdvanced>(&path, &data);
+    }
+}
+
+#[test]
+fn corpus_cbor() {
+    for (path, data) in corpus("cbor") {
+        if let Ok(v) = wire_log::cbor::decode_canonical(&data, 1 << 20) {
+            assert_eq!(wire_log::cbor::encode(&v), data, "{}", path.display());
+        }
+    }
+}
+
+#[test]
+fn corpus_did() {
+    for (path, data) in corpus("did") {
+        if let Ok(s) = std::str::from_utf8(&data)
+            && let Some((did, key)) = Did::parse(s)
+        {
+            assert_eq!(did.as_str(), s, "{}", path.display());
+            assert_eq!(Did::from_key(&key), did, "{}", path.display());
+        }
+    }
+}
+
+#[test]
+fn corpus_intro() {
+    for (path, data) in corpus("intro") {
+        if let Ok(intro) = Intro::decode(&data) {
+            let again = Intro::decode(intro.signed_bytes()).unwrap_or_else(|err| {
+                panic!(
+                    "{}: decoded bytes do not decode again: {err}",
+                    path.display()
+                )
+            });
+            assert_eq!(again, intro, "{}", path.display());
+        }
+    }
+}
+
+#[test]
+fn corpus_card() {
+    for (_path, data) in corpus("card") {
+        if let Ok(card) = SignedCard::from_json(&data) {
+            let _ = card.verify();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// wire-relay targets
+
+#[test]
+fn corpus_relay_batch() {
+    for (path, data) in corpus("relay_batch") {
+        let body = Bytes::copy_from_slice(&data);
+        if let Ok(blobs) = decode_blobs(&body, 1 << 20, 4096) {
+            assert!(!blobs.is_empty(), "{}", path.display());
+            assert!(blobs.iter().all(|b| !b.is_empty()), "{}", path.display());
+            assert_eq!(
+                encode_blobs(blobs.iter().map(|b| &b[..])),
+                data,
+                "{}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn corpus_relay_records() {
+    const LEN_MAX: usize = 1 << 20;
+    for (path, data) in corpus("relay_records") {
+        let p = path.display();
+        let whole = decode_records(&data, LEN_MAX);
+
+        // The same bytes, fed in two pieces split at data[0] (as an index).
+        let split = data.first().map_or(0, |&b| usize::from(b).min(data.len()));
+        let mut reader = RecordReader::new(LEN_MAX);
+        let mut got = Vec::new();
+        let mut failed = None;
+        for piece in [&data[..split], &data[split..]] {
+            reader.feed(piece);
+            loop {
+                match reader.next_record() {
+                    Ok(Some(r)) => got.push(r),
+                    Ok(None) => break,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if failed.is_some() {
+                break;
+            }
+        }
+
+        match whole {
+            Ok(records) => {
+                assert_eq!(
+                    failed, None,
+                    "{p}: the reader refused what decode_records accepted"
+                );
+                assert!(reader.is_clean(), "{p}");
+                assert_eq!(got, records, "{p}");
+                assert!(records.windows(2).all(|w| w[0].0 < w[1].0), "{p}");
+                assert!(records.iter().all(|(seq, _)| *seq != 0), "{p}");
+            }
+            Err(RecordError::Truncated { index }) => {
+                assert_eq!(
+                    failed, None,
+                    "{p}: the reader refused a body that is only cut short"
+                );
+                assert_eq!(got.len(), index, "{p}");
+                assert!(!reader.is_clean(), "{p}");
+            }
+            Err(e) => assert_eq!(failed, Some(e), "{p}"),
+        }
+    }
+}
+
+#[test]
+fn corpus_relay_json() {
+    for (path, data) in corpus("relay_json") {
+        let _ = decode_ack(&data);
+        if let Ok(claim) = decode_claim(&data) {
+            let _ = SlotId::parse(&claim.slot);
+            let _ = claim.card.verify();
+        }
+        if let Ok(s) = std::str::from_utf8(&data) {
+            if let Some(t) = Token::parse(s) {
+                assert_eq!(
+                    t.reveal(),
+                    s,
+                    "{}: a token has one spelling",
+                    path.display()
+                );
+            }
+            if let Some(slot) = SlotId::parse(s) {
+                assert_eq!(
+                    slot.to_string(),
+                    s,
+                    "{}: a slot id has one spelling",
+                    path.display()
+                );
+            }
+        }
+    }
+}
