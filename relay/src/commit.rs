@@ -25,6 +25,12 @@ const QUEUE_REQUESTS_MAX: usize = 65_536;
 
 type Reply = oneshot::Sender<Result<Vec<AppendOutcome>, StoreError>>;
 
+enum Msg {
+    Job(Job),
+    /// Commit what is queued ahead of this, then stop.
+    Stop,
+}
+
 struct Job {
     items: Vec<AppendItem>,
     reply: Reply,
@@ -45,17 +51,21 @@ pub enum CommitError {
 /// The handle request handlers use; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Committer {
-    tx: SyncSender<Job>,
+    tx: SyncSender<Msg>,
 }
 
-impl std::fmt::Debug for Job {
+impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Job({} items)", self.items.len())
+        match self {
+            Msg::Job(job) => write!(f, "Job({} items)", job.items.len()),
+            Msg::Stop => f.write_str("Stop"),
+        }
     }
 }
 
 impl Committer {
-    /// Starts the commit thread. It ends when every `Committer` clone is dropped.
+    /// Starts the commit thread. It ends when every `Committer` clone is dropped, or after
+    /// [`stop`](Self::stop).
     pub fn start(
         store: Arc<dyn BlobStore>,
         hub: Arc<Hub>,
@@ -77,24 +87,39 @@ impl Committer {
             reply,
             queued: Instant::now(),
         };
-        match self.tx.try_send(job) {
+        match self.tx.try_send(Msg::Job(job)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(CommitError::Busy),
             Err(TrySendError::Disconnected(_)) => return Err(CommitError::Closed),
         }
         Ok(rx.await.map_err(|_| CommitError::Closed)??)
     }
+
+    /// Commits everything already queued, then ends the commit thread; later appends get
+    /// [`CommitError::Closed`]. Blocks only while the queue is full.
+    pub fn stop(&self) {
+        let _ = self.tx.send(Msg::Stop);
+    }
 }
 
-fn run(store: &dyn BlobStore, hub: &Hub, metrics: &Metrics, rx: Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
+fn run(store: &dyn BlobStore, hub: &Hub, metrics: &Metrics, rx: Receiver<Msg>) {
+    let mut stopping = false;
+    while !stopping {
+        let first = match rx.recv() {
+            Ok(Msg::Job(job)) => job,
+            Ok(Msg::Stop) | Err(_) => break,
+        };
         let mut jobs = vec![first];
         let mut count = jobs[0].items.len();
         while count < GROUP_ITEMS_MAX {
             match rx.try_recv() {
-                Ok(job) => {
+                Ok(Msg::Job(job)) => {
                     count += job.items.len();
                     jobs.push(job);
+                }
+                Ok(Msg::Stop) => {
+                    stopping = true;
+                    break;
                 }
                 Err(_) => break,
             }

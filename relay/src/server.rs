@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, UnixListener};
 
@@ -95,8 +96,12 @@ async fn bind_uds(path: &Path) -> Result<UnixListener, ServeError> {
     Ok(listener)
 }
 
-/// Serves until `shutdown` resolves, then ends every stream, finishes in-flight requests,
-/// and lets the commit thread drain.
+/// How long in-flight requests get to finish after a shutdown signal.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves until `shutdown` resolves, then ends every stream and gives in-flight requests up to
+/// [`DRAIN`] to finish; a connection that will not finish (a stalled reader, a half-sent
+/// request) cannot hold the relay up. The commit thread then commits what is queued and stops.
 pub async fn serve(
     app: Arc<App>,
     bound: Bound,
@@ -109,7 +114,33 @@ pub async fn serve(
         hub.close();
         let _ = tx.send(true);
     });
-    let routes = router(app);
+    let stopping = rx.clone();
+    let uds_path = bound.uds.as_ref().map(|(_, p)| p.clone());
+    let served = serve_until_drained(router(app.clone()), bound, rx);
+    let deadline = async move {
+        let mut stopping = stopping;
+        let _ = stopping.wait_for(|v| *v).await;
+        tokio::time::sleep(DRAIN).await;
+    };
+    let result = tokio::select! {
+        r = served => r,
+        () = deadline => {
+            eprintln!("wire relay: connections still open {} s after shutdown began; closing them", DRAIN.as_secs());
+            Ok(())
+        }
+    };
+    if let Some(path) = uds_path {
+        let _ = std::fs::remove_file(path);
+    }
+    app.committer.stop();
+    result
+}
+
+async fn serve_until_drained(
+    routes: axum::Router,
+    bound: Bound,
+    rx: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), ServeError> {
     let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
@@ -121,11 +152,10 @@ pub async fn serve(
     )
     .with_graceful_shutdown(stop(rx.clone()));
     match bound.uds {
-        Some((listener, path)) => {
+        Some((listener, _)) => {
             let uds =
                 axum::serve(listener, routes.into_make_service()).with_graceful_shutdown(stop(rx));
             let (a, b) = tokio::join!(tcp, uds);
-            let _ = std::fs::remove_file(&path);
             a?;
             b?;
         }
@@ -167,7 +197,7 @@ pub async fn run(
     let (app, commit_thread) = App::open(config.clone())?;
     announce(&config, &bound);
     serve(app, bound, signals()).await?;
-    // Every App clone is gone once serve returns; the commit thread drains and ends.
+    // serve stopped the committer; it commits what was queued and ends.
     let _ = tokio::task::spawn_blocking(move || commit_thread.join()).await;
     Ok(())
 }

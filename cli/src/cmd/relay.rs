@@ -70,7 +70,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         }
         Ok(c)
     };
-    runtime.block_on(wire_relay::server::run(
+    let result = runtime.block_on(wire_relay::server::run(
         args.bind,
         args.uds,
         args.public_url,
@@ -103,6 +103,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
             use std::io::Write;
             let _ = std::io::stdout().flush();
         },
-    ))?;
+    ));
+    // Connections that outlived the drain are cancelled here rather than waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result?;
     Ok(ExitCode::SUCCESS)
 }

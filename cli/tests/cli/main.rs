@@ -2,7 +2,9 @@
 //! exit codes, and `wire verify` catching damage written behind its back.
 
 mod errors;
+mod http;
 mod output;
+mod relay;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
