@@ -4,9 +4,9 @@
 //! which has the `wire` executable.
 
 mod concurrency;
+mod corpus;
 mod directory;
 mod harness;
 mod python;
 mod routes;
 mod streaming;
-mod corpus;
