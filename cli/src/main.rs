@@ -45,6 +45,9 @@ enum Command {
     /// Measure the local engine end to end (see docs/BENCHMARKS.md).
     #[command(hide = true)]
     Bench(cmd::bench::Args),
+    /// Measure a relay over HTTP from a separate process (see docs/BENCHMARKS.md).
+    #[command(hide = true)]
+    BenchRelay(cmd::relay_bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(&ctx, args),
         Command::RelayServer(args) => cmd::relay::run(&ctx, args),
         Command::Bench(args) => cmd::bench::run(&ctx, args),
+        Command::BenchRelay(args) => cmd::relay_bench::run(&ctx, args),
     };
     match result {
         Ok(code) => code,

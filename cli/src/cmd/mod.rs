@@ -5,6 +5,7 @@ pub mod here;
 pub mod identity;
 pub mod init;
 pub mod relay;
+pub mod relay_bench;
 pub mod verify;
 pub mod whoami;
 
