@@ -970,18 +970,15 @@ async fn claim(State(app): State<Arc<App>>, Path(nick): Path<String>, req: Reque
         ));
     }
     owner(&app, slot, &headers).await?;
+    // Store the card itself, re-serialised, not the whole request body.
     let record = HandleRecord {
         nick: nick.clone(),
         key: verified.key.0,
         slot,
-        card: String::from_utf8_lossy(&body).into_owned(),
+        card: serde_json::to_string(&verified.signed)
+            .map_err(|e| ApiError::from(crate::store::StoreError(format!("card: {e}"))))?,
         issued_ms: verified.issued_ms,
         claimed_ms: now_ms(),
-    };
-    // Store the card itself, re-serialised, not the whole request body.
-    let record = HandleRecord {
-        card: serde_json::to_string(&verified.signed).unwrap_or_default(),
-        ..record
     };
     let did = verified.did.to_string();
     let character = character_of(&verified.did);
