@@ -549,13 +549,14 @@ impl BlobStore for RedbStore {
         {
             let mut handles = txn.open_table(HANDLES).map_err(db)?;
             let mut slots = txn.open_table(SLOTS).map_err(db)?;
-            let Some(mut new_row) = slots
+            let Some(new_row) = slots
                 .get(&record.slot.0)
                 .map_err(db)?
                 .map(|v| SlotRow::decode(v.value()))
             else {
                 return Ok(ClaimOutcome::UnknownSlot);
             };
+            let max = self.quotas.handles_per_slot_max;
             let held = handles
                 .get(record.nick.as_str())
                 .map_err(db)?
@@ -575,36 +576,19 @@ impl BlobStore for RedbStore {
                 }
                 Some(held) => {
                     if held.slot != record.slot {
-                        if new_row.handles >= self.quotas.handles_per_slot_max {
-                            return Ok(ClaimOutcome::TooManyHandles {
-                                max: self.quotas.handles_per_slot_max,
-                            });
+                        if new_row.handles >= max {
+                            return Ok(ClaimOutcome::TooManyHandles { max });
                         }
-                        new_row.handles += 1;
-                        slots
-                            .insert(&record.slot.0, &new_row.encode())
-                            .map_err(db)?;
-                        let old = slots
-                            .get(&held.slot.0)
-                            .map_err(db)?
-                            .map(|v| SlotRow::decode(v.value()));
-                        if let Some(mut old) = old {
-                            old.handles = old.handles.saturating_sub(1);
-                            slots.insert(&held.slot.0, &old.encode()).map_err(db)?;
-                        }
+                        count_handles(&mut slots, record.slot, 1)?;
+                        count_handles(&mut slots, held.slot, -1)?;
                     }
                     outcome = ClaimOutcome::Updated;
                 }
                 None => {
-                    if new_row.handles >= self.quotas.handles_per_slot_max {
-                        return Ok(ClaimOutcome::TooManyHandles {
-                            max: self.quotas.handles_per_slot_max,
-                        });
+                    if new_row.handles >= max {
+                        return Ok(ClaimOutcome::TooManyHandles { max });
                     }
-                    new_row.handles += 1;
-                    slots
-                        .insert(&record.slot.0, &new_row.encode())
-                        .map_err(db)?;
+                    count_handles(&mut slots, record.slot, 1)?;
                     let mut meta = txn.open_table(META).map_err(db)?;
                     bump_totals(&mut meta, |t| t.handles += 1)?;
                     outcome = ClaimOutcome::Claimed;
@@ -661,14 +645,7 @@ impl BlobStore for RedbStore {
             }
             handles.remove(nick).map_err(db)?;
             let mut slots = txn.open_table(SLOTS).map_err(db)?;
-            let row = slots
-                .get(&slot.0)
-                .map_err(db)?
-                .map(|v| SlotRow::decode(v.value()));
-            if let Some(mut row) = row {
-                row.handles = row.handles.saturating_sub(1);
-                slots.insert(&slot.0, &row.encode()).map_err(db)?;
-            }
+            count_handles(&mut slots, slot, -1)?;
             let mut meta = txn.open_table(META).map_err(db)?;
             bump_totals(&mut meta, |t| t.handles = t.handles.saturating_sub(1))?;
         }
@@ -787,6 +764,23 @@ impl BlobStore for RedbStore {
         txn.commit().map_err(db)?;
         Ok(outcome)
     }
+}
+
+/// Adds `delta` to the number of handles a slot holds (a missing slot is left alone).
+fn count_handles(
+    slots: &mut redb::Table<'_, &'static [u8; 16], &'static [u8; 80]>,
+    slot: SlotId,
+    delta: i32,
+) -> Result<(), StoreError> {
+    let row = slots
+        .get(&slot.0)
+        .map_err(db)?
+        .map(|v| SlotRow::decode(v.value()));
+    if let Some(mut row) = row {
+        row.handles = row.handles.saturating_add_signed(delta);
+        slots.insert(&slot.0, &row.encode()).map_err(db)?;
+    }
+    Ok(())
 }
 
 fn read_range(

@@ -300,6 +300,20 @@ async fn a_slot_holds_a_bounded_number_of_handles() {
     claim(&relay, "two", &slot, &owner, card(&key(1), "two", 1))
         .await
         .error(StatusCode::TOO_MANY_REQUESTS, "too_many_handles");
+    // Moving a handle to another slot frees room in the first; releasing frees it too.
+    let (slot2, owner2) = relay.slot().await;
+    let r = claim(&relay, "one", &slot2, &owner2, card(&key(1), "one", 2)).await;
+    assert_eq!(r.json()["status"], "updated");
+    let r = claim(&relay, "two", &slot, &owner, card(&key(1), "two", 1)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = relay
+        .req(Method::DELETE, "/v1/handles/two")
+        .bearer(&owner)
+        .send(&relay)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = claim(&relay, "three", &slot, &owner, card(&key(1), "three", 1)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
 }
 
 #[tokio::test]
