@@ -14,7 +14,7 @@ pub const NICKNAME_BYTES_MAX: usize = 64;
 pub const EMOJI_BYTES_MAX: usize = 32;
 
 /// Why a body did not decode.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum BodyError {
     #[error(transparent)]
     Cbor(#[from] CborError),
@@ -191,6 +191,260 @@ impl Body for CursorAdvanced {
             log: LogId(f.array32("log")?),
             peer: AuthorKey(f.array32("peer")?),
             acked_seq: f.uint("acked_seq")?,
+        })
+    }
+}
+
+/// Longest relay URL in an endpoint, in bytes.
+pub const RELAY_URL_BYTES_MAX: usize = 255;
+/// Most endpoints one offer may list.
+pub const ENDPOINTS_MAX: usize = 4;
+
+fn invalid(field: &'static str, reason: &str) -> BodyError {
+    BodyError::Invalid {
+        field,
+        reason: reason.to_owned(),
+    }
+}
+
+fn lower_hex(field: &'static str, value: String, len: usize) -> Result<String, BodyError> {
+    if value.len() != len
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(invalid(
+            field,
+            &format!("must be {len} lower-case hex characters"),
+        ));
+    }
+    Ok(value)
+}
+
+/// Checks the spelling of a relay URL: `http://`, `https://` or `unix:/absolute/path`.
+pub fn check_relay_url(url: &str) -> Result<(), BodyError> {
+    if url.is_empty() || url.len() > RELAY_URL_BYTES_MAX {
+        return Err(invalid("relay", "must be 1 to 255 bytes"));
+    }
+    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(invalid(
+            "relay",
+            "must not contain spaces or control characters",
+        ));
+    }
+    let rest = if let Some(rest) = url.strip_prefix("http://") {
+        rest
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        rest
+    } else if let Some(path) = url.strip_prefix("unix:") {
+        if !path.starts_with('/') {
+            return Err(invalid("relay", "a unix: URL names an absolute path"));
+        }
+        return Ok(());
+    } else {
+        return Err(invalid(
+            "relay",
+            "must start with http://, https:// or unix:/",
+        ));
+    };
+    if rest.is_empty() || rest.starts_with('/') || url.ends_with('/') {
+        return Err(invalid("relay", "must name a host and end without a slash"));
+    }
+    Ok(())
+}
+
+/// Checks the spelling of an append capability: `wac1_` and 43 base64url characters.
+pub fn check_capability(cap: &str) -> Result<(), BodyError> {
+    let ok = cap.len() == 48
+        && cap.starts_with("wac1_")
+        && cap[5..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid("cap", "must be wac1_ and 43 base64url characters"))
+    }
+}
+
+/// Where a session receives: a relay and a slot on it.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct Endpoint {
+    /// Base URL of the relay (`http://`, `https://` or `unix:/path`).
+    pub relay: String,
+    /// Slot id: 32 lower-case hex characters.
+    pub slot: String,
+}
+
+impl Endpoint {
+    pub fn check(&self) -> Result<(), BodyError> {
+        check_relay_url(&self.relay)?;
+        lower_hex("slot", self.slot.clone(), 32)?;
+        Ok(())
+    }
+
+    fn to_value(&self) -> Value {
+        Value::Array(vec![cbor::text(&self.relay), cbor::text(&self.slot)])
+    }
+
+    fn from_value(value: Value) -> Result<Endpoint, BodyError> {
+        let mut f = Fields::new("endpoint", value, 2)?;
+        let endpoint = Endpoint {
+            relay: f.text("relay")?,
+            slot: f.text("slot")?,
+        };
+        endpoint.check()?;
+        Ok(endpoint)
+    }
+}
+
+fn endpoints_value(endpoints: &[Endpoint]) -> Value {
+    Value::Array(endpoints.iter().map(Endpoint::to_value).collect())
+}
+
+fn endpoints_from(f: &mut Fields) -> Result<Vec<Endpoint>, BodyError> {
+    let items = f.array("endpoints", ENDPOINTS_MAX)?;
+    if items.is_empty() {
+        return Err(invalid("endpoints", "must list at least one endpoint"));
+    }
+    items.into_iter().map(Endpoint::from_value).collect()
+}
+
+/// Body of `endpoint.offered`, written by a slot's owner into a pair log: "reach me at these
+/// endpoints, in this order, with this append capability". The first one from a peer we dialed
+/// is its acceptance; later ones move it (slot rotation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointOffer {
+    pub endpoints: Vec<Endpoint>,
+    pub cap: String,
+}
+
+impl Body for EndpointOffer {
+    const NAME: &'static str = "endpoint.offered";
+    const FIELDS: usize = 2;
+
+    fn to_value(&self) -> Value {
+        Value::Array(vec![
+            endpoints_value(&self.endpoints),
+            cbor::text(&self.cap),
+        ])
+    }
+
+    fn from_fields(f: &mut Fields) -> Result<Self, BodyError> {
+        let endpoints = endpoints_from(f)?;
+        let cap = f.text("cap")?;
+        check_capability(&cap)?;
+        Ok(EndpointOffer { endpoints, cap })
+    }
+}
+
+/// Body of `endpoint.learned` (self log): a peer's endpoints and the capability it gave us,
+/// learned outside the pair log (from its pair request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointLearned {
+    pub peer: AuthorKey,
+    pub endpoints: Vec<Endpoint>,
+    pub cap: String,
+}
+
+impl Body for EndpointLearned {
+    const NAME: &'static str = "endpoint.learned";
+    const FIELDS: usize = 3;
+
+    fn to_value(&self) -> Value {
+        Value::Array(vec![
+            cbor::bytes(&self.peer.0),
+            endpoints_value(&self.endpoints),
+            cbor::text(&self.cap),
+        ])
+    }
+
+    fn from_fields(f: &mut Fields) -> Result<Self, BodyError> {
+        let peer = AuthorKey(f.array32("peer")?);
+        let endpoints = endpoints_from(f)?;
+        let cap = f.text("cap")?;
+        check_capability(&cap)?;
+        Ok(EndpointLearned {
+            peer,
+            endpoints,
+            cap,
+        })
+    }
+}
+
+/// Body of `cap.granted` (self log): we minted an append capability on one of our slots for a
+/// peer. Only the capability's public id is kept, so it can be revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapGranted {
+    pub peer: AuthorKey,
+    pub endpoint: Endpoint,
+    pub cap_id: String,
+}
+
+impl Body for CapGranted {
+    const NAME: &'static str = "cap.granted";
+    const FIELDS: usize = 3;
+
+    fn to_value(&self) -> Value {
+        Value::Array(vec![
+            cbor::bytes(&self.peer.0),
+            self.endpoint.to_value(),
+            cbor::text(&self.cap_id),
+        ])
+    }
+
+    fn from_fields(f: &mut Fields) -> Result<Self, BodyError> {
+        let peer = AuthorKey(f.array32("peer")?);
+        let endpoint = Endpoint::from_value(f.array("endpoint", 2).map(Value::Array)?)?;
+        let cap_id = lower_hex("cap_id", f.text("cap_id")?, 16)?;
+        Ok(CapGranted {
+            peer,
+            endpoint,
+            cap_id,
+        })
+    }
+}
+
+/// Body of `slot.attached` and `slot.retired` (self log): we receive, or stopped receiving, at
+/// this endpoint. The owner token itself lives in the key directory, never in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotChange {
+    pub endpoint: Endpoint,
+}
+
+impl Body for SlotChange {
+    const NAME: &'static str = "slot change";
+    const FIELDS: usize = 1;
+
+    fn to_value(&self) -> Value {
+        Value::Array(vec![self.endpoint.to_value()])
+    }
+
+    fn from_fields(f: &mut Fields) -> Result<Self, BodyError> {
+        let endpoint = Endpoint::from_value(f.array("endpoint", 2).map(Value::Array)?)?;
+        Ok(SlotChange { endpoint })
+    }
+}
+
+/// Body of `handle.claimed` (self log): the relay directory holds `nick@domain` for us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandleClaimed {
+    pub handle: String,
+}
+
+impl Body for HandleClaimed {
+    const NAME: &'static str = "handle.claimed";
+    const FIELDS: usize = 1;
+
+    fn to_value(&self) -> Value {
+        Value::Array(vec![cbor::text(&self.handle)])
+    }
+
+    fn from_fields(f: &mut Fields) -> Result<Self, BodyError> {
+        Ok(HandleClaimed {
+            handle: bounded_text("handle", f.text("handle")?, HANDLE_BYTES_MAX)?,
         })
     }
 }

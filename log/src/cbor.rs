@@ -139,6 +139,15 @@ impl Fields {
         }
     }
 
+    /// An array of at most `max` items.
+    pub fn array(&mut self, field: &str, max: usize) -> Result<Vec<Value>, FieldError> {
+        match self.next(field)? {
+            Value::Array(items) if items.len() <= max => Ok(items),
+            Value::Array(_) => Err(self.wrong(field, &format!("an array of at most {max} items"))),
+            _ => Err(self.wrong(field, "an array")),
+        }
+    }
+
     pub fn opt_text(&mut self, field: &str) -> Result<Option<String>, FieldError> {
         match self.next(field)? {
             Value::Null => Ok(None),

@@ -39,10 +39,28 @@ impl Kind {
     pub const PAIR_CONFIRMED: Kind = Kind(1014);
     /// We dropped a peer and everything pending with it. Body: [`crate::body::PeerRef`].
     pub const PEER_FORGOTTEN: Kind = Kind(1015);
+    /// Reach me here, with this capability (pair log, by the slot owner). Body:
+    /// [`crate::body::EndpointOffer`].
+    pub const ENDPOINT_OFFERED: Kind = Kind(1020);
+    /// A peer's endpoints, learned from its pair request. Body: [`crate::body::EndpointLearned`].
+    pub const ENDPOINT_LEARNED: Kind = Kind(1021);
+    /// We minted an append capability for a peer. Body: [`crate::body::CapGranted`].
+    pub const CAP_GRANTED: Kind = Kind(1022);
+    /// We receive at a new slot. Body: [`crate::body::SlotChange`].
+    pub const SLOT_ATTACHED: Kind = Kind(1023);
+    /// We stopped reading a slot. Body: [`crate::body::SlotChange`].
+    pub const SLOT_RETIRED: Kind = Kind(1024);
+    /// A relay directory holds a handle for us. Body: [`crate::body::HandleClaimed`].
+    pub const HANDLE_CLAIMED: Kind = Kind(1025);
     /// Local display name and emoji. Body: [`crate::body::Renamed`].
     pub const IDENTITY_RENAMED: Kind = Kind(10001);
     /// How far replication with a peer has come in one log. Body: [`crate::body::CursorAdvanced`].
     pub const CURSOR_ADVANCED: Kind = Kind(30001);
+
+    /// Regular kinds wire reserves for itself; applications use 1100 and up.
+    pub const fn is_reserved(self) -> bool {
+        self.0 > 1000 && self.0 < 1100
+    }
 
     /// Accepts only numbers inside one of the four classes.
     pub const fn new(n: u32) -> Option<Kind> {
@@ -77,6 +95,12 @@ impl Kind {
             Kind::PAIR_REJECTED => "pair.rejected",
             Kind::PAIR_CONFIRMED => "pair.confirmed",
             Kind::PEER_FORGOTTEN => "peer.forgotten",
+            Kind::ENDPOINT_OFFERED => "endpoint.offered",
+            Kind::ENDPOINT_LEARNED => "endpoint.learned",
+            Kind::CAP_GRANTED => "cap.granted",
+            Kind::SLOT_ATTACHED => "slot.attached",
+            Kind::SLOT_RETIRED => "slot.retired",
+            Kind::HANDLE_CLAIMED => "handle.claimed",
             Kind::IDENTITY_RENAMED => "identity.renamed",
             Kind::CURSOR_ADVANCED => "cursor.advanced",
             _ => return None,

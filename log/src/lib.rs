@@ -12,6 +12,9 @@ pub mod identity;
 pub mod intro;
 pub mod keyfile;
 pub mod kind;
+pub mod pair;
+pub mod seal;
+pub mod segment;
 pub mod store;
 pub mod types;
 

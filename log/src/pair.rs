@@ -1,0 +1,176 @@
+//! The pair request: what a dialer seals into the intro it leaves in a handle's queue.
+//!
+//! Wire form, normative in `docs/PROTOCOL.md` §21:
+//!
+//! ```text
+//! request = [1, card: text (the dialer's signed agent card, JSON), endpoints: [1*4 [relay, slot]],
+//!            cap: text]                      canonical CBOR, sealed with Purpose::PairRequest
+//! ```
+//!
+//! The intro envelope around it is signed by the dialer; the card inside must be signed by the
+//! same key. The endpoints and the capability let the callee answer once its operator accepts:
+//! dialing is the dialer's consent to hear back.
+
+use ciborium::Value;
+
+use crate::body::{BodyError, ENDPOINTS_MAX, Endpoint, check_capability};
+use crate::card::{CardError, SignedCard, VerifiedCard};
+use crate::cbor::{self, CborError, FieldError, Fields};
+use crate::intro::{INTRO_SEALED_MAX, Intro};
+use crate::keyfile::SecretKey;
+use crate::seal::{self, Purpose, SEAL_OVERHEAD, SealError};
+use crate::types::AuthorKey;
+
+/// The only pair request version this build writes or reads.
+pub const PAIR_REQUEST_VERSION: u64 = 1;
+
+/// Why a pair request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PairRequestError {
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error("pair request is not canonical CBOR: {0}")]
+    Cbor(#[from] CborError),
+    #[error("pair request is malformed: {0}")]
+    Field(#[from] FieldError),
+    #[error("pair request: {0}")]
+    Body(#[from] BodyError),
+    #[error(
+        "pair request version {0} is not supported (this build reads version {PAIR_REQUEST_VERSION})"
+    )]
+    Version(u64),
+    #[error("pair request card: {0}")]
+    Card(#[from] CardError),
+    #[error("the card in the pair request belongs to another key than the intro's sender")]
+    CardMismatch,
+    #[error("pair request is too large to fit an intro")]
+    TooLarge,
+}
+
+/// A checked pair request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairRequest {
+    pub card: VerifiedCard,
+    pub endpoints: Vec<Endpoint>,
+    pub cap: String,
+}
+
+impl PairRequest {
+    /// Builds the sealed payload of an intro: our card, where to reach us and the capability
+    /// that lets the callee answer, sealed to the callee's X25519 key.
+    pub fn seal(
+        card: &SignedCard,
+        endpoints: &[Endpoint],
+        cap: &str,
+        to_x25519: &[u8; 32],
+    ) -> Result<Vec<u8>, PairRequestError> {
+        if endpoints.is_empty() || endpoints.len() > ENDPOINTS_MAX {
+            return Err(BodyError::Invalid {
+                field: "endpoints",
+                reason: format!("must list 1 to {ENDPOINTS_MAX} endpoints"),
+            }
+            .into());
+        }
+        for e in endpoints {
+            e.check()?;
+        }
+        check_capability(cap)?;
+        let card_json = serde_json::to_string(card).map_err(|e| CardError::Json(e.to_string()))?;
+        let plain = cbor::encode(&Value::Array(vec![
+            cbor::uint(PAIR_REQUEST_VERSION),
+            cbor::text(&card_json),
+            Value::Array(
+                endpoints
+                    .iter()
+                    .map(|e| Value::Array(vec![cbor::text(&e.relay), cbor::text(&e.slot)]))
+                    .collect(),
+            ),
+            cbor::text(cap),
+        ]));
+        if plain.len() + SEAL_OVERHEAD > INTRO_SEALED_MAX {
+            return Err(PairRequestError::TooLarge);
+        }
+        Ok(seal::seal(to_x25519, Purpose::PairRequest, &plain)?)
+    }
+
+    /// Opens the request inside a checked intro and checks it: the card verifies and belongs to
+    /// the intro's sender, the endpoints and capability are well-formed.
+    pub fn open(key: &SecretKey, intro: &Intro) -> Result<PairRequest, PairRequestError> {
+        let plain = seal::open(key, Purpose::PairRequest, &intro.sealed)?;
+        Self::decode(&plain, &intro.from)
+    }
+
+    /// Checks an opened request from `from`.
+    pub fn decode(plain: &[u8], from: &AuthorKey) -> Result<PairRequest, PairRequestError> {
+        let value = cbor::decode_canonical(plain, INTRO_SEALED_MAX)?;
+        let mut f = Fields::new("pair request", value, 4)?;
+        let version = f.uint("version")?;
+        if version != PAIR_REQUEST_VERSION {
+            return Err(PairRequestError::Version(version));
+        }
+        let card_json = f.text("card")?;
+        let items = f.array("endpoints", ENDPOINTS_MAX)?;
+        let cap = f.text("cap")?;
+        if items.is_empty() {
+            return Err(BodyError::Invalid {
+                field: "endpoints",
+                reason: "must list at least one endpoint".into(),
+            }
+            .into());
+        }
+        let mut endpoints = Vec::with_capacity(items.len());
+        for item in items {
+            let mut e = Fields::new("endpoint", item, 2)?;
+            let endpoint = Endpoint {
+                relay: e.text("relay")?,
+                slot: e.text("slot")?,
+            };
+            endpoint.check()?;
+            endpoints.push(endpoint);
+        }
+        check_capability(&cap)?;
+        let card = SignedCard::from_json(card_json.as_bytes())?.verify()?;
+        if card.key != *from {
+            return Err(PairRequestError::CardMismatch);
+        }
+        Ok(PairRequest {
+            card,
+            endpoints,
+            cap,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_opens_for_its_callee_and_checks_the_card_owner() {
+        let alice = SecretKey::from_seed(&[1; 32]);
+        let bob = SecretKey::from_seed(&[2; 32]);
+        let card = SignedCard::sign(&alice, "alice@127.0.0.1:8771", 5).expect("card");
+        let endpoints = [Endpoint {
+            relay: "http://127.0.0.1:8771".into(),
+            slot: "00112233445566778899aabbccddeeff".into(),
+        }];
+        let cap = format!("wac1_{}", "A".repeat(43));
+        let sealed =
+            PairRequest::seal(&card, &endpoints, &cap, &bob.x25519_public()).expect("seal");
+        let intro = Intro::sign(&alice, "bob@127.0.0.1:8771", 9, sealed.clone()).expect("intro");
+        let req = PairRequest::open(&bob, &intro).expect("open");
+        assert_eq!(req.card.key, alice.author());
+        assert_eq!(req.endpoints, endpoints);
+        assert_eq!(req.cap, cap);
+
+        // The same sealed request forwarded by someone else is refused.
+        let mallory = SecretKey::from_seed(&[4; 32]);
+        let forwarded = Intro::sign(&mallory, "bob@127.0.0.1:8771", 9, sealed).expect("intro");
+        assert_eq!(
+            PairRequest::open(&bob, &forwarded),
+            Err(PairRequestError::CardMismatch)
+        );
+        assert!(PairRequest::seal(&card, &[], &cap, &bob.x25519_public()).is_err());
+        assert!(PairRequest::seal(&card, &endpoints, "wac1_short", &bob.x25519_public()).is_err());
+    }
+}
