@@ -5,10 +5,18 @@
 mod audit;
 mod error;
 mod home;
+mod line;
+mod secrets;
 mod session;
 
 pub use audit::{Progress, VerifyFailure, VerifyReport};
 pub use error::EngineError;
 pub use home::{Home, SessionInfo, check_session_name};
+pub use line::{
+    FUTURE_SKEW_MS, IngestReport, LineState, MessageView, PENDING_MAX, RequestOutcome,
+    SealedSegment, is_message_kind,
+};
 pub use session::{Clock, Session, SystemClock};
-pub use wire_projections::{Cursor, CursorKey, Identity, MemState, Peer, PeerState, Pending};
+pub use wire_projections::{
+    Cursor, CursorKey, Grant, Identity, MemState, Peer, PeerEndpoint, PeerState, Pending,
+};

@@ -8,8 +8,8 @@ use wire_log::body::{Body, CursorAdvanced, IdentityCreated, PeerCard, PeerRef, R
 use wire_log::identity::check_handle;
 use wire_log::store::APPEND_BATCH_MAX;
 use wire_log::{
-    AppendError, AppendOutcome, AuthorKey, Event, EventId, EventStore, Kind, LogId, SecretKey,
-    SignedEvent, VerifiedEvent, keyfile::create_private_dir,
+    AppendError, AppendOutcome, AuthorKey, Event, EventId, EventStore, Kind, LogId, LogWriter,
+    SecretKey, SignedEvent, VerifiedEvent, keyfile::create_private_dir,
 };
 use wire_projections::{MemState, PeerState, RedbState, apply, read_all};
 
@@ -151,6 +151,15 @@ impl Session {
         self.key.author()
     }
 
+    /// The secret key, for sealing and signing inside this crate only.
+    pub(crate) fn secret(&self) -> &SecretKey {
+        &self.key
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
     pub fn store(&self) -> &EventStore {
         &self.store
     }
@@ -203,43 +212,55 @@ impl Session {
         if items.len() > APPEND_BATCH_MAX {
             return Err(AppendError::BatchTooLarge(items.len()).into());
         }
+        self.store.write(|w| {
+            let mut state = RedbState::open(w.txn)?;
+            self.append_own(w, &mut state, items)
+        })
+    }
+
+    /// Lays out, signs and appends our own events inside an open write transaction, folding
+    /// each into `state`. Shared by every action and by ingest (which confirms and advances
+    /// cursors in the same transaction as the peer's events).
+    pub(crate) fn append_own(
+        &self,
+        w: &mut LogWriter<'_>,
+        state: &mut RedbState<'_>,
+        items: Vec<(LogId, Kind, Vec<u8>)>,
+    ) -> Result<Vec<VerifiedEvent>, EngineError> {
         let me = self.key.author();
         let now = self.clock.now_ms();
-        self.store.write(|w| {
-            let mut heads: HashMap<LogId, (u64, Option<EventId>)> = HashMap::new();
-            let mut events = Vec::with_capacity(items.len());
-            for (log, kind, body) in items {
-                let head = match heads.get(&log) {
-                    Some(h) => *h,
-                    None => w
-                        .head(&log, &me)?
-                        .map_or((0, None), |(s, id)| (s, Some(id))),
-                };
-                let event = Event {
-                    author: me,
-                    log,
-                    seq: head.0 + 1,
-                    prev: head.1,
-                    ts_ms: now,
-                    kind,
-                    body,
-                };
-                heads.insert(log, (event.seq, Some(event.id())));
-                events.push(event);
-            }
-            let signed = wire_log::sign_all(events, &self.key)
-                .map_err(|source| AppendError::Verify { index: 0, source })?;
-            let mut state = RedbState::open(w.txn)?;
-            for event in &signed {
-                let AppendOutcome::Stored { position } = w.append(event)? else {
-                    return Err(EngineError::Refused(
-                        "a freshly signed event was already stored".into(),
-                    ));
-                };
-                apply(&mut state, event, position)?;
-            }
-            Ok(signed)
-        })
+        let mut heads: HashMap<LogId, (u64, Option<EventId>)> = HashMap::new();
+        let mut events = Vec::with_capacity(items.len());
+        for (log, kind, body) in items {
+            let head = match heads.get(&log) {
+                Some(h) => *h,
+                None => w
+                    .head(&log, &me)?
+                    .map_or((0, None), |(s, id)| (s, Some(id))),
+            };
+            let event = Event {
+                author: me,
+                log,
+                seq: head.0 + 1,
+                prev: head.1,
+                ts_ms: now,
+                kind,
+                body,
+            };
+            heads.insert(log, (event.seq, Some(event.id())));
+            events.push(event);
+        }
+        let signed = wire_log::sign_all(events, &self.key)
+            .map_err(|source| AppendError::Verify { index: 0, source })?;
+        for event in &signed {
+            let AppendOutcome::Stored { position } = w.append(event)? else {
+                return Err(EngineError::Refused(
+                    "a freshly signed event was already stored".into(),
+                ));
+            };
+            apply(state, event, position)?;
+        }
+        Ok(signed)
     }
 
     /// Sets or clears the local display name and emoji. Local only, and itself an event.
@@ -406,18 +427,18 @@ impl Session {
         Ok(state)
     }
 
-    fn peer(&self, key: &AuthorKey) -> Result<Peer, EngineError> {
+    pub(crate) fn peer(&self, key: &AuthorKey) -> Result<Peer, EngineError> {
         self.state()?
             .peers
             .remove(key)
             .ok_or_else(|| EngineError::Refused(format!("no peer {key}")))
     }
 
-    fn peer_state(&self, key: &AuthorKey) -> Result<Option<PeerState>, EngineError> {
+    pub(crate) fn peer_state(&self, key: &AuthorKey) -> Result<Option<PeerState>, EngineError> {
         Ok(self.state()?.peers.get(key).map(|p| p.state))
     }
 
-    fn check_not_me(&self, peer: &AuthorKey) -> Result<(), EngineError> {
+    pub(crate) fn check_not_me(&self, peer: &AuthorKey) -> Result<(), EngineError> {
         if *peer == self.key.author() {
             return Err(EngineError::Refused(
                 "an agent cannot pair with itself".into(),

@@ -27,6 +27,17 @@ pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta_v1");
 /// The store layout this build reads and writes.
 pub const STORE_FORMAT: u8 = 1;
 
+/// Where [`EventStore::scan`] starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scan {
+    /// From the newest event backwards.
+    Latest,
+    /// From the event before this position backwards.
+    Before(u64),
+    /// From the event after this position forwards.
+    After(u64),
+}
+
 /// Most events one batched append takes; bigger batches are split by the caller.
 pub const APPEND_BATCH_MAX: usize = 65_536;
 
@@ -451,6 +462,86 @@ impl EventStore {
             prev = Some(e.id());
         }
         Ok(verified)
+    }
+
+    /// Events in append order whose key passes `keep`, at most `limit`, each decoded and
+    /// verified on the way out; returned oldest first with their positions. `Scan::Latest`
+    /// walks back from the end, `Scan::Before(p)` back from `p - 1`, `Scan::After(p)` forward
+    /// from `p + 1`.
+    pub fn scan(
+        &self,
+        from: Scan,
+        limit: usize,
+        mut keep: impl FnMut(&EventKey) -> bool,
+    ) -> Result<Vec<(u64, VerifiedEvent)>, StoreError> {
+        let txn = self.read_txn()?;
+        let (order, events) = match (txn.open_table(ORDER), txn.open_table(EVENTS)) {
+            (Ok(o), Ok(e)) => (o, e),
+            (Err(redb::TableError::TableDoesNotExist(_)), _)
+            | (_, Err(redb::TableError::TableDoesNotExist(_))) => return Ok(Vec::new()),
+            (Err(e), _) | (_, Err(e)) => return Err(self.db_err(e.into())),
+        };
+        let mut out = Vec::new();
+        let mut visit = |entry: Result<
+            (redb::AccessGuard<'_, u64>, redb::AccessGuard<'_, &[u8; 72]>),
+            redb::StorageError,
+        >|
+         -> Result<bool, StoreError> {
+            let (pos, k) = entry.map_err(|e| self.db_err(e.into()))?;
+            let key = EventKey::from_bytes(k.value());
+            if keep(&key) {
+                let stored = events
+                    .get(k.value())
+                    .map_err(|e| self.db_err(e.into()))?
+                    .ok_or_else(|| {
+                        self.corrupt(format!("order position {} has no event", pos.value()))
+                    })?;
+                out.push((pos.value(), self.check_stored(&key, stored.value())?));
+            }
+            Ok(out.len() < limit)
+        };
+        match from {
+            Scan::Latest => {
+                for entry in order.iter().map_err(|e| self.db_err(e.into()))?.rev() {
+                    if !visit(entry)? {
+                        break;
+                    }
+                }
+                out.reverse();
+            }
+            Scan::Before(p) => {
+                for entry in order.range(..p).map_err(|e| self.db_err(e.into()))?.rev() {
+                    if !visit(entry)? {
+                        break;
+                    }
+                }
+                out.reverse();
+            }
+            Scan::After(p) => {
+                for entry in order
+                    .range(p.saturating_add(1)..)
+                    .map_err(|e| self.db_err(e.into()))?
+                {
+                    if !visit(entry)? {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The position of the last event appended, if any.
+    pub fn last_position(&self) -> Result<Option<u64>, StoreError> {
+        let txn = self.read_txn()?;
+        match txn.open_table(ORDER) {
+            Ok(t) => Ok(t
+                .last()
+                .map_err(|e| self.db_err(e.into()))?
+                .map(|(k, _)| k.value())),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(self.db_err(e.into())),
+        }
     }
 
     fn check_stored(&self, key: &EventKey, stored: &[u8]) -> Result<VerifiedEvent, StoreError> {

@@ -2,12 +2,15 @@
 //! through [`State`].
 
 use wire_log::body::{
-    Body, BodyError, CursorAdvanced, IdentityCreated, PeerCard, PeerRef, Renamed,
+    Body, BodyError, CapGranted, CursorAdvanced, EndpointLearned, EndpointOffer, HandleClaimed,
+    IdentityCreated, PeerCard, PeerRef, Renamed, SlotChange,
 };
 use wire_log::{AuthorKey, Character, Did, Kind, KindClass, LogId, VerifiedEvent};
 
 use crate::State;
-use crate::types::{Cursor, CursorKey, Identity, Peer, PeerState, Pending, did_of};
+use crate::types::{
+    Cursor, CursorKey, Grant, Identity, Peer, PeerEndpoint, PeerState, Pending, did_of,
+};
 
 /// Why an event cannot be folded in: either the state store failed, or the event breaks the
 /// session's state machine (which the engine checks first, so this is a second line).
@@ -71,6 +74,9 @@ pub fn apply(
         let mut cursor = state.cursor(&key)?.unwrap_or_default();
         cursor.received_seq = cursor.received_seq.max(event.seq);
         state.set_cursor(key, cursor)?;
+        if event.kind == Kind::ENDPOINT_OFFERED {
+            peer_offer(state, event)?;
+        }
     }
     state.set_applied(position)
 }
@@ -99,6 +105,8 @@ fn genesis(
         created_ms: event.ts_ms,
         character,
         renamed: false,
+        slots: Vec::new(),
+        claimed: Vec::new(),
     })?;
     state.set_applied(position)
 }
@@ -132,6 +140,7 @@ fn self_event(
                         x25519: AuthorKey(card.x25519),
                         received_ms: event.ts_ms,
                         character,
+                        endpoint: None,
                     })
                 }
             }
@@ -143,6 +152,11 @@ fn self_event(
                 return Err(rejected(event, "already paired with this peer"));
             }
             let (did, character) = did_of(&card.peer);
+            // Dialing again keeps what we already hold for the peer.
+            let (endpoint, grants) = state
+                .peer(&card.peer)?
+                .map(|p| (p.endpoint, p.grants))
+                .unwrap_or_default();
             state.set_peer(Peer {
                 key: card.peer,
                 did,
@@ -151,6 +165,8 @@ fn self_event(
                 state: PeerState::Dialed,
                 since_ms: event.ts_ms,
                 character,
+                endpoint,
+                grants,
             })
         }
         Kind::PAIR_ACCEPTED | Kind::PAIR_REJECTED => {
@@ -159,18 +175,21 @@ fn self_event(
                 return Err(rejected(event, "no pending request from this peer"));
             };
             state.remove_pending(&r.peer)?;
+            let accepted = event.kind == Kind::PAIR_ACCEPTED;
             state.set_peer(Peer {
                 key: p.key,
                 did: p.did,
                 handle: p.handle,
                 x25519: p.x25519,
-                state: if event.kind == Kind::PAIR_ACCEPTED {
+                state: if accepted {
                     PeerState::Paired
                 } else {
                     PeerState::Rejected
                 },
                 since_ms: event.ts_ms,
                 character: p.character,
+                endpoint: if accepted { p.endpoint } else { None },
+                grants: Vec::new(),
             })
         }
         Kind::PAIR_CONFIRMED => {
@@ -179,6 +198,12 @@ fn self_event(
                 Some(mut peer) if peer.state == PeerState::Dialed => {
                     peer.state = PeerState::Paired;
                     peer.since_ms = event.ts_ms;
+                    // Both sides dialed: their request told us where to reach them.
+                    if let Some(p) = state.pending(&r.peer)?
+                        && p.endpoint.is_some()
+                    {
+                        peer.endpoint = p.endpoint;
+                    }
                     state.remove_pending(&r.peer)?;
                     state.set_peer(peer)
                 }
@@ -209,9 +234,79 @@ fn self_event(
             cursor.acked_seq = cursor.acked_seq.max(c.acked_seq);
             state.set_cursor(key, cursor)
         }
+        Kind::SLOT_ATTACHED => {
+            let c: SlotChange = body(event)?;
+            if !identity.slots.contains(&c.endpoint) {
+                identity.slots.push(c.endpoint);
+            }
+            state.set_identity(identity)
+        }
+        Kind::SLOT_RETIRED => {
+            let c: SlotChange = body(event)?;
+            let before = identity.slots.len();
+            identity.slots.retain(|s| *s != c.endpoint);
+            if identity.slots.len() == before {
+                return Err(rejected(event, "no such slot is attached"));
+            }
+            state.set_identity(identity)
+        }
+        Kind::HANDLE_CLAIMED => {
+            let c: HandleClaimed = body(event)?;
+            if !identity.claimed.contains(&c.handle) {
+                identity.claimed.push(c.handle);
+            }
+            state.set_identity(identity)
+        }
+        Kind::ENDPOINT_LEARNED => {
+            let l: EndpointLearned = body(event)?;
+            let endpoint = Some(PeerEndpoint {
+                endpoints: l.endpoints,
+                cap: l.cap,
+                since_ms: event.ts_ms,
+            });
+            if let Some(mut p) = state.pending(&l.peer)? {
+                p.endpoint = endpoint;
+                state.set_pending(p)
+            } else if let Some(mut p) = state.peer(&l.peer)? {
+                p.endpoint = endpoint;
+                state.set_peer(p)
+            } else {
+                Err(rejected(event, "no peer or pending request with this key"))
+            }
+        }
+        Kind::CAP_GRANTED => {
+            let g: CapGranted = body(event)?;
+            match state.peer(&g.peer)? {
+                Some(mut p) if p.state != PeerState::Rejected => {
+                    p.grants.push(Grant {
+                        endpoint: g.endpoint,
+                        cap_id: g.cap_id,
+                    });
+                    state.set_peer(p)
+                }
+                _ => Err(rejected(event, "a capability for a key we did not dial or accept")),
+            }
+        }
         // Kinds this build does not project (including ephemeral ones) are kept in the log and
         // left alone, so newer writers stay readable.
         _ => Ok(()),
+    }
+}
+
+/// A peer told us, in the pair log, where to reach it: the first such offer from a peer we dialed
+/// is its acceptance, which the engine records as `pair.confirmed` just before.
+fn peer_offer(state: &mut impl State, event: &VerifiedEvent) -> Result<(), ProjectionError> {
+    let offer: EndpointOffer = body(event)?;
+    match state.peer(&event.author)? {
+        Some(mut p) if p.state == PeerState::Paired => {
+            p.endpoint = Some(PeerEndpoint {
+                endpoints: offer.endpoints,
+                cap: offer.cap,
+                since_ms: event.ts_ms,
+            });
+            state.set_peer(p)
+        }
+        _ => Err(rejected(event, "an endpoint offer from a key we are not paired with")),
     }
 }
 

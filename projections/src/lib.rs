@@ -16,7 +16,7 @@ pub use mem::MemState;
 pub use redb_state::{
     CURSORS, IDENTITY, PEERS, PENDING, PROJECTION_META, RedbState, TABLES, read_all,
 };
-pub use types::{Cursor, CursorKey, Identity, Peer, PeerState, Pending};
+pub use types::{Cursor, CursorKey, Grant, Identity, Peer, PeerEndpoint, PeerState, Pending};
 
 use wire_log::AuthorKey;
 

@@ -1,6 +1,7 @@
 //! The records projections keep. Stored as CBOR in redb, shown as JSON by the CLI.
 
 use serde::{Deserialize, Serialize};
+use wire_log::body::Endpoint;
 use wire_log::{AuthorKey, Character, Did, LogId};
 
 /// This session's identity, from `identity.created` and the latest `identity.renamed`.
@@ -15,6 +16,12 @@ pub struct Identity {
     pub character: Character,
     /// Whether `character` carries a local rename.
     pub renamed: bool,
+    /// The slots we receive at, oldest first; the last one is where peers should write.
+    #[serde(default)]
+    pub slots: Vec<Endpoint>,
+    /// Full handles (`nick@domain`) relay directories hold for us.
+    #[serde(default)]
+    pub claimed: Vec<String>,
 }
 
 /// Where a pairing stands.
@@ -40,6 +47,28 @@ pub struct Peer {
     /// When the current state began (the author's clock of the deciding event).
     pub since_ms: u64,
     pub character: Character,
+    /// Where and how we may write to the peer, once we know.
+    #[serde(default)]
+    pub endpoint: Option<PeerEndpoint>,
+    /// Capabilities we minted for the peer on our slots (ids only), to revoke on forget.
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+}
+
+/// A peer's endpoints in priority order and the append capability it gave us. The capability
+/// is a bearer secret: it is kept in the store (0600) and never printed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerEndpoint {
+    pub endpoints: Vec<Endpoint>,
+    pub cap: String,
+    pub since_ms: u64,
+}
+
+/// An append capability we minted for a peer on one of our slots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub endpoint: Endpoint,
+    pub cap_id: String,
 }
 
 /// A pair request waiting for the operator's decision.
@@ -51,6 +80,9 @@ pub struct Pending {
     pub x25519: AuthorKey,
     pub received_ms: u64,
     pub character: Character,
+    /// Where to answer, from the request.
+    #[serde(default)]
+    pub endpoint: Option<PeerEndpoint>,
 }
 
 /// Which replication cursor: one log, one peer.
