@@ -7,10 +7,12 @@ pub mod api;
 pub mod app;
 pub mod commit;
 pub mod error;
-pub mod frames;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
 pub mod server;
 pub mod store;
 pub mod token;
+
+/// The binary bodies live in `wire-net`, shared with the client; re-exported under their old path.
+pub use wire_net::frames;

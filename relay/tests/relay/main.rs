@@ -3,6 +3,7 @@
 //! tests (real sockets, SIGKILL crash recovery, Unix sockets) live in the CLI's test binary,
 //! which has the `wire` executable.
 
+mod client;
 mod concurrency;
 mod corpus;
 mod directory;
