@@ -7,7 +7,7 @@
 //! connection; nothing else needs to track the tasks.
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
@@ -23,6 +23,11 @@ use crate::endpoint::{Endpoint, Target};
 use crate::error::NetError;
 
 type Sender = http1::SendRequest<Full<Bytes>>;
+
+/// An idle connection older than this is closed rather than reused: middleboxes drop idle
+/// connections silently after a few minutes, and a request sent into one would only find out
+/// at its timeout.
+const IDLE_MAX: Duration = Duration::from_secs(60);
 
 /// How a client connects and how long it waits.
 #[derive(Debug, Clone)]
@@ -150,7 +155,8 @@ pub(crate) struct Transport {
         Arc<rustls::ClientConfig>,
         rustls::pki_types::ServerName<'static>,
     )>,
-    idle: Mutex<Vec<Sender>>,
+    /// Idle connections, each with the time it was last used; the most recent last.
+    idle: Mutex<Vec<(Sender, Instant)>>,
     /// One permit per connection in use by a request: bounds connections (in use + idle).
     permits: Arc<Semaphore>,
     user_agent: HeaderValue,
@@ -314,13 +320,15 @@ impl Transport {
         req
     }
 
-    /// The most recently used idle connection that is still open.
+    /// The most recently used idle connection that is still open and not too old.
     async fn take_idle(&self) -> Option<Sender> {
         loop {
-            let mut sender = self.idle.lock().ok()?.pop()?;
-            if sender.is_closed() {
-                continue;
-            }
+            let (mut sender, _) = {
+                let mut idle = self.idle.lock().ok()?;
+                // Closed or too old: dropped (which closes them), all in one pass.
+                idle.retain(|(s, since)| since.elapsed() < IDLE_MAX && !s.is_closed());
+                idle.pop()?
+            };
             // Resolves at once on an idle connection; errors if it closed meanwhile.
             if sender.ready().await.is_ok() {
                 return Some(sender);
@@ -332,7 +340,7 @@ impl Transport {
         if !sender.is_closed()
             && let Ok(mut idle) = self.idle.lock()
         {
-            idle.push(sender);
+            idle.push((sender, Instant::now()));
         }
         drop(permit);
     }
@@ -450,6 +458,16 @@ pub(crate) fn relay_error(answer: &Answer) -> NetError {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok());
     let status = answer.status.as_u16();
+    if answer.status.is_redirection()
+        && let Some(to) = header_str(&answer.headers, &header::LOCATION)
+    {
+        return NetError::Relay {
+            status,
+            code: format!("http_{status}"),
+            message: format!("the relay URL redirects to {to}; use the relay's own URL"),
+            retry_after,
+        };
+    }
     match serde_json::from_slice::<Body>(&answer.body) {
         Ok(b) => NetError::Relay {
             status,

@@ -7,7 +7,7 @@
 //!   [`NetError::is_transient`] tells a caller whether to queue and retry.
 //! - Connections are kept alive in a pool per client (at most
 //!   [`ClientOptions::connections_max`], 32 by default, including idle ones; concurrent calls
-//!   open more up to that bound), with TCP_NODELAY. A pooled connection found broken is dropped
+//!   open more up to that bound; an idle connection is closed after 60 s), with TCP_NODELAY. A pooled connection found broken is dropped
 //!   and the request sent once more on a new connection, but only when the request is safe to
 //!   repeat (reads, acknowledgements, appends, which the relay dedupes by content hash, intros)
 //!   or provably never left. Connecting has a 5 s timeout, a whole call 30 s
