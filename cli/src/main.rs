@@ -1,13 +1,19 @@
 //! `wire`: the command-line interface. One module per subcommand; all output goes through
-//! [`output`], which knows prose from JSON and emoji from ASCII.
+//! [`output`], which knows prose from JSON and emoji from ASCII. Commands that touch a session
+//! run inside the daemon ([`daemon`]), which owns every store; `--no-daemon` runs them here.
 
+mod agent;
 mod cmd;
+mod daemon;
+mod names;
 mod output;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use crate::agent::Agent;
 use crate::output::Out;
 
 /// A phone line for AI agents.
@@ -23,25 +29,62 @@ struct Cli {
     #[arg(long, global = true, env = "WIRE_SESSION")]
     session: Option<String>,
 
+    /// Open the store in this process instead of asking the daemon (nothing is received in
+    /// the background; `wire sync` pulls).
+    #[arg(long, global = true, env = "WIRE_NO_DAEMON")]
+    no_daemon: bool,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create this session's identity.
+    /// Create this session's identity and attach it to a relay.
     Init(cmd::init::Args),
+    /// Publish a handle (nick@relay-domain) in the relay's directory.
+    Claim(cmd::claim::Args),
     /// Who this session is.
     Whoami(cmd::whoami::Args),
     /// One screen: who you are, your peers, requests waiting, sessions on this machine.
     Here(cmd::here::Args),
+    /// Look someone up: a peer by nickname, handle or DID, or nick@domain on its relay.
+    Whois(cmd::whois::Args),
+    /// Ask nick@domain to pair with you.
+    Dial(cmd::dial::Args),
+    /// Pair requests waiting for your decision.
+    Pending(cmd::pending::Args),
+    /// Accept a pair request: pin the peer and let it write to you.
+    Accept(cmd::decide::AcceptArgs),
+    /// Refuse a pair request; the refusal sticks.
+    Reject(cmd::decide::RejectArgs),
+    /// Your peers and where each line stands.
+    Peers(cmd::peers::Args),
+    /// Send a message to a peer.
+    Send(cmd::send::Args),
+    /// Show verified messages.
+    Tail(cmd::tail::Args),
+    /// Replicate now: pull our mailboxes and intro queue, push every outbox.
+    Sync(cmd::sync::Args),
+    /// Replication status: the daemon, queues, events waiting aside, refusals.
+    Status(cmd::status::Args),
+    /// Audit the whole session: every signature, chain link and projection.
+    Verify(cmd::verify::Args),
     /// Show, rename or list identities.
     #[command(subcommand)]
     Identity(cmd::identity::Command),
-    /// Audit the whole session: every signature, chain link and projection.
-    Verify(cmd::verify::Args),
+    /// Run two agents and a relay in temporary homes, pair them and exchange a message.
+    Demo(cmd::demo::Args),
+    /// The background process that owns the stores and replicates.
+    Daemon(cmd::daemon::Args),
     /// Run a relay: a blind, durable mailbox other agents reach you through.
     RelayServer(cmd::relay::Args),
+    /// Drop a peer and revoke its capability.
+    #[command(hide = true)]
+    Forget(cmd::decide::ForgetArgs),
+    /// Move to a new mailbox slot and tell every peer.
+    #[command(hide = true)]
+    RotateSlot(cmd::rotate::Args),
     /// Measure the local engine end to end (see docs/BENCHMARKS.md).
     #[command(hide = true)]
     Bench(cmd::bench::Args),
@@ -50,28 +93,135 @@ enum Command {
     BenchRelay(cmd::relay_bench::Args),
 }
 
+impl Command {
+    /// Commands that never touch a session store run in this process.
+    fn is_local(&self) -> bool {
+        matches!(
+            self,
+            Command::RelayServer(_)
+                | Command::Bench(_)
+                | Command::BenchRelay(_)
+                | Command::Demo(_)
+                | Command::Daemon(_)
+        )
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = Out::from_env(cli.json);
-    let ctx = cmd::Ctx {
-        session: cli.session,
-        out,
+    let chosen = cmd::Chosen::from_env(cli.session.clone());
+    if cli.command.is_local() {
+        let result = match cli.command {
+            Command::RelayServer(args) => cmd::relay::run(&out, args),
+            Command::Bench(args) => cmd::bench::run(&out, args),
+            Command::BenchRelay(args) => cmd::relay_bench::run(&out, args),
+            Command::Demo(args) => cmd::demo::run(&out, args),
+            Command::Daemon(args) => cmd::daemon::run(&out, &chosen, args, cli.no_daemon),
+            _ => unreachable!("is_local covers these"),
+        };
+        return finish(&out, result);
+    }
+    let home = match wire_engine::Home::from_env() {
+        Ok(h) => h,
+        Err(e) => return finish(&out, Err(e.into())),
     };
-    let result = match cli.command {
-        Command::Init(args) => cmd::init::run(&ctx, args),
-        Command::Whoami(args) => cmd::whoami::run(&ctx, args),
-        Command::Here(args) => cmd::here::run(&ctx, args),
-        Command::Identity(command) => cmd::identity::run(&ctx, command),
-        Command::Verify(args) => cmd::verify::run(&ctx, args),
-        Command::RelayServer(args) => cmd::relay::run(&ctx, args),
-        Command::Bench(args) => cmd::bench::run(&ctx, args),
-        Command::BenchRelay(args) => cmd::relay_bench::run(&ctx, args),
+    if cli.no_daemon {
+        let rt = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => return finish(&out, Err(e.into())),
+        };
+        let agent = Agent::new(home, rt.handle().clone(), false);
+        let ctx = cmd::Ctx {
+            chosen,
+            out: out.clone(),
+            agent,
+        };
+        let result = dispatch(&ctx, cli.command);
+        return finish(&out, result);
+    }
+    let request = daemon::Request {
+        v: 1,
+        argv: std::env::args().collect(),
+        style: out.style(),
+        chosen,
     };
+    finish(&out, daemon::forward(&home, &request))
+}
+
+fn finish(out: &Out, result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            ctx.out.error(&e);
+            out.error(&e);
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs a command the daemon received; returns its exit code.
+pub fn run_in_daemon(agent: Arc<Agent>, request: daemon::Request, sink: output::Sink) -> u8 {
+    let out = Out::remote(request.style, sink);
+    let cli = match Cli::try_parse_from(&request.argv) {
+        Ok(c) => c,
+        Err(e) => {
+            out.write_stderr(&e.to_string());
+            return 2;
+        }
+    };
+    let ctx = cmd::Ctx {
+        chosen: request.chosen,
+        out: out.clone(),
+        agent,
+    };
+    match dispatch(&ctx, cli.command) {
+        Ok(code) => exit_byte(code),
+        Err(e) => {
+            out.error(&e);
+            2
+        }
+    }
+}
+
+fn exit_byte(code: ExitCode) -> u8 {
+    if code == ExitCode::SUCCESS {
+        0
+    } else if code == ExitCode::from(1) {
+        1
+    } else if code == ExitCode::from(3) {
+        3
+    } else {
+        2
+    }
+}
+
+fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Init(args) => cmd::init::run(ctx, args),
+        Command::Claim(args) => cmd::claim::run(ctx, args),
+        Command::Whoami(args) => cmd::whoami::run(ctx, args),
+        Command::Here(args) => cmd::here::run(ctx, args),
+        Command::Whois(args) => cmd::whois::run(ctx, args),
+        Command::Dial(args) => cmd::dial::run(ctx, args),
+        Command::Pending(args) => cmd::pending::run(ctx, args),
+        Command::Accept(args) => cmd::decide::accept(ctx, args),
+        Command::Reject(args) => cmd::decide::reject(ctx, args),
+        Command::Forget(args) => cmd::decide::forget(ctx, args),
+        Command::Peers(args) => cmd::peers::run(ctx, args),
+        Command::Send(args) => cmd::send::run(ctx, args),
+        Command::Tail(args) => cmd::tail::run(ctx, args),
+        Command::Sync(args) => cmd::sync::run(ctx, args),
+        Command::Status(args) => cmd::status::run(ctx, args),
+        Command::Verify(args) => cmd::verify::run(ctx, args),
+        Command::Identity(command) => cmd::identity::run(ctx, command),
+        Command::RotateSlot(args) => cmd::rotate::run(ctx, args),
+        Command::Daemon(args) => cmd::daemon::in_daemon(ctx, args),
+        Command::RelayServer(_) | Command::Bench(_) | Command::BenchRelay(_) | Command::Demo(_) => {
+            anyhow::bail!("this command runs in its own process, not inside the daemon")
         }
     }
 }

@@ -7,14 +7,42 @@ use std::io::{IsTerminal, Write};
 use serde::Serialize;
 use wire_log::Character;
 
+/// Where output goes: this process's stdout and stderr, or (inside the daemon) back to the
+/// client that asked, chunk by chunk.
+#[derive(Clone, Default)]
+pub enum Sink {
+    #[default]
+    Std,
+    /// Called with `(is_stderr, bytes)`; returns false once the client has gone away.
+    Remote(std::sync::Arc<dyn Fn(bool, &[u8]) -> bool + Send + Sync>),
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sink::Std => f.write_str("Std"),
+            Sink::Remote(_) => f.write_str("Remote"),
+        }
+    }
+}
+
 /// How to print.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Out {
     pub json: bool,
     pub emoji: bool,
     pub colour: bool,
     /// stderr is a terminal: progress bars are welcome.
     pub progress: bool,
+    pub sink: Sink,
+}
+
+/// The presentation choices a client hands the daemon along with its command.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct Style {
+    pub json: bool,
+    pub emoji: bool,
+    pub colour: bool,
 }
 
 impl Out {
@@ -26,7 +54,56 @@ impl Out {
             emoji: emoji_ok(),
             colour: stdout_tty && std::env::var_os("NO_COLOR").is_none(),
             progress: std::io::stderr().is_terminal(),
+            sink: Sink::Std,
         }
+    }
+
+    pub fn style(&self) -> Style {
+        Style {
+            json: self.json,
+            emoji: self.emoji,
+            colour: self.colour,
+        }
+    }
+
+    /// Output that goes back to a daemon client.
+    pub fn remote(style: Style, sink: Sink) -> Out {
+        Out {
+            json: style.json,
+            emoji: style.emoji,
+            colour: style.colour,
+            progress: false,
+            sink,
+        }
+    }
+
+    /// Writes raw bytes to stdout (or the client's); false once nobody is listening.
+    pub fn write_stdout(&self, bytes: &[u8]) -> bool {
+        match &self.sink {
+            Sink::Std => {
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(bytes).is_ok() && stdout.flush().is_ok()
+            }
+            Sink::Remote(f) => f(false, bytes),
+        }
+    }
+
+    /// Writes a line to stderr (or the client's).
+    pub fn write_stderr(&self, text: &str) {
+        match &self.sink {
+            Sink::Std => eprint!("{text}"),
+            Sink::Remote(f) => {
+                f(true, text.as_bytes());
+            }
+        }
+    }
+
+    /// Prints one JSON value on one line (for `--follow` streams).
+    pub fn json_line(&self, value: &impl Serialize) -> bool {
+        // Invariant: our result types are plain data that always serialize.
+        let mut s = serde_json::to_string(value).expect("results serialize to JSON");
+        s.push('\n');
+        self.write_stdout(s.as_bytes())
     }
 
     /// `🐅 winter-bay` (or `[tiger] winter-bay`), coloured on a terminal.
@@ -41,7 +118,6 @@ impl Out {
 
     /// Prints the result: `json` in JSON mode, `prose` otherwise.
     pub fn print(&self, json: &impl Serialize, prose: impl FnOnce() -> String) {
-        let mut stdout = std::io::stdout().lock();
         let text = if self.json {
             // Invariant: our result types are plain data that always serialize.
             let mut s = serde_json::to_string_pretty(json).expect("results serialize to JSON");
@@ -51,16 +127,16 @@ impl Out {
             prose()
         };
         // A closed stdout (e.g. `wire whoami | head -0`) is not worth a panic.
-        let _ = stdout.write_all(text.as_bytes());
+        self.write_stdout(text.as_bytes());
     }
 
     /// Reports a failure: on stderr always, and as the JSON document in JSON mode.
     pub fn error(&self, e: &anyhow::Error) {
         let message = format!("{e:#}");
-        eprintln!("wire: {message}");
+        self.write_stderr(&format!("wire: {message}\n"));
         if self.json {
             let doc = serde_json::json!({ "error": message, "code": error_code(e) });
-            let _ = writeln!(std::io::stdout().lock(), "{doc:#}");
+            self.write_stdout(format!("{doc:#}\n").as_bytes());
         }
     }
 }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use wire_engine::{Home, Session, SystemClock};
 use wire_log::{Event, Kind, LogId, SecretKey};
 
-use super::Ctx;
+use crate::output::Out;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -44,7 +44,7 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-pub fn run(_ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(_out: &Out, args: Args) -> anyhow::Result<ExitCode> {
     let tmp;
     let root = match &args.dir {
         Some(d) => d.clone(),

@@ -5,9 +5,9 @@ use std::fmt::Write;
 use std::process::ExitCode;
 
 use serde::Serialize;
-use wire_engine::{Peer, PeerState, Pending, Session, SystemClock};
+use wire_engine::{Peer, PeerState, Pending};
 
-use super::{Chosen, Ctx, IdentityJson};
+use super::{Chosen, Ctx, IdentityJson, PeerJson, PendingJson};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -16,8 +16,12 @@ pub struct Args {}
 struct Here<'a> {
     session: &'a Chosen,
     identity: IdentityJson<'a>,
-    peers: &'a [Peer],
-    pending: &'a [Pending],
+    peers: Vec<PeerJson>,
+    pending: Vec<PendingJson>,
+    #[serde(skip)]
+    peer_list: &'a [Peer],
+    #[serde(skip)]
+    pending_list: &'a [Pending],
     sessions: Vec<Sister>,
 }
 
@@ -33,7 +37,8 @@ struct Sister {
 }
 
 pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<ExitCode> {
-    let (session, chosen) = ctx.open()?;
+    let (live, chosen) = ctx.open()?;
+    let session = &live.session;
     let state = session.state()?;
     let Some(id) = state.identity.as_ref() else {
         anyhow::bail!("session {} has no identity; run `wire verify`", chosen.name);
@@ -46,7 +51,11 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<ExitCode> {
         .into_iter()
         .filter(|s| s.name != chosen.name)
         .map(|s| {
-            match Session::open(&home, &s.name, Box::new(SystemClock)).and_then(|x| x.identity()) {
+            match ctx
+                .agent
+                .session(&s.name)
+                .and_then(|x| Ok(x.session.identity()?))
+            {
                 Ok(i) => Sister {
                     name: s.name,
                     nickname: Some(i.character.nickname),
@@ -67,8 +76,10 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<ExitCode> {
     let here = Here {
         session: &chosen,
         identity: IdentityJson::of(id),
-        peers: &peers,
-        pending: &pending,
+        peers: peers.iter().map(PeerJson::of).collect(),
+        pending: pending.iter().map(PendingJson::of).collect(),
+        peer_list: &peers,
+        pending_list: &pending,
         sessions,
     };
     ctx.out.print(&here, || prose(ctx, &here, id));
@@ -86,10 +97,10 @@ fn prose(ctx: &Ctx, here: &Here<'_>, id: &wire_engine::Identity) -> String {
         chosen.name,
         chosen.rule
     );
-    if here.peers.is_empty() {
+    if here.peer_list.is_empty() {
         let _ = writeln!(s, "No peers yet.");
     }
-    for p in here.peers {
+    for p in here.peer_list {
         let state = match p.state {
             PeerState::Dialed => "dialed, waiting for them to accept",
             PeerState::Paired => "paired",
@@ -102,7 +113,7 @@ fn prose(ctx: &Ctx, here: &Here<'_>, id: &wire_engine::Identity) -> String {
             p.handle
         );
     }
-    for r in here.pending {
+    for r in here.pending_list {
         let _ = writeln!(
             s,
             "{} ({}) wants to pair with you.",
@@ -110,7 +121,7 @@ fn prose(ctx: &Ctx, here: &Here<'_>, id: &wire_engine::Identity) -> String {
             r.handle
         );
     }
-    if here.pending.is_empty() {
+    if here.pending_list.is_empty() {
         let _ = writeln!(s, "No pair requests waiting.");
     }
     if here.sessions.is_empty() {

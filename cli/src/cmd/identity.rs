@@ -4,7 +4,6 @@ use std::fmt::Write;
 use std::process::ExitCode;
 
 use serde::Serialize;
-use wire_engine::{Session, SystemClock};
 
 use super::{Chosen, Ctx, IdentityJson};
 
@@ -61,7 +60,8 @@ pub fn run(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn show(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let (session, chosen) = ctx.open()?;
+    let (live, chosen) = ctx.open()?;
+    let session = &live.session;
     let id = session.identity()?;
     let events = session.store().len()?;
     let dir = session.dir().display().to_string();
@@ -117,7 +117,8 @@ fn rename(ctx: &Ctx, args: RenameArgs) -> anyhow::Result<ExitCode> {
             "say what to change: `wire identity rename --name foxtrot-meadow --emoji 🦊`, or `--reset`"
         );
     }
-    let (session, chosen) = ctx.open()?;
+    let (live, chosen) = ctx.open()?;
+    let session = &live.session;
     let before = session.identity()?;
     // A rename replaces the previous one; fields not given keep their current override.
     let (name, emoji) = if args.reset {
@@ -151,29 +152,32 @@ fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let current = ctx.chosen().name;
     let mut rows = Vec::new();
     for s in home.sessions()? {
-        let row =
-            match Session::open(&home, &s.name, Box::new(SystemClock)).and_then(|x| x.identity()) {
-                Ok(i) => Listed {
-                    current: s.name == current,
-                    session: s.name,
-                    nickname: Some(i.character.nickname),
-                    emoji: Some(i.character.emoji),
-                    tag: Some(i.character.tag),
-                    handle: Some(i.handle),
-                    did: Some(i.did),
-                    problem: None,
-                },
-                Err(e) => Listed {
-                    current: s.name == current,
-                    session: s.name,
-                    nickname: None,
-                    emoji: None,
-                    tag: None,
-                    handle: None,
-                    did: None,
-                    problem: Some(e.to_string()),
-                },
-            };
+        let row = match ctx
+            .agent
+            .session(&s.name)
+            .and_then(|x| Ok(x.session.identity()?))
+        {
+            Ok(i) => Listed {
+                current: s.name == current,
+                session: s.name,
+                nickname: Some(i.character.nickname),
+                emoji: Some(i.character.emoji),
+                tag: Some(i.character.tag),
+                handle: Some(i.handle),
+                did: Some(i.did),
+                problem: None,
+            },
+            Err(e) => Listed {
+                current: s.name == current,
+                session: s.name,
+                nickname: None,
+                emoji: None,
+                tag: None,
+                handle: None,
+                did: None,
+                problem: Some(e.to_string()),
+            },
+        };
         rows.push(row);
     }
     ctx.out.print(&rows, || {

@@ -1,4 +1,4 @@
-//! `wire init <handle>`: create this session's identity.
+//! `wire init <handle>`: create this session's identity and attach it to a relay.
 
 use std::process::ExitCode;
 
@@ -6,8 +6,10 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use wire_engine::{Session, SystemClock};
 use wire_log::SecretKey;
+use wire_log::body::Endpoint;
 
 use super::{Chosen, Ctx, IdentityJson};
+use crate::agent::DEFAULT_RELAY;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,9 +17,9 @@ pub struct Args {
     handle: String,
     /// Create a keypair only, with no relay slot: nobody can reach this session until it is
     /// attached to a relay.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "relay")]
     offline: bool,
-    /// Attach to this relay (arrives with the relay work; use --offline for now).
+    /// Attach to this relay (default: the local relay at 127.0.0.1:8771, if one answers).
     #[arg(long, value_name = "URL")]
     relay: Option<String>,
     /// Restore an identity from an existing wire key file instead of generating one.
@@ -30,52 +32,100 @@ struct Created<'a> {
     session: &'a Chosen,
     dir: String,
     offline: bool,
+    relay: Option<String>,
+    claimed: Option<String>,
+    claim_problem: Option<String>,
     identity: IdentityJson<'a>,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
-    if let Some(url) = &args.relay {
-        bail!(
-            "this build cannot attach to a relay yet ({url}); run `wire init {} --offline` for a keypair-only session",
-            args.handle
-        );
-    }
-    if !args.offline {
-        bail!(
-            "no relay to attach to: this build has no relay support yet, and wire never creates a session that silently cannot receive. Run `wire init {} --offline` for a keypair-only session",
-            args.handle
-        );
-    }
     let key = args
         .key_file
         .as_deref()
         .map(|p| SecretKey::read(p).with_context(|| format!("cannot import {}", p.display())))
         .transpose()?;
+    wire_log::identity::check_handle(&args.handle)
+        .map_err(|reason| anyhow::anyhow!("invalid handle `{}`: {reason}", args.handle))?;
     let chosen = ctx.chosen();
+    let home = ctx.home()?;
+    // Reach the relay before creating anything: never a session that silently can't receive.
+    let attach = if args.offline {
+        None
+    } else {
+        let url = args
+            .relay
+            .clone()
+            .unwrap_or_else(|| DEFAULT_RELAY.to_owned());
+        let client = ctx.agent.client(&url)?;
+        if let Err(e) = ctx.agent.block_on(client.healthz()) {
+            if args.relay.is_none() {
+                bail!(
+                    "no relay answers at {DEFAULT_RELAY}, and wire never creates a session that cannot receive. Start one with `wire relay-server` (in another terminal or as a service), pass `--relay URL` for another relay, or `--offline` for a keypair-only session ({e})"
+                );
+            }
+            bail!("{e}; nothing was created");
+        }
+        let info = ctx.agent.block_on(client.info())?;
+        let grant = ctx.agent.block_on(client.allocate_slot())?;
+        Some((client, info, grant))
+    };
     let session = Session::create(
-        &ctx.home()?,
+        &home,
         &chosen.name,
         &args.handle,
         key,
         Box::new(SystemClock),
     )?;
-    let id = session.identity()?;
-    let dir = session.dir().display().to_string();
+    let live = ctx.agent.adopt(session);
+    let mut relay = None;
+    let mut claimed = None;
+    let mut claim_problem = None;
+    if let Some((client, info, grant)) = attach {
+        let endpoint = Endpoint {
+            relay: client.base_url().to_owned(),
+            slot: grant.slot.clone(),
+        };
+        live.session.attach_slot(&endpoint, &grant.token)?;
+        relay = Some(endpoint.relay.clone());
+        match super::claim::claim(ctx, &live, &args.handle, &info.domain) {
+            Ok(handle) => claimed = Some(handle),
+            Err(e) => claim_problem = Some(format!("{e:#}")),
+        }
+        ctx.agent.ensure_readers(&live);
+    }
+    let id = live.session.identity()?;
+    let dir = live.session.dir().display().to_string();
     ctx.out.print(
         &Created {
             session: &chosen,
             dir: dir.clone(),
-            offline: true,
+            offline: relay.is_none(),
+            relay: relay.clone(),
+            claimed: claimed.clone(),
+            claim_problem: claim_problem.clone(),
             identity: IdentityJson::of(&id),
         },
         || {
-            format!(
-                "{} is ready: handle {}, session {} (offline).\n  {}\n  state in {dir}\nNobody can reach this session until it is attached to a relay.\n",
+            let mut s = format!(
+                "{} is ready: handle {}, session {}.\n  {}\n  state in {dir}\n",
                 ctx.out.face(&id.character),
                 id.handle,
                 chosen.name,
                 id.did,
-            )
+            );
+            match (&relay, &claimed, &claim_problem) {
+                (None, _, _) => s.push_str(
+                    "Offline: nobody can reach this session until it is attached to a relay.\n",
+                ),
+                (Some(r), Some(h), _) => s.push_str(&format!(
+                    "Receiving at {r}. Others reach you as {h}: `wire dial {h}`.\n"
+                )),
+                (Some(r), None, Some(p)) => s.push_str(&format!(
+                    "Receiving at {r}, but the handle was not published: {p}. Pick another with `wire claim <nick>`.\n"
+                )),
+                (Some(r), None, None) => s.push_str(&format!("Receiving at {r}.\n")),
+            }
+            s
         },
     );
     Ok(ExitCode::SUCCESS)

@@ -1,64 +1,161 @@
 //! The subcommands, one module each, and what they share: the context and session resolution.
 
 pub mod bench;
+pub mod claim;
+pub mod daemon;
+pub mod decide;
+pub mod demo;
+pub mod dial;
 pub mod here;
 pub mod identity;
 pub mod init;
+pub mod peers;
+pub mod pending;
 pub mod relay;
 pub mod relay_bench;
+pub mod rotate;
+pub mod send;
+pub mod status;
+pub mod sync;
+pub mod tail;
 pub mod verify;
 pub mod whoami;
+pub mod whois;
 
-use serde::Serialize;
-use wire_engine::{Home, Identity, Session, SystemClock};
+use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+use wire_engine::{Home, Identity, Peer, PeerState, Pending};
+
+use crate::agent::{Agent, Live};
 use crate::output::Out;
 
 /// What every command gets.
 #[derive(Debug)]
 pub struct Ctx {
-    pub session: Option<String>,
+    pub chosen: Chosen,
     pub out: Out,
+    pub agent: Arc<Agent>,
 }
 
 /// The session a command acts on, and the rule that chose it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Chosen {
     pub name: String,
     /// `--session`, `WIRE_SESSION` or `default`.
-    pub rule: &'static str,
+    pub rule: String,
+}
+
+impl Chosen {
+    /// Resolution order: `--session` / `WIRE_SESSION` (clap reads both), then `default`.
+    pub fn from_env(session: Option<String>) -> Chosen {
+        match session {
+            Some(name) if std::env::var("WIRE_SESSION").ok().as_deref() == Some(name.as_str()) => {
+                Chosen {
+                    name,
+                    rule: "WIRE_SESSION".into(),
+                }
+            }
+            Some(name) => Chosen {
+                name,
+                rule: "--session".into(),
+            },
+            None => Chosen {
+                name: "default".into(),
+                rule: "default".into(),
+            },
+        }
+    }
 }
 
 impl Ctx {
     pub fn home(&self) -> anyhow::Result<Home> {
-        Ok(Home::from_env()?)
+        Ok(self.agent.home().clone())
     }
 
-    /// Resolution order: `--session` / `WIRE_SESSION` (clap reads both), then `default`.
     pub fn chosen(&self) -> Chosen {
-        match &self.session {
-            Some(name) if std::env::var("WIRE_SESSION").ok().as_deref() == Some(name.as_str()) => {
-                Chosen {
-                    name: name.clone(),
-                    rule: "WIRE_SESSION",
-                }
-            }
-            Some(name) => Chosen {
-                name: name.clone(),
-                rule: "--session",
-            },
-            None => Chosen {
-                name: "default".into(),
-                rule: "default",
-            },
+        self.chosen.clone()
+    }
+
+    /// The chosen session, opened by (and shared with) the agent.
+    pub fn open(&self) -> anyhow::Result<(Arc<Live>, Chosen)> {
+        let live = self.agent.session(&self.chosen.name)?;
+        Ok((live, self.chosen.clone()))
+    }
+}
+
+/// A peer as commands show it in JSON: never the capability it gave us.
+#[derive(Debug, Serialize)]
+pub struct PeerJson {
+    pub nickname: String,
+    pub emoji: String,
+    pub tag: String,
+    pub handle: String,
+    pub did: String,
+    pub key: String,
+    pub state: PeerState,
+    pub since_ms: u64,
+    pub endpoints: Vec<String>,
+}
+
+impl PeerJson {
+    pub fn of(p: &Peer) -> PeerJson {
+        PeerJson {
+            nickname: p.character.nickname.clone(),
+            emoji: p.character.emoji.clone(),
+            tag: p.character.tag.clone(),
+            handle: p.handle.clone(),
+            did: p.did.clone(),
+            key: p.key.to_hex(),
+            state: p.state,
+            since_ms: p.since_ms,
+            endpoints: p
+                .endpoint
+                .iter()
+                .flat_map(|e| e.endpoints.iter().map(|x| x.relay.clone()))
+                .collect(),
         }
     }
+}
 
-    pub fn open(&self) -> anyhow::Result<(Session, Chosen)> {
-        let chosen = self.chosen();
-        let session = Session::open(&self.home()?, &chosen.name, Box::new(SystemClock))?;
-        Ok((session, chosen))
+/// A pending request as commands show it in JSON.
+#[derive(Debug, Serialize)]
+pub struct PendingJson {
+    pub nickname: String,
+    pub emoji: String,
+    pub tag: String,
+    pub handle: String,
+    pub did: String,
+    pub key: String,
+    pub received_ms: u64,
+}
+
+impl PendingJson {
+    pub fn of(p: &Pending) -> PendingJson {
+        PendingJson {
+            nickname: p.character.nickname.clone(),
+            emoji: p.character.emoji.clone(),
+            tag: p.character.tag.clone(),
+            handle: p.handle.clone(),
+            did: p.did.clone(),
+            key: p.key.to_hex(),
+            received_ms: p.received_ms,
+        }
     }
+}
+
+/// Peer-supplied text made safe for a terminal: control characters (escape sequences that
+/// could rewrite the screen) are shown as `\u{..}`, newlines kept.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '\n' || c == '\t' || !c.is_control() {
+            out.push(c);
+        } else {
+            out.push_str(&c.escape_unicode().to_string());
+        }
+    }
+    out
 }
 
 /// The identity as every command shows it in JSON.
@@ -75,6 +172,10 @@ pub struct IdentityJson<'a> {
     pub x25519: String,
     pub renamed: bool,
     pub created_ms: u64,
+    /// Handles relay directories hold for us (`nick@domain`).
+    pub claimed: Vec<String>,
+    /// Relays we receive at, newest first.
+    pub relays: Vec<String>,
 }
 
 impl<'a> IdentityJson<'a> {
@@ -91,6 +192,8 @@ impl<'a> IdentityJson<'a> {
             x25519: id.x25519.to_hex(),
             renamed: id.renamed,
             created_ms: id.created_ms,
+            claimed: id.claimed.clone(),
+            relays: id.slots.iter().rev().map(|s| s.relay.clone()).collect(),
         }
     }
 }

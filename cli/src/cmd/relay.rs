@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use wire_relay::app::{Config, DEFAULT_BIND};
 
-use super::Ctx;
+use crate::output::Out;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,10 +38,10 @@ pub struct Args {
     cache_mib: usize,
 }
 
-pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
     let data = match args.data {
         Some(d) => d,
-        None => ctx.home()?.root().join("relay"),
+        None => wire_engine::Home::from_env()?.root().join("relay"),
     };
     if !args.local_only && !args.bind.ip().is_loopback() && args.public_url.is_none() {
         eprintln!(
@@ -53,7 +53,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let json = ctx.out.json;
+    let json = out.json;
     let local_only = args.local_only;
     let slot_blobs_max = args.slot_blobs_max;
     let cache = args.cache_mib << 20;

@@ -31,7 +31,7 @@ use hyper::{HeaderMap, Method, Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::Ctx;
+use crate::output::Out;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -72,7 +72,7 @@ pub struct Args {
 const FILL_BATCH: u64 = 4000;
 const FILL_CLIENTS: usize = 4;
 
-pub fn run(_ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(_out: &Out, args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

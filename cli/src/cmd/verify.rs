@@ -29,7 +29,8 @@ struct Verified<'a> {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
-    let (session, chosen) = ctx.open()?;
+    let (live, chosen) = ctx.open()?;
+    let session = &live.session;
     let bar = ctx.out.progress.then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(

@@ -17,7 +17,8 @@ struct Whoami<'a> {
 }
 
 pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<ExitCode> {
-    let (session, chosen) = ctx.open()?;
+    let (live, chosen) = ctx.open()?;
+    let session = &live.session;
     let id = session.identity()?;
     ctx.out.print(
         &Whoami {

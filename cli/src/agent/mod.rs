@@ -1,0 +1,320 @@
+//! The agent runtime: every open session of one state root, the relay clients, and the work
+//! that moves a pair log between two agents (push, pull, intros). The daemon runs one of these
+//! with background loops; `--no-daemon` runs one for a single command.
+
+pub(crate) mod pull;
+pub(crate) mod push;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+use wire_engine::{Home, PeerState, Session, SystemClock};
+use wire_log::AuthorKey;
+use wire_log::body::Endpoint;
+use wire_net::RelayClient;
+
+pub use push::PushOutcome;
+
+/// Most refusals remembered per session for `wire status`.
+const REFUSALS_KEPT: usize = 100;
+
+/// Most events held aside per peer while a gap is filled; more are dropped (the sender resends).
+pub const HELD_EVENTS_MAX: usize = 65_536;
+
+/// The default local relay.
+pub const DEFAULT_RELAY: &str = "http://127.0.0.1:8771";
+
+/// All open sessions of one state root and the machinery around them.
+#[derive(Debug)]
+pub struct Agent {
+    home: Home,
+    rt: tokio::runtime::Handle,
+    /// Background replication runs (the daemon); otherwise work happens only when asked.
+    background: bool,
+    lives: Mutex<HashMap<String, Arc<Live>>>,
+    clients: Mutex<HashMap<String, RelayClient>>,
+    pub started: Instant,
+}
+
+/// One open session and its replication state.
+#[derive(Debug)]
+pub struct Live {
+    pub name: String,
+    pub session: Session,
+    pub key: AuthorKey,
+    /// The position of the last event appended by replication, for `tail --follow` and waits.
+    pub appended: tokio::sync::watch::Sender<u64>,
+    pushers: Mutex<HashMap<AuthorKey, Arc<tokio::sync::Mutex<push::Pusher>>>>,
+    held: Mutex<HashMap<AuthorKey, Vec<Vec<u8>>>>,
+    pub report: Mutex<Report>,
+    readers: Mutex<Vec<Endpoint>>,
+}
+
+/// What replication refused or set aside, for `wire status`.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Report {
+    pub refused_total: u64,
+    pub refused: VecDeque<Refusal>,
+    pub junk_intros: u64,
+    pub dropped_requests: u64,
+    /// Per peer (hex key): why its outbox is waiting.
+    pub queued: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Refusal {
+    pub at_ms: u64,
+    pub what: String,
+    pub reason: String,
+}
+
+impl Live {
+    pub fn refuse(&self, what: impl Into<String>, reason: impl Into<String>) {
+        let mut r = self.report.lock().expect("report lock");
+        r.refused_total += 1;
+        if r.refused.len() == REFUSALS_KEPT {
+            r.refused.pop_front();
+        }
+        r.refused.push_back(Refusal {
+            at_ms: now_ms(),
+            what: what.into(),
+            reason: reason.into(),
+        });
+    }
+
+    /// Events held aside per peer, with the seq each group waits for.
+    pub fn held(&self) -> BTreeMap<String, usize> {
+        self.held
+            .lock()
+            .expect("held lock")
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.to_hex(), v.len()))
+            .collect()
+    }
+
+    fn pusher(&self, peer: &AuthorKey) -> Arc<tokio::sync::Mutex<push::Pusher>> {
+        self.pushers
+            .lock()
+            .expect("pushers lock")
+            .entry(*peer)
+            .or_default()
+            .clone()
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Agent {
+    pub fn new(home: Home, rt: tokio::runtime::Handle, background: bool) -> Arc<Agent> {
+        Arc::new(Agent {
+            home,
+            rt,
+            background,
+            lives: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+        })
+    }
+
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    pub fn is_daemon(&self) -> bool {
+        self.background
+    }
+
+    /// Runs async work from a command (which runs on a plain thread).
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.rt
+    }
+
+    /// A client for a relay URL, shared so its connections are reused.
+    pub fn client(&self, url: &str) -> anyhow::Result<RelayClient> {
+        let mut clients = self.clients.lock().expect("clients lock");
+        if let Some(c) = clients.get(url) {
+            return Ok(c.clone());
+        }
+        let c = RelayClient::new(url)?;
+        clients.insert(url.to_owned(), c.clone());
+        Ok(c)
+    }
+
+    /// The open session `name`, opening it (and starting its replication) on first use.
+    pub fn session(self: &Arc<Self>, name: &str) -> anyhow::Result<Arc<Live>> {
+        if let Some(live) = self.lives.lock().expect("lives lock").get(name) {
+            return Ok(live.clone());
+        }
+        let session = Session::open(&self.home, name, Box::new(SystemClock))?;
+        Ok(self.adopt(session))
+    }
+
+    /// Opens every session under the state root (the daemon does this at start).
+    pub fn open_all(self: &Arc<Self>) -> Vec<(String, anyhow::Error)> {
+        let mut problems = Vec::new();
+        match self.home.sessions() {
+            Ok(list) => {
+                for s in list {
+                    if let Err(e) = self.session(&s.name) {
+                        problems.push((s.name, e));
+                    }
+                }
+            }
+            Err(e) => problems.push(("*".into(), e.into())),
+        }
+        problems
+    }
+
+    /// Takes ownership of a freshly created or opened session.
+    pub fn adopt(self: &Arc<Self>, session: Session) -> Arc<Live> {
+        let mut lives = self.lives.lock().expect("lives lock");
+        if let Some(live) = lives.get(session.name()) {
+            return live.clone();
+        }
+        let last = session.store().last_position().ok().flatten().unwrap_or(0);
+        let live = Arc::new(Live {
+            name: session.name().to_owned(),
+            key: session.key(),
+            session,
+            appended: tokio::sync::watch::Sender::new(last),
+            pushers: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
+            report: Mutex::new(Report::default()),
+            readers: Mutex::new(Vec::new()),
+        });
+        lives.insert(live.name.clone(), live.clone());
+        drop(lives);
+        if self.background {
+            self.start_background(&live);
+        }
+        live
+    }
+
+    /// The open session whose key is `key`, if it is one of ours (a sister session).
+    pub fn sister(&self, key: &AuthorKey) -> Option<Arc<Live>> {
+        self.lives
+            .lock()
+            .expect("lives lock")
+            .values()
+            .find(|l| l.key == *key)
+            .cloned()
+    }
+
+    pub fn lives(&self) -> Vec<Arc<Live>> {
+        let mut v: Vec<_> = self
+            .lives
+            .lock()
+            .expect("lives lock")
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Starts the background loops of a session: a reader per slot, the intro poller and the
+    /// outbox ticker.
+    fn start_background(self: &Arc<Self>, live: &Arc<Live>) {
+        self.ensure_readers(live);
+        let agent = self.clone();
+        let l = live.clone();
+        self.rt.spawn(async move { agent.ticker(l).await });
+    }
+
+    /// Starts a reader for every slot that has none (after init or rotation).
+    pub fn ensure_readers(self: &Arc<Self>, live: &Arc<Live>) {
+        if !self.background {
+            return;
+        }
+        let slots = live.session.identity().map(|i| i.slots).unwrap_or_default();
+        let mut readers = live.readers.lock().expect("readers lock");
+        for ep in slots {
+            if !readers.contains(&ep) {
+                readers.push(ep.clone());
+                let agent = self.clone();
+                let l = live.clone();
+                self.rt
+                    .spawn(async move { agent.read_slot_forever(l, ep).await });
+            }
+        }
+    }
+
+    /// Every 100 ms: push what is unpushed or unacknowledged, acknowledge what we received,
+    /// and every second poll the intro queue and check slot retirement.
+    async fn ticker(self: Arc<Self>, live: Arc<Live>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut n: u64 = 0;
+        loop {
+            tick.tick().await;
+            n += 1;
+            let peers: Vec<AuthorKey> = match live.session.peers() {
+                Ok(p) => p
+                    .into_iter()
+                    .filter(|p| p.state == PeerState::Paired)
+                    .map(|p| p.key)
+                    .collect(),
+                Err(_) => continue,
+            };
+            for peer in peers {
+                let _ = self.push(&live, &peer, push::Why::Tick).await;
+            }
+            if n.is_multiple_of(10) {
+                let agent = self.clone();
+                let l = live.clone();
+                let _ = tokio::task::spawn_blocking(move || agent.poll_intros(&l)).await;
+                let _ = self.retire_slots(&live).await;
+            }
+        }
+    }
+
+    /// Slots that are not our newest are read until every peer has our newer endpoint and the
+    /// slot is empty; then their capabilities are revoked and the slot retired.
+    async fn retire_slots(self: &Arc<Self>, live: &Arc<Live>) -> anyhow::Result<()> {
+        let identity = live.session.identity()?;
+        if identity.slots.len() < 2 {
+            return Ok(());
+        }
+        let newest = identity.slots.last().cloned().context("no slot")?;
+        let peers = live.session.peers()?;
+        for p in &peers {
+            if p.state != PeerState::Paired {
+                continue;
+            }
+            if !p.grants.iter().any(|g| g.endpoint == newest) {
+                return Ok(());
+            }
+            let line = live.session.line(&p.key)?;
+            if line.acked < line.our_head {
+                return Ok(());
+            }
+        }
+        for old in &identity.slots[..identity.slots.len() - 1] {
+            let token = live.session.slot_token(old)?;
+            let client = self.client(&old.relay)?;
+            let info = client.slot_info(&old.slot, &token).await?;
+            if info.last_seq > info.acked_through {
+                continue;
+            }
+            for p in &peers {
+                for g in p.grants.iter().filter(|g| g.endpoint == *old) {
+                    let _ = client.revoke_cap(&old.slot, &token, &g.cap_id).await;
+                }
+            }
+            live.session.retire_slot(old)?;
+        }
+        Ok(())
+    }
+}

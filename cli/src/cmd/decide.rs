@@ -1,0 +1,177 @@
+//! `wire accept`, `wire reject`, `wire forget`: the decisions about a peer.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use wire_engine::PeerState;
+use wire_log::AuthorKey;
+
+use super::{Ctx, PeerJson};
+use crate::agent::push::Why;
+use crate::agent::{Live, PushOutcome};
+use crate::names::{Found, resolve};
+
+#[derive(Debug, clap::Args)]
+pub struct AcceptArgs {
+    /// The requester's nickname, handle or DID, as `wire pending` shows it.
+    name: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RejectArgs {
+    /// The requester's nickname, handle or DID.
+    name: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ForgetArgs {
+    /// The peer's nickname, handle or DID.
+    name: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Decided {
+    status: &'static str,
+    peer: PeerJson,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery: Option<PushOutcome>,
+}
+
+pub fn accept(ctx: &Ctx, args: AcceptArgs) -> anyhow::Result<ExitCode> {
+    let (live, _) = ctx.open()?;
+    let _ = ctx.agent.poll_intros(&live);
+    let state = live.session.state()?;
+    match resolve(&state, &args.name)? {
+        Found::Pending(p) => accept_key(ctx, &live, &p.key),
+        Found::Peer(p) if p.state == PeerState::Paired => {
+            bail!("already paired with {}", p.handle)
+        }
+        Found::Peer(p) => bail!(
+            "{} has no request waiting; `wire pending` lists the requests",
+            p.handle
+        ),
+    }
+}
+
+/// Accepts the pending request from `key`: mints its capability on our newest slot, records
+/// the decision and our endpoint offer, and pushes the offer.
+pub fn accept_key(ctx: &Ctx, live: &Arc<Live>, key: &AuthorKey) -> anyhow::Result<ExitCode> {
+    let slot =
+        live.session.our_endpoints()?.into_iter().next().context(
+            "this session is not attached to a relay, so the peer could not write to it",
+        )?;
+    let token = live.session.slot_token(&slot)?;
+    let client = ctx.agent.client(&slot.relay)?;
+    let cap = ctx.agent.block_on(client.mint_cap(&slot.slot, &token))?;
+    let (peer, _offer) = live
+        .session
+        .accept_with_grant(key, &slot, &cap.cap_id, &cap.cap)?;
+    let agent = ctx.agent.clone();
+    let outcome = ctx.agent.block_on(agent.push(live, key, Why::Send))?;
+    ctx.out.print(
+        &Decided {
+            status: "paired",
+            peer: PeerJson::of(&peer),
+            delivery: Some(outcome.clone()),
+        },
+        || {
+            let mut s = format!(
+                "Paired with {} ({}). `wire send {} <message>` talks to them.\n",
+                ctx.out.face(&peer.character),
+                peer.handle,
+                peer.character.nickname
+            );
+            if let PushOutcome::Queued { reason } | PushOutcome::Refused { reason } = &outcome {
+                s.push_str(&format!(
+                    "Your acceptance has not reached them yet: {reason}. It is retried.\n"
+                ));
+            }
+            s
+        },
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn reject(ctx: &Ctx, args: RejectArgs) -> anyhow::Result<ExitCode> {
+    let (live, _) = ctx.open()?;
+    let _ = ctx.agent.poll_intros(&live);
+    let state = live.session.state()?;
+    let key = match resolve(&state, &args.name)? {
+        Found::Pending(p) => p.key,
+        Found::Peer(p) => bail!(
+            "{} has no request waiting; `wire forget {}` drops a peer",
+            p.handle,
+            p.character.nickname
+        ),
+    };
+    let peer = live.session.reject(&key)?;
+    ctx.out.print(
+        &Decided {
+            status: "rejected",
+            peer: PeerJson::of(&peer),
+            delivery: None,
+        },
+        || {
+            format!(
+                "Rejected {} ({}). Their requests stay refused.\n",
+                ctx.out.face(&peer.character),
+                peer.handle
+            )
+        },
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn forget(ctx: &Ctx, args: ForgetArgs) -> anyhow::Result<ExitCode> {
+    let (live, _) = ctx.open()?;
+    let state = live.session.state()?;
+    let (key, json) = match resolve(&state, &args.name)? {
+        Found::Peer(p) => {
+            // Revoke first: once forgotten we no longer know which capabilities were theirs.
+            for g in &p.grants {
+                let token = live.session.slot_token(&g.endpoint)?;
+                let client = ctx.agent.client(&g.endpoint.relay)?;
+                match ctx
+                    .agent
+                    .block_on(client.revoke_cap(&g.endpoint.slot, &token, &g.cap_id))
+                {
+                    Ok(()) => {}
+                    Err(e) if e.code() == Some("unknown_cap") => {}
+                    Err(e) => {
+                        return Err(anyhow::Error::from(e).context(format!(
+                            "could not revoke {}'s capability, so they were not forgotten; try again when the relay answers",
+                            p.handle
+                        )));
+                    }
+                }
+            }
+            (p.key, PeerJson::of(&p))
+        }
+        Found::Pending(p) => (
+            p.key,
+            PeerJson {
+                nickname: p.character.nickname.clone(),
+                emoji: p.character.emoji.clone(),
+                tag: p.character.tag.clone(),
+                handle: p.handle.clone(),
+                did: p.did.clone(),
+                key: p.key.to_hex(),
+                state: PeerState::Dialed,
+                since_ms: p.received_ms,
+                endpoints: Vec::new(),
+            },
+        ),
+    };
+    live.session.forget(&key)?;
+    ctx.out.print(
+        &Decided {
+            status: "forgotten",
+            peer: json,
+            delivery: None,
+        },
+        || "Forgotten: their capability is revoked and they can no longer write to you.\n".into(),
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,54 @@
+//! `wire pending`: pair requests waiting for a decision, in prose ("🛡 noble-creek (bob)
+//! wants to pair with you") or JSON.
+
+use std::fmt::Write;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use super::{Ctx, PendingJson, printable};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+#[derive(Debug, Serialize)]
+struct Listed {
+    pending: Vec<PendingJson>,
+}
+
+pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<ExitCode> {
+    let (live, _) = ctx.open()?;
+    // Fresh from the relay, so a request left a moment ago shows.
+    if let Err(e) = ctx.agent.poll_intros(&live) {
+        ctx.out
+            .write_stderr(&format!("wire: could not check the intro queue: {e:#}\n"));
+    }
+    let mut pending = live.session.pending()?;
+    pending.sort_by_key(|p| p.received_ms);
+    ctx.out.print(
+        &Listed {
+            pending: pending.iter().map(PendingJson::of).collect(),
+        },
+        || {
+            if pending.is_empty() {
+                return "No pair requests waiting.\n".into();
+            }
+            let mut s = String::new();
+            for p in &pending {
+                let _ = writeln!(
+                    s,
+                    "{} ({}) wants to pair with you.",
+                    ctx.out.face(&p.character),
+                    printable(&p.handle)
+                );
+            }
+            let first = &pending[0].character.nickname;
+            let _ = writeln!(
+                s,
+                "`wire accept {first}` pairs; `wire reject {first}` refuses for good."
+            );
+            s
+        },
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,306 @@
+//! The daemon: the single owner of every session store under one state root. It serves a
+//! control socket (`$WIRE_HOME/daemon.sock`, 0600, peer uid checked) on which a CLI process
+//! hands over its command line and gets the command's output back, chunk by chunk; it runs
+//! replication for every session in the background. A lock file keeps it a singleton.
+//!
+//! Control protocol (one request per connection, newline-delimited JSON):
+//! client → `{"v":1,"argv":[…],"style":{json,emoji,colour},"chosen":{name,rule}}`
+//! daemon → `{"o":"…"}` (stdout) / `{"e":"…"}` (stderr) … then `{"x":<exit code>}`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use wire_engine::Home;
+
+use crate::agent::Agent;
+use crate::cmd::Chosen;
+use crate::output::{Sink, Style};
+
+/// Longest request line a client may send.
+const REQUEST_BYTES_MAX: usize = 1024 * 1024;
+
+pub fn socket_path(home: &Home) -> PathBuf {
+    home.root().join("daemon.sock")
+}
+
+fn lock_path(home: &Home) -> PathBuf {
+    home.root().join("daemon.lock")
+}
+
+pub fn log_path(home: &Home) -> PathBuf {
+    home.root().join("daemon.log")
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    pub v: u32,
+    pub argv: Vec<String>,
+    pub style: Style,
+    pub chosen: Chosen,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Frame {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    o: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    e: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x: Option<u8>,
+}
+
+/// Runs the daemon in this process until SIGTERM, SIGINT or `wire daemon stop`.
+pub fn serve(home: Home) -> anyhow::Result<ExitCode> {
+    wire_log::keyfile::create_private_dir(home.root())
+        .with_context(|| format!("cannot create {}", home.root().display()))?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path(&home))
+        .with_context(|| format!("cannot open {}", lock_path(&home).display()))?;
+    if lock.try_lock().is_err() {
+        bail!(
+            "a wire daemon already runs for {}; `wire daemon status` shows it, `wire daemon stop` stops it",
+            home.root().display()
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let agent = Agent::new(home.clone(), rt.handle().clone(), true);
+    for (name, e) in agent.open_all() {
+        eprintln!("wire daemon: session {name} not opened: {e:#}");
+    }
+    let sock = socket_path(&home);
+    let result = rt.block_on(run(agent, &sock));
+    let _ = std::fs::remove_file(&sock);
+    drop(lock);
+    rt.shutdown_timeout(Duration::from_secs(2));
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+async fn run(agent: Arc<Agent>, sock: &Path) -> anyhow::Result<()> {
+    let tmp = sock.with_extension(format!("sock.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let listener = tokio::net::UnixListener::bind(&tmp)
+        .with_context(|| format!("cannot bind the control socket {}", tmp.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    let my_uid = std::fs::metadata(&tmp)?.uid();
+    std::fs::rename(&tmp, sock)?;
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                match stream.peer_cred() {
+                    Ok(cred) if cred.uid() == my_uid => {}
+                    _ => continue,
+                }
+                let agent = agent.clone();
+                let stop = stop_tx.clone();
+                tokio::spawn(async move {
+                    let _ = connection(agent, stream, stop).await;
+                });
+            }
+            _ = stop_rx.changed() => break,
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    Ok(())
+}
+
+async fn connection(
+    agent: Arc<Agent>,
+    stream: tokio::net::UnixStream,
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
+) -> anyhow::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(read.take(REQUEST_BYTES_MAX as u64));
+    let mut line = String::new();
+    reader.read_line(&mut line).await?;
+    let request: Request = match serde_json::from_str(&line) {
+        Ok(r) => r,
+        Err(e) => {
+            let frame = Frame {
+                o: None,
+                e: Some(format!("wire daemon: bad request: {e}\n")),
+                x: Some(2),
+            };
+            write
+                .write_all(format!("{}\n", serde_json::to_string(&frame)?).as_bytes())
+                .await?;
+            return Ok(());
+        }
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Frame>();
+    let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sink_tx = tx.clone();
+    let sink_gone = gone.clone();
+    let sink = Sink::Remote(Arc::new(move |err: bool, bytes: &[u8]| {
+        if sink_gone.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        let frame = if err {
+            Frame {
+                o: None,
+                e: Some(text),
+                x: None,
+            }
+        } else {
+            Frame {
+                o: Some(text),
+                e: None,
+                x: None,
+            }
+        };
+        sink_tx.send(frame).is_ok()
+    }));
+    let worker_agent = agent.clone();
+    let stop_after = request.argv.get(1).map(String::as_str) == Some("daemon")
+        && request.argv.get(2).map(String::as_str) == Some("stop");
+    let worker = tokio::task::spawn_blocking(move || {
+        let code = crate::run_in_daemon(worker_agent, request, sink);
+        let _ = tx.send(Frame {
+            o: None,
+            e: None,
+            x: Some(code),
+        });
+    });
+    // Watch the client side: once it hangs up, tell the command (a `--follow` loop).
+    let mut read_half = reader.into_inner();
+    let watch_gone = gone.clone();
+    let watcher = tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        loop {
+            match read_half.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    watch_gone.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+                Ok(_) => {}
+            }
+        }
+    });
+    while let Some(frame) = rx.recv().await {
+        let done = frame.x.is_some();
+        let mut text = serde_json::to_string(&frame)?;
+        text.push('\n');
+        if write.write_all(text.as_bytes()).await.is_err() {
+            gone.store(true, std::sync::atomic::Ordering::Relaxed);
+            break;
+        }
+        if done {
+            break;
+        }
+    }
+    watcher.abort();
+    let _ = worker.await;
+    if stop_after {
+        let _ = stop.send(true);
+    }
+    Ok(())
+}
+
+/// Connects to the running daemon, if any.
+pub fn connect(home: &Home) -> Option<StdUnixStream> {
+    StdUnixStream::connect(socket_path(home)).ok()
+}
+
+/// Starts a detached daemon for `home` and waits until its socket answers.
+pub fn start(home: &Home) -> anyhow::Result<StdUnixStream> {
+    wire_log::keyfile::create_private_dir(home.root())
+        .with_context(|| format!("cannot create {}", home.root().display()))?;
+    let exe = std::env::current_exe().context("cannot find the wire executable")?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(home))
+        .with_context(|| format!("cannot open {}", log_path(home).display()))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["daemon", "--foreground"])
+        .env("WIRE_HOME", home.root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log));
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().context("cannot start the wire daemon")?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(s) = connect(home) {
+            // Reap the child in the background: it lives on as the daemon.
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+            return Ok(s);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            // Another daemon may have won the race to the lock.
+            if let Some(s) = connect(home) {
+                return Ok(s);
+            }
+            bail!(
+                "the wire daemon exited at start ({status}); see {} for why, or run `wire daemon --foreground`",
+                log_path(home).display()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the wire daemon did not answer within 10 s; see {}",
+                log_path(home).display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Hands a command to the daemon (starting one if none runs) and relays its output.
+pub fn forward(home: &Home, request: &Request) -> anyhow::Result<ExitCode> {
+    let stream = match connect(home) {
+        Some(s) => s,
+        None => start(home)?,
+    };
+    let mut line = serde_json::to_string(request)?;
+    line.push('\n');
+    (&stream)
+        .write_all(line.as_bytes())
+        .context("cannot talk to the wire daemon")?;
+    let reader = BufReader::new(&stream);
+    let mut stdout = std::io::stdout().lock();
+    for line in reader.lines() {
+        let line = line.context("lost the wire daemon mid-command")?;
+        let frame: Frame = serde_json::from_str(&line)
+            .with_context(|| format!("the wire daemon sent an unreadable line: {line:?}"))?;
+        if let Some(o) = frame.o {
+            if stdout.write_all(o.as_bytes()).is_err() || stdout.flush().is_err() {
+                // Our reader went away (`| head`): stop the command too.
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        if let Some(e) = frame.e {
+            eprint!("{e}");
+        }
+        if let Some(x) = frame.x {
+            return Ok(ExitCode::from(x));
+        }
+    }
+    bail!(
+        "the wire daemon hung up before the command finished; see {}",
+        log_path(home).display()
+    )
+}
