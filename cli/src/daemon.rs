@@ -102,8 +102,17 @@ async fn run(agent: Arc<Agent>, sock: &Path) -> anyhow::Result<()> {
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut check = tokio::time::interval(Duration::from_secs(2));
+    let inode = std::fs::metadata(sock)?.ino();
     loop {
         tokio::select! {
+            _ = check.tick() => {
+                // The state root was removed or another daemon took the socket over: our
+                // clients can no longer reach us, so stop.
+                if std::fs::metadata(sock).map(|m| m.ino()) .ok() != Some(inode) {
+                    break;
+                }
+            }
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 match stream.peer_cred() {

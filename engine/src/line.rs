@@ -11,8 +11,7 @@ use wire_log::body::{
 use wire_log::card::{SignedCard, VerifiedCard};
 use wire_log::pair::{PairRequest, PairRequestError};
 use wire_log::segment::{
-    SEGMENT_BYTES_MAX, SEGMENT_EVENTS_MAX, SEGMENT_FIXED_COST, Segment, SegmentError,
-    segment_cost,
+    SEGMENT_BYTES_MAX, SEGMENT_EVENTS_MAX, SEGMENT_FIXED_COST, Segment, SegmentError, segment_cost,
 };
 use wire_log::store::{APPEND_BATCH_MAX, Scan};
 use wire_log::{
@@ -339,7 +338,9 @@ impl Session {
         cap: &str,
     ) -> Result<VerifiedEvent, EngineError> {
         if self.peer_state(peer)? != Some(PeerState::Paired) {
-            return Err(EngineError::Refused(format!("{peer} is not paired with us")));
+            return Err(EngineError::Refused(format!(
+                "{peer} is not paired with us"
+            )));
         }
         let grant = CapGranted {
             peer: *peer,

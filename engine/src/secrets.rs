@@ -57,7 +57,10 @@ pub(crate) fn save_slot_token(
 }
 
 /// Reads the owner token of one of our slots.
-pub(crate) fn load_slot_token(session_dir: &Path, endpoint: &Endpoint) -> Result<String, EngineError> {
+pub(crate) fn load_slot_token(
+    session_dir: &Path,
+    endpoint: &Endpoint,
+) -> Result<String, EngineError> {
     let path = token_path(session_dir, endpoint);
     let meta = std::fs::metadata(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -79,9 +82,8 @@ pub(crate) fn load_slot_token(session_dir: &Path, endpoint: &Endpoint) -> Result
         )));
     }
     let bytes = std::fs::read(&path).map_err(io(&path))?;
-    let file: TokenFile = serde_json::from_slice(&bytes).map_err(|e| {
-        EngineError::Refused(format!("{} is damaged: {e}", path.display()))
-    })?;
+    let file: TokenFile = serde_json::from_slice(&bytes)
+        .map_err(|e| EngineError::Refused(format!("{} is damaged: {e}", path.display())))?;
     if file.relay != endpoint.relay || file.slot != endpoint.slot {
         return Err(EngineError::Refused(format!(
             "{} holds the token of another slot",

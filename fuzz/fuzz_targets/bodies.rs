@@ -2,7 +2,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wire_log::body::{Body, CursorAdvanced, IdentityCreated, PeerCard, PeerRef, Renamed};
+use wire_log::body::{
+    Body, CapGranted, CursorAdvanced, EndpointLearned, EndpointOffer, HandleClaimed,
+    IdentityCreated, PeerCard, PeerRef, Renamed, SlotChange,
+};
 
 fn check<B: Body>(data: &[u8]) {
     if let Ok(b) = B::decode(data) {
@@ -16,4 +19,9 @@ fuzz_target!(|data: &[u8]| {
     check::<PeerRef>(data);
     check::<Renamed>(data);
     check::<CursorAdvanced>(data);
+    check::<EndpointOffer>(data);
+    check::<EndpointLearned>(data);
+    check::<CapGranted>(data);
+    check::<SlotChange>(data);
+    check::<HandleClaimed>(data);
 });

@@ -284,7 +284,10 @@ fn self_event(
                     });
                     state.set_peer(p)
                 }
-                _ => Err(rejected(event, "a capability for a key we did not dial or accept")),
+                _ => Err(rejected(
+                    event,
+                    "a capability for a key we did not dial or accept",
+                )),
             }
         }
         // Kinds this build does not project (including ephemeral ones) are kept in the log and
@@ -306,7 +309,10 @@ fn peer_offer(state: &mut impl State, event: &VerifiedEvent) -> Result<(), Proje
             });
             state.set_peer(p)
         }
-        _ => Err(rejected(event, "an endpoint offer from a key we are not paired with")),
+        _ => Err(rejected(
+            event,
+            "an endpoint offer from a key we are not paired with",
+        )),
     }
 }
 
