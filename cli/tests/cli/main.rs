@@ -51,12 +51,18 @@ impl Env {
         self.home.path().join("sessions/default/store.redb")
     }
 
-    /// Runs `wire` with stdout piped (so JSON by default) and a clean, fixed environment.
+    /// Runs `wire` with stdout piped (so JSON by default) and a clean, fixed environment,
+    /// without a daemon (`WIRE_NO_DAEMON`: the command opens the store itself, so a test can
+    /// open it behind wire's back afterwards and no process outlives the test). `vars` may
+    /// override it, as `("WIRE_NO_DAEMON", "false")`.
     pub fn run(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wire"));
         cmd.args(args)
             .env_clear()
             .env("WIRE_HOME", self.home.path())
+            // `true`, not `1`: clap takes only true/false for this flag's variable (see
+            // `errors::wire_no_daemon_1_is_accepted`).
+            .env("WIRE_NO_DAEMON", "true")
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("LANG", "C.UTF-8");
         for (k, v) in vars {
