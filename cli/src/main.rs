@@ -91,6 +91,9 @@ enum Command {
     /// Measure a relay over HTTP from a separate process (see docs/BENCHMARKS.md).
     #[command(hide = true)]
     BenchRelay(cmd::relay_bench::Args),
+    /// Measure two agents talking through a relay (see docs/BENCHMARKS.md).
+    #[command(hide = true)]
+    BenchLine(cmd::bench_line::Args),
 }
 
 impl Command {
@@ -101,6 +104,7 @@ impl Command {
             Command::RelayServer(_)
                 | Command::Bench(_)
                 | Command::BenchRelay(_)
+                | Command::BenchLine(_)
                 | Command::Demo(_)
                 | Command::Daemon(_)
         )
@@ -116,6 +120,7 @@ fn main() -> ExitCode {
             Command::RelayServer(args) => cmd::relay::run(&out, args),
             Command::Bench(args) => cmd::bench::run(&out, args),
             Command::BenchRelay(args) => cmd::relay_bench::run(&out, args),
+            Command::BenchLine(args) => cmd::bench_line::run(&out, args),
             Command::Demo(args) => cmd::demo::run(&out, args),
             Command::Daemon(args) => cmd::daemon::run(&out, &chosen, args, cli.no_daemon),
             _ => unreachable!("is_local covers these"),
@@ -220,7 +225,11 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Identity(command) => cmd::identity::run(ctx, command),
         Command::RotateSlot(args) => cmd::rotate::run(ctx, args),
         Command::Daemon(args) => cmd::daemon::in_daemon(ctx, args),
-        Command::RelayServer(_) | Command::Bench(_) | Command::BenchRelay(_) | Command::Demo(_) => {
+        Command::RelayServer(_)
+        | Command::Bench(_)
+        | Command::BenchRelay(_)
+        | Command::BenchLine(_)
+        | Command::Demo(_) => {
             anyhow::bail!("this command runs in its own process, not inside the daemon")
         }
     }

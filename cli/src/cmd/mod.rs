@@ -1,6 +1,7 @@
 //! The subcommands, one module each, and what they share: the context and session resolution.
 
 pub mod bench;
+pub mod bench_line;
 pub mod claim;
 pub mod daemon;
 pub mod decide;

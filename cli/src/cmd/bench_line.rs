@@ -1,0 +1,414 @@
+//! `wire bench-line` (hidden): two agents talking through a relay on loopback, measured.
+//!
+//! 1. pairing through real `wire` processes (`--no-daemon`), then both agents run in this
+//!    process with their background replication, as the daemon runs them;
+//! 2. send → recipient committed: one message at a time, p50/p99;
+//! 3. sustained rate: a burst of messages, time until the last is committed, and a count;
+//! 4. catch-up: the recipient goes away, a backlog of single-message blobs piles up in its
+//!    mailbox, then a fresh agent starts and ingests it all;
+//! 5. `wire send` as a whole process with the daemon warm;
+//! and the floors measured in the same run: an empty request to the relay, an fsync.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use wire_engine::{Home, PeerState};
+use wire_log::{AuthorKey, Kind, LogId};
+
+use crate::agent::Agent;
+use crate::agent::push::Why;
+use crate::output::Out;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Messages for the latency run.
+    #[arg(long, default_value_t = 2000)]
+    latency: usize,
+    /// Messages in the sustained burst.
+    #[arg(long, default_value_t = 10_000)]
+    burst: usize,
+    /// Messages in the catch-up backlog.
+    #[arg(long, default_value_t = 100_000)]
+    backlog: usize,
+    /// `wire send` processes timed.
+    #[arg(long, default_value_t = 200)]
+    processes: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    machine: String,
+    floors: Floors,
+    latency_us: Percentiles,
+    burst: Rate,
+    catch_up: Rate,
+    send_process_us: Percentiles,
+}
+
+#[derive(Debug, Serialize)]
+struct Floors {
+    healthz_us_p50: u64,
+    fsync_us_p50: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Percentiles {
+    n: usize,
+    p50: u64,
+    p99: u64,
+    max: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Rate {
+    messages: usize,
+    received: u64,
+    seconds: f64,
+    per_second: f64,
+}
+
+fn percentiles(mut v: Vec<u64>) -> Percentiles {
+    v.sort_unstable();
+    let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
+    Percentiles {
+        n: v.len(),
+        p50: at(0.5),
+        p99: at(0.99),
+        max: *v.last().unwrap_or(&0),
+    }
+}
+
+struct Procs {
+    relay: Child,
+    exe: PathBuf,
+    homes: Vec<PathBuf>,
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for h in &self.homes {
+            let _ = Command::new(&self.exe)
+                .args(["daemon", "stop"])
+                .env("WIRE_HOME", h)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = self.relay.kill();
+        let _ = self.relay.wait();
+    }
+}
+
+fn wire(exe: &Path, home: &Path, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new(exe)
+        .args(args)
+        .arg("--json")
+        .env("WIRE_HOME", home)
+        .env_remove("WIRE_SESSION")
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "wire {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
+}
+
+fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let end = Instant::now() + deadline;
+    while !done() {
+        if Instant::now() > end {
+            bail!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    Ok(())
+}
+
+pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe()?;
+    let root = tempfile::Builder::new()
+        .prefix("wire-bench-line-")
+        .tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (ha, hb) = (root.path().join("a"), root.path().join("b"));
+    let relay = Command::new(&exe)
+        .args([
+            "relay-server",
+            "--no-rate-limits",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--data",
+        ])
+        .arg(root.path().join("relay"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let procs = Procs {
+        relay,
+        exe: exe.clone(),
+        homes: vec![ha.clone(), hb.clone()],
+    };
+    wait_for("the relay", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })?;
+    let progress = |s: &str| eprintln!("bench-line: {s}");
+    wire(
+        &exe,
+        &ha,
+        &["init", "alice", "--relay", &url, "--no-daemon"],
+    )?;
+    wire(&exe, &hb, &["init", "bob", "--relay", &url, "--no-daemon"])?;
+    wire(
+        &exe,
+        &ha,
+        &["dial", &format!("bob@127.0.0.1:{port}"), "--no-daemon"],
+    )?;
+    let pending = wire(&exe, &hb, &["pending", "--no-daemon"])?;
+    let nick = pending["pending"][0]["nickname"]
+        .as_str()
+        .context("bob got no request")?
+        .to_owned();
+    wire(&exe, &hb, &["accept", &nick, "--no-daemon"])?;
+    wire(&exe, &ha, &["sync", "--no-daemon"])?;
+
+    // Floors.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let client = wire_net::RelayClient::new(&url)?;
+    let mut floor = Vec::new();
+    for _ in 0..2000 {
+        let t = Instant::now();
+        rt.block_on(client.healthz())?;
+        floor.push(t.elapsed().as_micros() as u64);
+    }
+    let healthz = percentiles(floor);
+    let fsync = {
+        let path = root.path().join("fsync");
+        let mut f = std::fs::File::create(&path)?;
+        let mut v = Vec::new();
+        for _ in 0..500 {
+            std::io::Write::write_all(&mut f, &[0u8; 512])?;
+            let t = Instant::now();
+            f.sync_data()?;
+            v.push(t.elapsed().as_micros() as u64);
+        }
+        percentiles(v)
+    };
+
+    // Both agents in this process, replicating in the background as the daemon does.
+    let rt_b = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let alice_agent = Agent::new(Home::new(&ha), rt.handle().clone(), true);
+    let bob_agent = Agent::new(Home::new(&hb), rt_b.handle().clone(), true);
+    let alice = alice_agent.session("default")?;
+    let bob = bob_agent.session("default")?;
+    let bob_key: AuthorKey = bob.key;
+    if alice
+        .session
+        .peers()?
+        .iter()
+        .all(|p| p.state != PeerState::Paired)
+    {
+        bail!("alice and bob did not pair");
+    }
+    let received = |bob: &crate::agent::Live| -> u64 {
+        bob.session
+            .line(&alice.key)
+            .map(|l| l.their_head)
+            .unwrap_or(0)
+    };
+    progress("latency");
+    let mut lat = Vec::with_capacity(args.latency);
+    for i in 0..args.latency {
+        let before = received(&bob);
+        let t = Instant::now();
+        alice
+            .session
+            .send(&bob_key, Kind::MESSAGE, format!("latency {i}").into_bytes())?;
+        let outcome = alice_agent.block_on(alice_agent.push(&alice, &bob_key, Why::Send))?;
+        if !outcome.is_done() {
+            bail!("send {i}: {outcome:?}");
+        }
+        wait_for("a message to commit", Duration::from_secs(10), || {
+            received(&bob) > before
+        })?;
+        lat.push(t.elapsed().as_micros() as u64);
+    }
+    let latency = percentiles(lat);
+
+    progress("burst");
+    let start = received(&bob);
+    let t = Instant::now();
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let per = args.burst / 4;
+        let handles: Vec<_> = (0..4)
+            .map(|w| {
+                let alice = alice.clone();
+                let agent = alice_agent.clone();
+                s.spawn(move || -> anyhow::Result<()> {
+                    for i in 0..per {
+                        alice.session.send(
+                            &bob_key,
+                            Kind::MESSAGE,
+                            format!("burst {w} {i}").into_bytes(),
+                        )?;
+                        let _ = agent.block_on(agent.push(&alice, &bob_key, Why::Send))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a sender panicked"))??;
+        }
+        Ok(())
+    })?;
+    let burst_n = (args.burst / 4) * 4;
+    wait_for("the burst", Duration::from_secs(120), || {
+        received(&bob) >= start + burst_n as u64
+    })?;
+    let secs = t.elapsed().as_secs_f64();
+    let burst = Rate {
+        messages: burst_n,
+        received: received(&bob) - start,
+        seconds: secs,
+        per_second: burst_n as f64 / secs,
+    };
+
+    progress("catch-up: building the backlog");
+    // Bob goes away: his runtime and session close.
+    drop(bob);
+    drop(bob_agent);
+    rt_b.shutdown_timeout(Duration::from_secs(5));
+    let peer = alice
+        .session
+        .peers()?
+        .into_iter()
+        .find(|p| p.key == bob_key)
+        .context("bob is not a peer")?;
+    let endpoint = peer.endpoint.clone().context("no endpoint for bob")?;
+    let ep = endpoint.endpoints[0].clone();
+    let log = LogId::pair_log(&alice.key, &bob_key);
+    let base = alice.session.line(&bob_key)?.our_head;
+    let mut made = 0;
+    while made < args.backlog {
+        let n = (args.backlog - made).min(4096);
+        let items = (0..n)
+            .map(|i| {
+                (
+                    log,
+                    Kind::MESSAGE,
+                    format!("backlog {}", made + i).into_bytes(),
+                )
+            })
+            .collect();
+        let events = alice.session.append_batch(items)?;
+        // One blob per message, as a day of single sends leaves them.
+        let mut blobs = Vec::with_capacity(n);
+        for e in &events {
+            let seg = alice
+                .session
+                .seal_segments(&peer, 0, std::slice::from_ref(e))?;
+            blobs.extend(seg.into_iter().map(|s| bytes::Bytes::from(s.bytes)));
+        }
+        let results = rt.block_on(client_for(&alice_agent, &ep.relay)?.append_batch(
+            &ep.slot,
+            &endpoint.cap,
+            &blobs,
+        ))?;
+        if let Some(e) = results.iter().find_map(|r| r.as_ref().err()) {
+            bail!("backlog append refused: {e}");
+        }
+        made += n;
+    }
+    let _ = base;
+    progress("catch-up: bob comes back");
+    let rt_c = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let t = Instant::now();
+    let bob_agent = Agent::new(Home::new(&hb), rt_c.handle().clone(), true);
+    let bob = bob_agent.session("default")?;
+    let target = alice.session.line(&bob_key)?.our_head;
+    wait_for("the catch-up", Duration::from_secs(600), || {
+        bob.session
+            .line(&alice.key)
+            .map(|l| l.their_head >= target)
+            .unwrap_or(false)
+    })?;
+    let secs = t.elapsed().as_secs_f64();
+    let catch_up = Rate {
+        messages: args.backlog,
+        received: args.backlog as u64,
+        seconds: secs,
+        per_second: args.backlog as f64 / secs,
+    };
+    drop(bob);
+    drop(bob_agent);
+    rt_c.shutdown_timeout(Duration::from_secs(5));
+    drop(alice);
+    drop(alice_agent);
+    rt.shutdown_timeout(Duration::from_secs(5));
+
+    progress("wire send as a process");
+    wire(&exe, &ha, &["daemon"])?;
+    wire(&exe, &hb, &["daemon"])?;
+    let bob_nick = wire(&exe, &ha, &["peers"])?["peers"][0]["nickname"]
+        .as_str()
+        .context("no peer")?
+        .to_owned();
+    wire(&exe, &ha, &["send", &bob_nick, "warm-up"])?;
+    let mut procs_us = Vec::new();
+    for i in 0..args.processes {
+        let t = Instant::now();
+        let status = Command::new(&exe)
+            .args(["send", &bob_nick, &format!("process {i}"), "--json"])
+            .env("WIRE_HOME", &ha)
+            .stdout(Stdio::null())
+            .status()?;
+        procs_us.push(t.elapsed().as_micros() as u64);
+        if !status.success() {
+            bail!("wire send {i} exited {status}");
+        }
+    }
+    let send_process = percentiles(procs_us);
+    drop(procs);
+
+    let report = Report {
+        machine: format!(
+            "{} cores, {}",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            std::env::consts::ARCH
+        ),
+        floors: Floors {
+            healthz_us_p50: healthz.p50,
+            fsync_us_p50: fsync.p50,
+        },
+        latency_us: latency,
+        burst,
+        catch_up,
+        send_process_us: send_process,
+    };
+    out.print(&report, || format!("{report:#?}\n"));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn client_for(agent: &Arc<Agent>, url: &str) -> anyhow::Result<wire_net::RelayClient> {
+    agent.client(url)
+}
