@@ -212,7 +212,11 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let alice_agent = Agent::new(Home::new(&ha), rt.handle().clone(), true);
+    let rt_a = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let alice_agent = Agent::new(Home::new(&ha), rt_a.handle().clone(), true);
     let bob_agent = Agent::new(Home::new(&hb), rt_b.handle().clone(), true);
     let alice = alice_agent.session("default")?;
     let bob = bob_agent.session("default")?;
@@ -291,10 +295,17 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
     };
 
     progress("catch-up: building the backlog");
-    // Bob goes away: his runtime and session close.
+    // Both go away; alice comes back without background work, so the backlog reaches bob's
+    // mailbox only as the single-message blobs built below (her outbox would otherwise also
+    // push it packed).
     drop(bob);
     drop(bob_agent);
     rt_b.shutdown_timeout(Duration::from_secs(5));
+    drop(alice);
+    drop(alice_agent);
+    rt_a.shutdown_timeout(Duration::from_secs(5));
+    let alice_agent = Agent::new(Home::new(&ha), rt.handle().clone(), false);
+    let alice = alice_agent.session("default")?;
     let peer = alice
         .session
         .peers()?
