@@ -295,11 +295,11 @@ pub fn forward(home: &Home, request: &Request) -> anyhow::Result<ExitCode> {
         let line = line.context("lost the wire daemon mid-command")?;
         let frame: Frame = serde_json::from_str(&line)
             .with_context(|| format!("the wire daemon sent an unreadable line: {line:?}"))?;
-        if let Some(o) = frame.o {
-            if stdout.write_all(o.as_bytes()).is_err() || stdout.flush().is_err() {
-                // Our reader went away (`| head`): stop the command too.
-                return Ok(ExitCode::SUCCESS);
-            }
+        if let Some(o) = frame.o
+            && (stdout.write_all(o.as_bytes()).is_err() || stdout.flush().is_err())
+        {
+            // Our reader went away (`| head`): stop the command too.
+            return Ok(ExitCode::SUCCESS);
         }
         if let Some(e) = frame.e {
             eprint!("{e}");

@@ -7,6 +7,9 @@ use std::io::{IsTerminal, Write};
 use serde::Serialize;
 use wire_log::Character;
 
+/// Writes `(is_stderr, bytes)` to a daemon client; false once it has gone away.
+pub type RemoteWrite = std::sync::Arc<dyn Fn(bool, &[u8]) -> bool + Send + Sync>;
+
 /// Where output goes: this process's stdout and stderr, or (inside the daemon) back to the
 /// client that asked, chunk by chunk.
 #[derive(Clone, Default)]
@@ -14,7 +17,7 @@ pub enum Sink {
     #[default]
     Std,
     /// Called with `(is_stderr, bytes)`; returns false once the client has gone away.
-    Remote(std::sync::Arc<dyn Fn(bool, &[u8]) -> bool + Send + Sync>),
+    Remote(RemoteWrite),
 }
 
 impl std::fmt::Debug for Sink {

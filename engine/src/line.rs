@@ -211,7 +211,7 @@ impl Session {
         let intro = Intro::decode(envelope)
             .map_err(|e| EngineError::Refused(format!("intro refused: {e}")))?;
         let identity = self.identity()?;
-        if !identity.claimed.iter().any(|h| *h == intro.to) {
+        if !identity.claimed.contains(&intro.to) {
             return Err(EngineError::Refused(format!(
                 "intro addressed to {}, which is not a handle we claimed",
                 intro.to

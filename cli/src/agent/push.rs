@@ -133,7 +133,7 @@ impl Agent {
         loop {
             let events = live.session.chain_after(peer_key, from, PUSH_EVENTS_MAX)?;
             let ack_only = events.is_empty();
-            if ack_only && !(line.their_head > p.told_have) {
+            if ack_only && line.their_head <= p.told_have {
                 break;
             }
             // A sister session in this process: hand the events over directly.

@@ -7,6 +7,7 @@
 //! 4. catch-up: the recipient goes away, a backlog of single-message blobs piles up in its
 //!    mailbox, then a fresh agent starts and ingests it all;
 //! 5. `wire send` as a whole process with the daemon warm;
+//!
 //! and the floors measured in the same run: an empty request to the relay, an fsync.
 
 use std::path::{Path, PathBuf};

@@ -109,7 +109,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     }
     let len = body.len();
     let event = live.session.send(&peer.key, kind, body)?;
-    live.appended.send_modify(|p| *p = (*p).max(0));
+    // Wake `tail --follow` for our own message too.
+    if let Ok(Some(position)) = live.session.store().last_position() {
+        live.appended.send_replace(position);
+    }
     let agent = ctx.agent.clone();
     let outcome = ctx
         .agent
