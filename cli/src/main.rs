@@ -31,7 +31,14 @@ struct Cli {
 
     /// Open the store in this process instead of asking the daemon (nothing is received in
     /// the background; `wire sync` pulls).
-    #[arg(long, global = true, env = "WIRE_NO_DAEMON")]
+    #[arg(
+        long,
+        global = true,
+        env = "WIRE_NO_DAEMON",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        num_args = 0,
+        default_missing_value = "true"
+    )]
     no_daemon: bool,
 
     #[command(subcommand)]
