@@ -1,8 +1,10 @@
 //! End-to-end tests of the `wire` binary as a process: prose and JSON output (insta snapshots),
-//! exit codes, and `wire verify` catching damage written behind its back.
+//! exit codes, `wire verify` catching damage written behind its back, and agents on a line
+//! (relay, daemons, pairing, floods, crashes, tampering) in `line`.
 
 mod errors;
 mod http;
+mod line;
 mod output;
 mod relay;
 
