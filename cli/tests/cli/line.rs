@@ -17,8 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use wire_log::SecretKey;
-use wire_log::segment::Segment;
 use wire_log::seal::{self, Purpose};
+use wire_log::segment::Segment;
 use wire_log::{AuthorKey, Event, EventId, Kind, LogId};
 
 use crate::http::{self, Target};
@@ -59,8 +59,9 @@ impl Run {
 
     /// Stdout as the one JSON document it must be.
     fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", self.describe()))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!("stdout is not one JSON document ({e}): {}", self.describe())
+        })
     }
 }
 
@@ -138,7 +139,11 @@ fn daemons_of(home: &Path) -> Vec<u32> {
         return pids;
     };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
@@ -283,15 +288,13 @@ fn spawn_relay(root: &Path, bind: &str, args: &[String]) -> Result<(Child, Socke
         let _ = std::io::copy(&mut r, &mut std::io::sink());
     });
     let line = rx.recv_timeout(COMMAND_DEADLINE).unwrap_or_default();
-    let addr = serde_json::from_str::<Value>(&line)
-        .ok()
-        .and_then(|v| {
-            v["listening"]
-                .as_str()?
-                .strip_prefix("http://")?
-                .parse::<SocketAddr>()
-                .ok()
-        });
+    let addr = serde_json::from_str::<Value>(&line).ok().and_then(|v| {
+        v["listening"]
+            .as_str()?
+            .strip_prefix("http://")?
+            .parse::<SocketAddr>()
+            .ok()
+    });
     match addr {
         Some(addr) => Ok((child, addr)),
         None => {
@@ -453,12 +456,16 @@ impl Agent {
 
     /// Our row for `other` in `wire peers`, if any.
     fn peer(&self, other: &Agent) -> Option<Value> {
-        self.peers().into_iter().find(|p| p["key"] == other.key.as_str())
+        self.peers()
+            .into_iter()
+            .find(|p| p["key"] == other.key.as_str())
     }
 
     fn peer_state(&self, other: &Agent) -> String {
-        self.peer(other)
-            .map_or_else(|| "absent".into(), |p| p["state"].as_str().unwrap_or("?").into())
+        self.peer(other).map_or_else(
+            || "absent".into(),
+            |p| p["state"].as_str().unwrap_or("?").into(),
+        )
     }
 
     fn pending(&self) -> Vec<Value> {
@@ -488,9 +495,7 @@ impl Agent {
         let r = self.run(&["daemon", "status", "--json"]);
         let v = r.json();
         if v["running"] == true {
-            Some(
-                u32::try_from(v["pid"].as_u64().expect("pid")).expect("pid fits"),
-            )
+            Some(u32::try_from(v["pid"].as_u64().expect("pid")).expect("pid fits"))
         } else {
             None
         }
@@ -500,12 +505,13 @@ impl Agent {
     /// its socket has gone, which is when `stop` returns).
     fn stop_daemon(&self) {
         self.run(&["daemon", "stop"]).ok();
-        poll("the daemon process to exit after `wire daemon stop`", || {
-            match daemons_of(&self.home).as_slice() {
+        poll(
+            "the daemon process to exit after `wire daemon stop`",
+            || match daemons_of(&self.home).as_slice() {
                 [] => Ok(()),
                 left => Err(format!("{left:?} still run")),
-            }
-        });
+            },
+        );
     }
 
     /// SIGKILL the daemon (its pid from `wire daemon status`).
@@ -563,21 +569,25 @@ impl Agent {
 fn pair(a: &Agent, b: &Agent) {
     let dialed = a.json(&["dial", &b.handle]);
     assert_eq!(dialed["status"], "dialed", "{dialed}");
-    let nick = poll(&format!("{} to see {}'s request", b.handle, a.handle), || {
-        let p = b.pending();
-        p.iter()
-            .find(|r| r["key"] == a.key.as_str())
-            .map(|r| r["nickname"].as_str().unwrap_or("").to_owned())
-            .ok_or_else(|| format!("{p:?}"))
-    });
+    let nick = poll(
+        &format!("{} to see {}'s request", b.handle, a.handle),
+        || {
+            let p = b.pending();
+            p.iter()
+                .find(|r| r["key"] == a.key.as_str())
+                .map(|r| r["nickname"].as_str().unwrap_or("").to_owned())
+                .ok_or_else(|| format!("{p:?}"))
+        },
+    );
     let accepted = b.json(&["accept", &nick]);
     assert_eq!(accepted["status"], "paired", "{accepted}");
-    poll(&format!("{} to see {} paired", a.handle, b.handle), || {
-        match a.peer_state(b).as_str() {
+    poll(
+        &format!("{} to see {} paired", a.handle, b.handle),
+        || match a.peer_state(b).as_str() {
             "paired" => Ok(()),
             other => Err(other.to_owned()),
-        }
-    });
+        },
+    );
 }
 
 /// The bodies of the messages in `tail` that `from` wrote.
@@ -593,7 +603,12 @@ fn bodies_from(tail: &[Value], from: &Agent) -> Vec<String> {
 fn await_messages(reader: &Agent, from: &Agent, prefix: &str, want: &[String], deadline: Duration) {
     let n = want.len() + 200;
     let got = poll_for(
-        &format!("{} message(s) {prefix}… from {} at {}", want.len(), from.handle, reader.handle),
+        &format!(
+            "{} message(s) {prefix}… from {} at {}",
+            want.len(),
+            from.handle,
+            reader.handle
+        ),
         deadline,
         || {
             let got: Vec<String> = bodies_from(&reader.tail(n), from)
@@ -663,7 +678,11 @@ fn append(rig: &Rig, slot: &str, token: &str, blob: &[u8]) -> http::Response {
 
 /// Every record in `slot`, read with its owner token.
 fn read_slot(rig: &Rig, slot: &str, token: &str) -> Vec<(u64, Vec<u8>)> {
-    let r = get(rig, &format!("/v1/slots/{slot}/blobs?after=0&limit=4096"), Some(token));
+    let r = get(
+        rig,
+        &format!("/v1/slots/{slot}/blobs?after=0&limit=4096"),
+        Some(token),
+    );
     assert_eq!(r.status, 200, "read {slot}: {}", r.text());
     wire_relay::frames::decode_records(&r.body, RECORD_MAX)
         .expect("records body")
@@ -779,9 +798,11 @@ fn two_agents_pair_only_with_consent_and_talk_both_ways() {
     let accepted = bob.json(&["accept", &alice.nickname]);
     assert_eq!(accepted["status"], "paired", "{accepted}");
     assert_eq!(accepted["peer"]["did"], alice.did.as_str(), "{accepted}");
-    poll("alice to see bob paired", || match alice.peer_state(&bob).as_str() {
-        "paired" => Ok(()),
-        other => Err(other.to_owned()),
+    poll("alice to see bob paired", || {
+        match alice.peer_state(&bob).as_str() {
+            "paired" => Ok(()),
+            other => Err(other.to_owned()),
+        }
     });
     assert_eq!(bob.peer_state(&alice), "paired");
 
@@ -806,14 +827,17 @@ fn two_agents_pair_only_with_consent_and_talk_both_ways() {
     }
     // Everything each sent is confirmed by the other in the end.
     for (me, them) in [(&alice, &bob), (&bob, &alice)] {
-        poll(&format!("{} to see all it sent confirmed", me.handle), || {
-            let p = me.peer(them).ok_or("no peer row")?;
-            if p["acked"] == p["sent"] && p["received"].as_u64() >= Some(3) {
-                Ok(())
-            } else {
-                Err(p.to_string())
-            }
-        });
+        poll(
+            &format!("{} to see all it sent confirmed", me.handle),
+            || {
+                let p = me.peer(them).ok_or("no peer row")?;
+                if p["acked"] == p["sent"] && p["received"].as_u64() >= Some(3) {
+                    Ok(())
+                } else {
+                    Err(p.to_string())
+                }
+            },
+        );
     }
     alice.verify_clean();
     bob.verify_clean();
@@ -859,14 +883,21 @@ fn a_rejected_stranger_stays_out_and_can_neither_write_nor_read() {
         }
     });
     let pending = bob.pending();
-    assert!(pending.is_empty(), "a rejected caller is back in pending: {pending:?}");
+    assert!(
+        pending.is_empty(),
+        "a rejected caller is back in pending: {pending:?}"
+    );
     assert_eq!(bob.peer_state(&mallory), "rejected");
 
     // She cannot send: she holds no capability for bob's mailbox, only a dialed peer without
     // an endpoint.
     let sent = mallory.send(&bob, "let me in");
     assert_eq!(sent.code, 2, "{}", sent.describe());
-    assert!(sent.stderr.contains("has not accepted"), "{}", sent.describe());
+    assert!(
+        sent.stderr.contains("has not accepted"),
+        "{}",
+        sent.describe()
+    );
     let row = mallory.peer(&bob).expect("mallory's row for bob");
     assert_eq!(row["state"], "dialed", "{row}");
     assert_eq!(row["endpoints"], serde_json::json!([]), "{row}");
@@ -881,20 +912,40 @@ fn a_rejected_stranger_stays_out_and_can_neither_write_nor_read() {
         None,
     );
     assert_eq!(card.status, 200, "{}", card.text());
-    assert!(!card.text().contains(&bob_slot), "the directory leaks bob's slot: {}", card.text());
+    assert!(
+        !card.text().contains(&bob_slot),
+        "the directory leaks bob's slot: {}",
+        card.text()
+    );
     assert!(!card.text().contains(&bob_token));
     for token in [Some(mallory_token.as_str()), None] {
         let read = get(&rig, &format!("/v1/slots/{bob_slot}/blobs?after=0"), token);
         assert_eq!(read.status, 401, "read with {token:?}: {}", read.text());
         let stream = get(&rig, &format!("/v1/slots/{bob_slot}/intros?after=0"), token);
-        assert_eq!(stream.status, 401, "intros with {token:?}: {}", stream.text());
+        assert_eq!(
+            stream.status,
+            401,
+            "intros with {token:?}: {}",
+            stream.text()
+        );
     }
     let forged = append(&rig, &bob_slot, &mallory_token, b"from mallory");
-    assert_eq!(forged.status, 401, "append with her token: {}", forged.text());
+    assert_eq!(
+        forged.status,
+        401,
+        "append with her token: {}",
+        forged.text()
+    );
 
     // Nothing of hers reached bob; alice still gets through.
     alice.send_stored(&bob, "still here");
-    await_messages(&bob, &alice, "still here", &["still here".to_owned()], POLL_DEADLINE);
+    await_messages(
+        &bob,
+        &alice,
+        "still here",
+        &["still here".to_owned()],
+        POLL_DEADLINE,
+    );
     let tail = bob.tail(100);
     assert!(
         bodies_from(&tail, &mallory).is_empty(),
@@ -1088,7 +1139,11 @@ fn sigkill_of_the_relay_and_of_daemons_loses_and_duplicates_nothing() {
     }
     // Kill the relay while alice is sending.
     std::thread::scope(|s| {
-        let sender = s.spawn(|| (10..20).map(|i| alice.send(&bob, &body(i))).collect::<Vec<_>>());
+        let sender = s.spawn(|| {
+            (10..20)
+                .map(|i| alice.send(&bob, &body(i)))
+                .collect::<Vec<_>>()
+        });
         std::thread::sleep(Duration::from_millis(100));
         rig.kill_relay();
         for r in sender.join().expect("sender") {
@@ -1122,7 +1177,13 @@ fn sigkill_of_the_relay_and_of_daemons_loses_and_duplicates_nothing() {
 
     let want: Vec<String> = (0..35).map(body).collect();
     await_messages(&bob, &alice, "crash ", &want, Duration::from_secs(60));
-    await_messages(&alice, &bob, "crash reply", &["crash reply".to_owned()], POLL_DEADLINE);
+    await_messages(
+        &alice,
+        &bob,
+        "crash reply",
+        &["crash reply".to_owned()],
+        POLL_DEADLINE,
+    );
     poll("alice's messages all confirmed", || {
         let p = alice.peer(&bob).ok_or("no row")?;
         if p["acked"] == p["sent"] {
@@ -1156,18 +1217,29 @@ fn tampered_and_replayed_blobs_are_refused_and_the_line_goes_on() {
     let bob = rig.agent("qwertybob");
     pair(&alice, &bob);
     alice.send_stored(&bob, "tamper before");
-    await_messages(&bob, &alice, "tamper before", &["tamper before".to_owned()], POLL_DEADLINE);
+    await_messages(
+        &bob,
+        &alice,
+        "tamper before",
+        &["tamper before".to_owned()],
+        POLL_DEADLINE,
+    );
     let (slot, token) = bob.slot();
     await_drained(&rig, &slot, &token);
     // What alice holds of bob's chain, for the `have` of forged segments (any bob command
     // would start his daemon again, so ask now).
-    let have = bob.peer(&alice).map_or(0, |p| p["sent"].as_u64().unwrap_or(0));
+    let have = bob
+        .peer(&alice)
+        .map_or(0, |p| p["sent"].as_u64().unwrap_or(0));
 
     // bob is away; alice's message waits in his mailbox. Capture it.
     bob.stop_daemon();
     alice.send_stored(&bob, "tamper replayed");
     let captured = read_slot(&rig, &slot, &token);
-    assert!(!captured.is_empty(), "alice's message is not in bob's mailbox");
+    assert!(
+        !captured.is_empty(),
+        "alice's message is not in bob's mailbox"
+    );
 
     // Junk and forgeries, appended while he is away.
     let mut rng = Rng::seeded("tamper");
@@ -1190,8 +1262,15 @@ fn tampered_and_replayed_blobs_are_refused_and_the_line_goes_on() {
         }),
         (
             "a stranger's segment sealed to bob",
-            Segment::seal(&stranger, &bob_key, &bob_x, 0, now_ms(), &[b"hello".as_slice()])
-                .expect("seal"),
+            Segment::seal(
+                &stranger,
+                &bob_key,
+                &bob_x,
+                0,
+                now_ms(),
+                &[b"hello".as_slice()],
+            )
+            .expect("seal"),
         ),
         (
             "a segment for someone else sealed to bob",
@@ -1262,18 +1341,37 @@ fn tampered_and_replayed_blobs_are_refused_and_the_line_goes_on() {
         .sign(&alice_secret)
         .expect("sign")
     };
-    let future = event(last_seq + 1, Some(last_id), now_ms() + 86_400_000, "tamper future");
+    let future = event(
+        last_seq + 1,
+        Some(last_id),
+        now_ms() + 86_400_000,
+        "tamper future",
+    );
     forged.push((
         "alice's next event dated a day ahead",
-        Segment::seal(&alice_secret, &bob_key, &bob_x, have, now_ms(), &[future.signed_bytes()])
-            .expect("seal"),
+        Segment::seal(
+            &alice_secret,
+            &bob_key,
+            &bob_x,
+            have,
+            now_ms(),
+            &[future.signed_bytes()],
+        )
+        .expect("seal"),
     ));
     if prev_of_last.is_some() {
         let fork = event(last_seq, prev_of_last, now_ms(), "tamper fork");
         forged.push((
             "a different event at a seq bob holds (a fork)",
-            Segment::seal(&alice_secret, &bob_key, &bob_x, have, now_ms(), &[fork.signed_bytes()])
-                .expect("seal"),
+            Segment::seal(
+                &alice_secret,
+                &bob_key,
+                &bob_x,
+                have,
+                now_ms(),
+                &[fork.signed_bytes()],
+            )
+            .expect("seal"),
         ));
     }
     for (what, blob) in &forged {
@@ -1284,7 +1382,13 @@ fn tampered_and_replayed_blobs_are_refused_and_the_line_goes_on() {
     // bob comes back (any command starts his daemon) and reads it all.
     let before = bob.tail(5);
     assert!(!before.is_empty());
-    await_messages(&bob, &alice, "tamper replayed", &["tamper replayed".to_owned()], POLL_DEADLINE);
+    await_messages(
+        &bob,
+        &alice,
+        "tamper replayed",
+        &["tamper replayed".to_owned()],
+        POLL_DEADLINE,
+    );
     await_drained(&rig, &slot, &token);
 
     // Replay alice's captured blobs, twice, after bob consumed the originals.
@@ -1297,7 +1401,13 @@ fn tampered_and_replayed_blobs_are_refused_and_the_line_goes_on() {
     }
 
     alice.send_stored(&bob, "tamper after");
-    await_messages(&bob, &alice, "tamper after", &["tamper after".to_owned()], POLL_DEADLINE);
+    await_messages(
+        &bob,
+        &alice,
+        "tamper after",
+        &["tamper after".to_owned()],
+        POLL_DEADLINE,
+    );
     let tail = bob.tail(50);
     let from_alice: Vec<String> = bodies_from(&tail, &alice);
     assert_eq!(
@@ -1316,9 +1426,19 @@ fn tampered_and_replayed_blobs_are_refused_and_the_line_goes_on() {
         .as_array()
         .expect("refused")
         .iter()
-        .map(|r| format!("{}: {}", r["what"].as_str().unwrap_or(""), r["reason"].as_str().unwrap_or("")))
+        .map(|r| {
+            format!(
+                "{}: {}",
+                r["what"].as_str().unwrap_or(""),
+                r["reason"].as_str().unwrap_or("")
+            )
+        })
         .collect();
-    eprintln!("tamper: bob refused {}:\n  {}", report["refused_total"], refused.join("\n  "));
+    eprintln!(
+        "tamper: bob refused {}:\n  {}",
+        report["refused_total"],
+        refused.join("\n  ")
+    );
     let n = forged.len() as u64;
     assert!(
         report["refused_total"].as_u64() >= Some(n),
@@ -1360,8 +1480,20 @@ fn the_relay_never_holds_message_text() {
     pair(&alice, &bob);
     alice.send_stored(&bob, &format!("{SECRET} one"));
     bob.send_stored(&alice, &format!("{SECRET} two"));
-    await_messages(&bob, &alice, SECRET, &[format!("{SECRET} one")], POLL_DEADLINE);
-    await_messages(&alice, &bob, SECRET, &[format!("{SECRET} two")], POLL_DEADLINE);
+    await_messages(
+        &bob,
+        &alice,
+        SECRET,
+        &[format!("{SECRET} one")],
+        POLL_DEADLINE,
+    );
+    await_messages(
+        &alice,
+        &bob,
+        SECRET,
+        &[format!("{SECRET} two")],
+        POLL_DEADLINE,
+    );
 
     // A message waiting in the mailbox, and a long one with the text many times over.
     bob.stop_daemon();
@@ -1396,7 +1528,10 @@ fn the_relay_never_holds_message_text() {
             let nick = a.handle.split('@').next().unwrap_or("").to_owned();
             needles.push((format!("nick {nick}"), nick.into_bytes()));
             needles.push((format!("DID of {}", a.handle), a.did.clone().into_bytes()));
-            needles.push((format!("nickname {}", a.nickname), a.nickname.clone().into_bytes()));
+            needles.push((
+                format!("nickname {}", a.nickname),
+                a.nickname.clone().into_bytes(),
+            ));
             needles.push((
                 format!("raw key of {}", a.handle),
                 hex::decode(&a.key).expect("hex"),
@@ -1422,7 +1557,13 @@ fn the_relay_never_holds_message_text() {
         !read_slot(&rig, &slot, &token).is_empty(),
         "the messages should still wait in the mailbox"
     );
-    await_messages(&bob, &alice, &format!("{SECRET} w"), &[format!("{SECRET} waiting")], POLL_DEADLINE);
+    await_messages(
+        &bob,
+        &alice,
+        &format!("{SECRET} w"),
+        &[format!("{SECRET} waiting")],
+        POLL_DEADLINE,
+    );
     await_drained(&rig, &slot, &token);
     scan("after delivery");
 }
