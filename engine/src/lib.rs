@@ -13,8 +13,8 @@ pub use audit::{Progress, VerifyFailure, VerifyReport};
 pub use error::EngineError;
 pub use home::{Home, SessionInfo, check_session_name};
 pub use line::{
-    FUTURE_SKEW_MS, IngestReport, LineState, MessageView, PENDING_MAX, RequestOutcome,
-    SealedSegment, is_message_kind,
+    CheckedSegment, FUTURE_SKEW_MS, IngestReport, LineState, MessageView, PENDING_MAX,
+    RequestOutcome, SealedSegment, is_message_kind,
 };
 pub use session::{Clock, Session, SystemClock};
 pub use wire_projections::{

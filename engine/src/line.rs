@@ -3,12 +3,14 @@
 //! caller's (the daemon's); everything here is signing, sealing, checking and appending.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use wire_log::body::{
     Body, CapGranted, Endpoint, EndpointLearned, EndpointOffer, HandleClaimed, PeerCard, PeerRef,
     SlotChange,
 };
 use wire_log::card::{SignedCard, VerifiedCard};
+use wire_log::line::{LineId, LineKeys};
 use wire_log::pair::{PairRequest, PairRequestError};
 use wire_log::segment::{
     SEGMENT_BYTES_MAX, SEGMENT_EVENTS_MAX, SEGMENT_FIXED_COST, Segment, SegmentError, segment_cost,
@@ -74,6 +76,42 @@ pub struct IngestReport {
     pub held: Vec<Vec<u8>>,
     /// The peer now confirms holding our chain up to here (when it moved).
     pub acked: Option<u64>,
+}
+
+/// A segment whose events decoded and verified ([`Session::check_segment`]), waiting for
+/// [`Session::commit_segment`].
+#[derive(Debug, Clone)]
+pub struct CheckedSegment {
+    pub from: AuthorKey,
+    pub log: LogId,
+    pub have: u64,
+    pub events: Vec<VerifiedEvent>,
+}
+
+impl CheckedSegment {
+    /// Puts `other` (from the same sender, in the same log) after this one.
+    pub fn absorb(&mut self, other: CheckedSegment) {
+        debug_assert!(other.from == self.from && other.log == self.log);
+        self.have = self.have.max(other.have);
+        self.events.extend(other.events);
+    }
+}
+
+/// Only a paired peer, or one we dialed (whose acceptance may be arriving), writes to us.
+fn may_write_to_us(from: &AuthorKey, state: Option<PeerState>) -> Result<(), EngineError> {
+    if matches!(state, Some(PeerState::Paired | PeerState::Dialed)) {
+        Ok(())
+    } else {
+        Err(EngineError::Refused(format!(
+            "segment from {from}, who is not a peer; it was not stored"
+        )))
+    }
+}
+
+/// What the commit needs of a segment besides its events.
+struct SegmentHead {
+    log: LogId,
+    have: u64,
 }
 
 /// A message in a pair log, as `wire tail` shows it.
@@ -369,9 +407,7 @@ impl Session {
         let our_head = self.store().head(&log, &me)?.map_or(0, |h| h.0);
         let their_head = self.store().head(&log, peer)?.map_or(0, |h| h.0);
         let acked = self
-            .state()?
-            .cursors
-            .get(&wire_projections::CursorKey { log, peer: *peer })
+            .cursor(&wire_projections::CursorKey { log, peer: *peer })?
             .map_or(0, |c| c.acked_seq);
         Ok(LineState {
             our_head,
@@ -401,17 +437,11 @@ impl Session {
         have: u64,
         events: &[VerifiedEvent],
     ) -> Result<Vec<SealedSegment>, EngineError> {
+        let line = self.line_keys(peer)?;
         let seal = |chunk: &[&VerifiedEvent]| -> Result<SealedSegment, EngineError> {
             let raw: Vec<&[u8]> = chunk.iter().map(|e| e.signed_bytes()).collect();
-            let bytes = Segment::seal(
-                self.secret(),
-                &peer.key,
-                &peer.x25519.0,
-                have,
-                self.now_ms(),
-                &raw,
-            )
-            .map_err(|e| EngineError::Refused(format!("cannot seal a segment: {e}")))?;
+            let bytes = Segment::seal_line(&line, have, self.now_ms(), &raw)
+                .map_err(|e| EngineError::Refused(format!("cannot seal a segment: {e}")))?;
             Ok(SealedSegment {
                 last_seq: chunk.last().map_or(0, |e| e.seq),
                 events: chunk.len(),
@@ -440,9 +470,70 @@ impl Session {
         Ok(out)
     }
 
-    /// Opens a sealed segment addressed to us and checks its signature.
+    /// Opens a sealed segment addressed to us: a line box (§19.2) from a peer we are paired
+    /// with or have dialed, or an HPKE box (§19.1, whose segment must carry its sender's
+    /// signature).
     pub fn open_segment(&self, sealed: &[u8]) -> Result<Segment, SegmentError> {
-        Segment::open(self.secret(), sealed)
+        let Some(id) = wire_log::line::line_id(sealed) else {
+            return Segment::open(self.secret(), sealed);
+        };
+        let line = match self.line_by_recv_id(&id) {
+            Some(line) => line,
+            None => {
+                // Maybe a peer we learned of since the cache was filled.
+                self.fill_lines().map_err(|_| SegmentError::NoLine)?;
+                self.line_by_recv_id(&id).ok_or(SegmentError::NoLine)?
+            }
+        };
+        Segment::open_line(&line, sealed)
+    }
+
+    fn line_by_recv_id(&self, id: &LineId) -> Option<Arc<LineKeys>> {
+        self.lines
+            .read()
+            .expect("line cache lock: no writer panics while holding it")
+            .by_recv_id
+            .get(id)
+            .cloned()
+    }
+
+    /// The line keys for `peer`, derived once and cached.
+    pub fn line_keys(&self, peer: &Peer) -> Result<Arc<LineKeys>, EngineError> {
+        if let Some(line) = self
+            .lines
+            .read()
+            .expect("line cache lock: no writer panics while holding it")
+            .by_peer
+            .get(&peer.key)
+        {
+            return Ok(line.clone());
+        }
+        let line = Arc::new(
+            LineKeys::derive(self.secret(), &peer.key, &peer.x25519.0).map_err(|e| {
+                EngineError::Refused(format!(
+                    "cannot derive the line key for {}: {e}",
+                    peer.handle
+                ))
+            })?,
+        );
+        let mut lines = self
+            .lines
+            .write()
+            .expect("line cache lock: no writer panics while holding it");
+        lines.by_recv_id.insert(line.recv_id(), line.clone());
+        lines.by_peer.insert(peer.key, line.clone());
+        Ok(line)
+    }
+
+    /// Derives the line of every peer that may write to us (paired, or dialed by us).
+    fn fill_lines(&self) -> Result<(), EngineError> {
+        for peer in self.state()?.peers.values() {
+            if matches!(peer.state, PeerState::Paired | PeerState::Dialed) {
+                // A peer whose key cannot make a line simply has no line.
+                let _ = self.line_keys(peer);
+            }
+        }
+        Ok(())
     }
 
     /// Ingests a checked segment: every event must be by its sender, in our pair log with it,
@@ -451,12 +542,17 @@ impl Session {
     /// skipped, a fork is refused, and a segment that starts past our head is held aside.
     /// Events, confirmation, cursor and projections commit in one transaction.
     pub fn ingest_segment(&self, seg: &Segment) -> Result<IngestReport, EngineError> {
+        let checked = self.check_segment(seg)?;
+        self.commit_segment(checked)
+    }
+
+    /// The half of an ingest that writes nothing: the segment's addressing, that its sender
+    /// may write to us (checked first, so a stranger costs no signature check), and each
+    /// event's encoding, signature (batch-verified on all cores), author, log and date. A caller
+    /// may check the next segment while the previous one commits.
+    pub fn check_segment(&self, seg: &Segment) -> Result<CheckedSegment, EngineError> {
         let me = self.key();
         let from = seg.from;
-        let mut report = IngestReport {
-            peer: Some(from),
-            ..IngestReport::default()
-        };
         if seg.to != me || seg.log != LogId::pair_log(&me, &from) || from == me {
             return Err(EngineError::Refused(
                 "segment is not addressed to us in the log we share with its sender".into(),
@@ -465,13 +561,7 @@ impl Session {
         if seg.events.len() > APPEND_BATCH_MAX {
             return Err(EngineError::Refused("segment holds too many events".into()));
         }
-        let state = self.state()?;
-        let peer_state = state.peers.get(&from).map(|p| p.state);
-        if !matches!(peer_state, Some(PeerState::Paired | PeerState::Dialed)) {
-            return Err(EngineError::Refused(format!(
-                "segment from {from}, who is not a peer; it was not stored"
-            )));
-        }
+        may_write_to_us(&from, self.peer_state(&from)?)?;
         let decoded = seg
             .events
             .iter()
@@ -482,7 +572,7 @@ impl Session {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut verified = wire_log::verify_all(decoded).map_err(|(i, e)| {
+        let verified = wire_log::verify_all(decoded).map_err(|(i, e)| {
             EngineError::Refused(format!("event {i} from {from} fails verification: {e}"))
         })?;
         let now = self.now_ms();
@@ -501,6 +591,32 @@ impl Session {
                 )));
             }
         }
+        Ok(CheckedSegment {
+            from,
+            log: seg.log,
+            have: seg.have,
+            events: verified,
+        })
+    }
+
+    /// The half of an ingest that writes: the sender must be a peer that may write to us; then
+    /// the events, any confirmation and the cursor commit in one transaction.
+    pub fn commit_segment(&self, checked: CheckedSegment) -> Result<IngestReport, EngineError> {
+        let CheckedSegment {
+            from,
+            log,
+            have,
+            events: mut verified,
+        } = checked;
+        let me = self.key();
+        let seg = SegmentHead { log, have };
+        let mut report = IngestReport {
+            peer: Some(from),
+            ..IngestReport::default()
+        };
+        // Again: the peer may have been forgotten since the check.
+        let peer_state = self.peer_state(&from)?;
+        may_write_to_us(&from, peer_state)?;
         verified.sort_by_key(|e| e.seq);
         let head = self.store().head(&seg.log, &from)?.map_or(0, |h| h.0);
         // Split: already held, contiguous new ones, and what lies past a gap.
@@ -535,12 +651,11 @@ impl Session {
             }
         }
         let our_head = self.store().head(&seg.log, &me)?.map_or(0, |h| h.0);
-        let acked_before = state
-            .cursors
-            .get(&wire_projections::CursorKey {
+        let acked_before = self
+            .cursor(&wire_projections::CursorKey {
                 log: seg.log,
                 peer: from,
-            })
+            })?
             .map_or(0, |c| c.acked_seq);
         let new_ack = seg.have.min(our_head);
         let advance = new_ack > acked_before;

@@ -43,6 +43,17 @@ pub struct Session {
     key: SecretKey,
     store: EventStore,
     clock: Box<dyn Clock>,
+    /// Line keys derived so far, by peer and by the id on the peer's boxes to us.
+    pub(crate) lines: std::sync::RwLock<Lines>,
+}
+
+/// The line-key cache (`wire_log::line`): a key is a pure function of both identities, so an
+/// entry never goes stale; it is filled from the peers projection on a miss.
+#[derive(Debug, Default)]
+pub(crate) struct Lines {
+    pub(crate) by_peer: HashMap<AuthorKey, std::sync::Arc<wire_log::line::LineKeys>>,
+    pub(crate) by_recv_id:
+        HashMap<wire_log::line::LineId, std::sync::Arc<wire_log::line::LineKeys>>,
 }
 
 impl Session {
@@ -83,6 +94,7 @@ impl Session {
             key,
             store,
             clock,
+            lines: Default::default(),
         };
         let me = session.key.author();
         let body = IdentityCreated {
@@ -136,6 +148,7 @@ impl Session {
             key,
             store,
             clock,
+            lines: Default::default(),
         })
     }
 
@@ -428,14 +441,27 @@ impl Session {
     }
 
     pub(crate) fn peer(&self, key: &AuthorKey) -> Result<Peer, EngineError> {
-        self.state()?
-            .peers
-            .remove(key)
+        self.find_peer(key)?
             .ok_or_else(|| EngineError::Refused(format!("no peer {key}")))
     }
 
+    /// One peer's record, read by key.
+    pub fn find_peer(&self, key: &AuthorKey) -> Result<Option<Peer>, EngineError> {
+        let txn = self.store.read_txn()?;
+        Ok(wire_projections::read_peer(&txn, key)?)
+    }
+
+    /// One replication cursor, read by key.
+    pub fn cursor(
+        &self,
+        key: &wire_projections::CursorKey,
+    ) -> Result<Option<wire_projections::Cursor>, EngineError> {
+        let txn = self.store.read_txn()?;
+        Ok(wire_projections::read_cursor(&txn, key)?)
+    }
+
     pub(crate) fn peer_state(&self, key: &AuthorKey) -> Result<Option<PeerState>, EngineError> {
-        Ok(self.state()?.peers.get(key).map(|p| p.state))
+        Ok(self.find_peer(key)?.map(|p| p.state))
     }
 
     pub(crate) fn check_not_me(&self, peer: &AuthorKey) -> Result<(), EngineError> {

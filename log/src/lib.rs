@@ -12,6 +12,7 @@ pub mod identity;
 pub mod intro;
 pub mod keyfile;
 pub mod kind;
+pub mod line;
 pub mod pair;
 pub mod seal;
 pub mod segment;

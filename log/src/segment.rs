@@ -19,6 +19,7 @@ use ciborium::Value;
 use crate::cbor::{self, CborError, FieldError, Fields};
 use crate::event::{SIGNED_EVENT_BYTES_MAX, verify_digest, verifying_key};
 use crate::keyfile::SecretKey;
+use crate::line::{LINE_BOX_OVERHEAD, LineKeys};
 use crate::seal::{self, Purpose, SEAL_OVERHEAD, SealError};
 use crate::types::{AuthorKey, LogId, Signature};
 
@@ -60,6 +61,10 @@ pub enum SegmentError {
     Key,
     #[error("segment signature does not verify against its sender")]
     BadSignature,
+    #[error("line box names no line we hold: it is from a stranger, or damaged")]
+    NoLine,
+    #[error("line box from {0}, who is not the peer its line belongs to")]
+    WrongSender(AuthorKey),
     #[error("segment is addressed to {0}, not to us")]
     WrongRecipient(AuthorKey),
     #[error("segment names a log that is not the pair log of its sender and recipient")]
@@ -106,6 +111,23 @@ impl Segment {
         sent_ms: u64,
         events: &[&[u8]],
     ) -> Result<Vec<u8>, SegmentError> {
+        let unsigned = Self::encode_unsigned(&key.author(), to, have, sent_ms, events)?;
+        let sig = key.sign_digest(&blake3::derive_key(SEGMENT_CONTEXT, &unsigned));
+        Ok(cbor::encode(&Value::Array(vec![
+            cbor::bytes(&unsigned),
+            cbor::bytes(&sig.0),
+        ])))
+    }
+
+    /// The segment array itself, checked for size: what a signature covers (§20) and what a
+    /// line box carries (§19.2).
+    fn encode_unsigned(
+        from: &AuthorKey,
+        to: &AuthorKey,
+        have: u64,
+        sent_ms: u64,
+        events: &[&[u8]],
+    ) -> Result<Vec<u8>, SegmentError> {
         if events.len() > SEGMENT_EVENTS_MAX {
             return Err(SegmentError::TooManyEvents);
         }
@@ -119,21 +141,44 @@ impl Segment {
         if total > SEGMENT_BYTES_MAX {
             return Err(SegmentError::TooLarge(total));
         }
-        let from = key.author();
-        let unsigned = cbor::encode(&Value::Array(vec![
+        Ok(cbor::encode(&Value::Array(vec![
             cbor::uint(SEGMENT_VERSION),
             cbor::bytes(&from.0),
             cbor::bytes(&to.0),
-            cbor::bytes(&LogId::pair_log(&from, to).0),
+            cbor::bytes(&LogId::pair_log(from, to).0),
             cbor::uint(have),
             cbor::uint(sent_ms),
             Value::Array(events.iter().map(|e| cbor::bytes(e)).collect()),
-        ]));
-        let sig = key.sign_digest(&blake3::derive_key(SEGMENT_CONTEXT, &unsigned));
-        Ok(cbor::encode(&Value::Array(vec![
-            cbor::bytes(&unsigned),
-            cbor::bytes(&sig.0),
         ])))
+    }
+
+    /// Seals a segment to the peer of `line` in a line box (§19.2). The box's key proves the
+    /// sender, so the segment inside is not signed again; its events are.
+    pub fn seal_line(
+        line: &LineKeys,
+        have: u64,
+        sent_ms: u64,
+        events: &[&[u8]],
+    ) -> Result<Vec<u8>, SegmentError> {
+        let unsigned = Self::encode_unsigned(line.ours(), line.peer(), have, sent_ms, events)?;
+        if unsigned.len() + LINE_BOX_OVERHEAD > SEALED_SEGMENT_BYTES_MAX {
+            return Err(SegmentError::TooLarge(unsigned.len()));
+        }
+        Ok(line.seal(&unsigned))
+    }
+
+    /// Opens a line box from the peer of `line` and checks the segment inside: shape, that it
+    /// is from that peer, addressed to us, for our pair log.
+    pub fn open_line(line: &LineKeys, sealed: &[u8]) -> Result<Segment, SegmentError> {
+        if sealed.len() > SEALED_SEGMENT_BYTES_MAX {
+            return Err(SegmentError::TooLarge(sealed.len()));
+        }
+        let unsigned = line.open(sealed)?;
+        let seg = Self::parse_unsigned(&unsigned, line.ours())?;
+        if seg.from != *line.peer() {
+            return Err(SegmentError::WrongSender(seg.from));
+        }
+        Ok(seg)
     }
 
     /// Opens a sealed segment with our key and checks it: shape, sender key, signature, that it
@@ -158,7 +203,21 @@ impl Segment {
                 problem: "field signature is not 64 bytes".into(),
             })?,
         );
-        let value = cbor::decode_canonical(&unsigned, SEGMENT_BYTES_MAX)?;
+        let seg = Self::parse_unsigned(&unsigned, me)?;
+        verifying_key(&seg.from).map_err(|_| SegmentError::Key)?;
+        if !verify_digest(
+            &seg.from,
+            &blake3::derive_key(SEGMENT_CONTEXT, &unsigned),
+            &sig,
+        ) {
+            return Err(SegmentError::BadSignature);
+        }
+        Ok(seg)
+    }
+
+    /// Decodes and checks the segment array (everything but a signature) addressed to `me`.
+    pub fn parse_unsigned(unsigned: &[u8], me: &AuthorKey) -> Result<Segment, SegmentError> {
+        let value = cbor::decode_canonical(unsigned, SEGMENT_BYTES_MAX)?;
         let mut f = Fields::new("segment", value, 7)?;
         let version = f.uint("version")?;
         if version != SEGMENT_VERSION {
@@ -184,10 +243,6 @@ impl Segment {
         }
         if log != LogId::pair_log(&from, &to) || from == to {
             return Err(SegmentError::WrongLog);
-        }
-        verifying_key(&from).map_err(|_| SegmentError::Key)?;
-        if !verify_digest(&from, &blake3::derive_key(SEGMENT_CONTEXT, &unsigned), &sig) {
-            return Err(SegmentError::BadSignature);
         }
         Ok(Segment {
             from,

@@ -226,3 +226,51 @@ fn agent_cards_and_intros_match_their_golden_vectors() {
         }),
     );
 }
+
+#[test]
+fn line_keys_and_a_line_sealed_segment_match_their_golden_vectors() {
+    use wire_log::line::LineKeys;
+    use wire_log::segment::Segment;
+
+    let alice = SecretKey::from_seed(&[1; 32]);
+    let bob = SecretKey::from_seed(&[2; 32]);
+    let a = LineKeys::derive(&alice, &bob.author(), &bob.x25519_public()).expect("alice's line");
+    let b = LineKeys::derive(&bob, &alice.author(), &alice.x25519_public()).expect("bob's line");
+    assert_eq!(a.send_id(), b.recv_id());
+    let nonce = [7u8; 24];
+    let sealed = a.seal_with_nonce(b"hello bob", &nonce);
+    assert_eq!(b.open(&sealed).expect("opens"), b"hello bob");
+    // A segment inside a line box is the unsigned array of PROTOCOL.md §20.
+    let event = Event {
+        author: alice.author(),
+        log: LogId::pair_log(&alice.author(), &bob.author()),
+        seq: 1,
+        prev: None,
+        ts_ms: 1_764_028_800_000,
+        kind: Kind::MESSAGE,
+        body: b"hello".to_vec(),
+    }
+    .sign(&alice)
+    .expect("sign");
+    let segment = Segment::seal_line(&a, 0, 1_764_028_800_000, &[event.signed_bytes()])
+        .expect("seal segment");
+    let opened = Segment::open_line(&b, &segment).expect("bob opens it");
+    assert_eq!(opened.from, alice.author());
+    assert_eq!(opened.events, vec![event.signed_bytes().to_vec()]);
+    let plaintext = b.open(&segment).expect("plaintext");
+    check(
+        "lines.json",
+        json!({
+            "alice_seed": hex::encode([1u8; 32]),
+            "bob_seed": hex::encode([2u8; 32]),
+            "alice_to_bob_id": hex::encode(a.send_id().0),
+            "bob_to_alice_id": hex::encode(a.recv_id().0),
+            "box": {
+                "nonce": hex::encode(nonce),
+                "plaintext_utf8": "hello bob",
+                "sealed_hex": hex::encode(&sealed),
+            },
+            "segment_plaintext_hex": hex::encode(plaintext),
+        }),
+    );
+}

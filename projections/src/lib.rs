@@ -14,7 +14,8 @@ mod types;
 pub use fold::{ProjectionError, apply};
 pub use mem::MemState;
 pub use redb_state::{
-    CURSORS, IDENTITY, PEERS, PENDING, PROJECTION_META, RedbState, TABLES, read_all,
+    CURSORS, IDENTITY, PEERS, PENDING, PROJECTION_META, RedbState, TABLES, read_all, read_cursor,
+    read_peer,
 };
 pub use types::{Cursor, CursorKey, Grant, Identity, Peer, PeerEndpoint, PeerState, Pending};
 

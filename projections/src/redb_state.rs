@@ -1,6 +1,9 @@
 //! The redb backend of [`State`]: versioned tables in the session's store, written inside the
 //! append's write transaction.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use redb::{ReadTransaction, ReadableTable, TableDefinition, TableError, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -52,7 +55,10 @@ pub struct RedbState<'txn> {
     meta: redb::Table<'txn, &'static str, u64>,
     /// The identity record as last read or written in this transaction: every event's fold
     /// needs it, and decoding it each time was the fold's largest cost.
-    identity_cache: Option<Identity>,
+    identity_cache: RefCell<Option<Identity>>,
+    /// Cursors as last read or written in this transaction: a segment of N events from one
+    /// peer moves one cursor N times.
+    cursor_cache: RefCell<HashMap<CursorKey, Cursor>>,
 }
 
 impl std::fmt::Debug for RedbState<'_> {
@@ -69,14 +75,16 @@ impl<'txn> RedbState<'txn> {
             pending: txn.open_table(PENDING).map_err(store_err)?,
             cursors: txn.open_table(CURSORS).map_err(store_err)?,
             meta: txn.open_table(PROJECTION_META).map_err(store_err)?,
-            identity_cache: None,
+            identity_cache: RefCell::new(None),
+            cursor_cache: RefCell::new(HashMap::new()),
         })
     }
 
     /// Replaces the contents of every table with `state` (used by rebuild).
     pub fn replace_with(&mut self, state: &MemState) -> Result<(), ProjectionError> {
         self.identity.retain(|_, _| false).map_err(store_err)?;
-        self.identity_cache = None;
+        self.identity_cache.replace(None);
+        self.cursor_cache.borrow_mut().clear();
         self.peers.retain(|_, _| false).map_err(store_err)?;
         self.pending.retain(|_, _| false).map_err(store_err)?;
         self.cursors.retain(|_, _| false).map_err(store_err)?;
@@ -102,17 +110,20 @@ impl<'txn> RedbState<'txn> {
 
 impl State for RedbState<'_> {
     fn identity(&self) -> Result<Option<Identity>, ProjectionError> {
-        if let Some(cached) = &self.identity_cache {
+        if let Some(cached) = &*self.identity_cache.borrow() {
             return Ok(Some(cached.clone()));
         }
         let v = self.identity.get("self").map_err(store_err)?;
-        v.map(|v| from_cbor("identity_v1", v.value())).transpose()
+        let identity: Option<Identity> =
+            v.map(|v| from_cbor("identity_v1", v.value())).transpose()?;
+        self.identity_cache.replace(identity.clone());
+        Ok(identity)
     }
     fn set_identity(&mut self, identity: Identity) -> Result<(), ProjectionError> {
         self.identity
             .insert("self", to_cbor(&identity).as_slice())
             .map_err(store_err)?;
-        self.identity_cache = Some(identity);
+        self.identity_cache.replace(Some(identity));
         Ok(())
     }
     fn peer(&self, key: &AuthorKey) -> Result<Option<Peer>, ProjectionError> {
@@ -144,13 +155,21 @@ impl State for RedbState<'_> {
         Ok(())
     }
     fn cursor(&self, key: &CursorKey) -> Result<Option<Cursor>, ProjectionError> {
+        if let Some(cached) = self.cursor_cache.borrow().get(key) {
+            return Ok(Some(*cached));
+        }
         let v = self.cursors.get(&key.to_bytes()).map_err(store_err)?;
-        v.map(|v| from_cbor("cursors_v1", v.value())).transpose()
+        let cursor: Option<Cursor> = v.map(|v| from_cbor("cursors_v1", v.value())).transpose()?;
+        if let Some(c) = cursor {
+            self.cursor_cache.borrow_mut().insert(*key, c);
+        }
+        Ok(cursor)
     }
     fn set_cursor(&mut self, key: CursorKey, cursor: Cursor) -> Result<(), ProjectionError> {
         self.cursors
             .insert(&key.to_bytes(), to_cbor(&cursor).as_slice())
             .map_err(store_err)?;
+        self.cursor_cache.borrow_mut().insert(key, cursor);
         Ok(())
     }
     fn applied(&self) -> Result<Option<u64>, ProjectionError> {
@@ -203,6 +222,33 @@ pub fn read_all(txn: &ReadTransaction) -> Result<MemState, ProjectionError> {
         state.applied = t.get("applied").map_err(store_err)?.map(|v| v.value());
     }
     Ok(state)
+}
+
+/// One peer's record, read by key (what a send or a push needs, without the rest).
+pub fn read_peer(txn: &ReadTransaction, key: &AuthorKey) -> Result<Option<Peer>, ProjectionError> {
+    let Some(t) = open_read(txn, PEERS)? else {
+        return Ok(None);
+    };
+    let Some(v) = t.get(&key.0).map_err(store_err)? else {
+        return Ok(None);
+    };
+    let peer: Peer = from_cbor("peers_v1", v.value())?;
+    check_key("peers_v1", &peer.key.0, &key.0)?;
+    Ok(Some(peer))
+}
+
+/// One replication cursor, read by key.
+pub fn read_cursor(
+    txn: &ReadTransaction,
+    key: &CursorKey,
+) -> Result<Option<Cursor>, ProjectionError> {
+    let Some(t) = open_read(txn, CURSORS)? else {
+        return Ok(None);
+    };
+    t.get(&key.to_bytes())
+        .map_err(store_err)?
+        .map(|v| from_cbor("cursors_v1", v.value()))
+        .transpose()
 }
 
 fn check_key(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use wire_engine::RequestOutcome;
+use wire_engine::{CheckedSegment, RequestOutcome};
 use wire_log::AuthorKey;
 use wire_log::body::Endpoint;
 use wire_log::segment::Segment;
@@ -18,6 +18,10 @@ use super::{Agent, HELD_EVENTS_MAX, Live};
 
 /// Records read per page while catching up.
 const PAGE: u32 = 4096;
+/// Records below which opening stays on the calling thread.
+const OPEN_PER_THREAD_MIN: usize = 64;
+/// Pages read ahead of the one being ingested.
+const PREFETCH_PAGES: usize = 2;
 /// Records ingested together from a live stream.
 const STREAM_BATCH_MAX: usize = 4096;
 
@@ -117,6 +121,9 @@ impl Agent {
         }
     }
 
+    /// Reads the slot's backlog page by page and ingests it. The next page is fetched while
+    /// this one is processed, and acknowledgements go out behind the ingest (never before its
+    /// commit) without holding it up.
     async fn catch_up(
         self: &Arc<Self>,
         live: &Arc<Live>,
@@ -126,21 +133,79 @@ impl Agent {
         last: &mut u64,
     ) -> anyhow::Result<Pulled> {
         let mut pulled = Pulled::default();
-        loop {
-            let page = client.read(&ep.slot, token, *last, PAGE).await?;
-            let Some(end) = page.records.last().map(|r| r.seq) else {
-                break;
+        let (pages_tx, mut pages) =
+            tokio::sync::mpsc::channel::<anyhow::Result<wire_net::types::Page>>(PREFETCH_PAGES);
+        let reader = {
+            let (client, slot, token) = (client.clone(), ep.slot.clone(), token.to_owned());
+            let mut after = *last;
+            tokio::spawn(async move {
+                loop {
+                    let page = client.read(&slot, &token, after, PAGE).await;
+                    let (end, more) = match &page {
+                        Ok(p) => (p.records.last().map(|r| r.seq), p.more),
+                        Err(_) => (None, false),
+                    };
+                    if pages_tx
+                        .send(page.map_err(anyhow::Error::from))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    match end {
+                        Some(end) if more => after = end,
+                        _ => return,
+                    }
+                }
+            })
+        };
+        let (ack_tx, ack_rx) = tokio::sync::watch::channel(*last);
+        let acker = {
+            let (client, slot, token) = (client.clone(), ep.slot.clone(), token.to_owned());
+            tokio::spawn(acknowledge_behind(client, slot, token, ack_rx))
+        };
+        let result = async {
+            // Page k commits while page k+1 is opened and verified; commits stay in order.
+            let mut committing: Option<(u64, tokio::task::JoinHandle<Pulled>)> = None;
+            let mut finish = |end: u64, p: Pulled, last: &mut u64| {
+                pulled.stored += p.stored;
+                pulled.refused += p.refused;
+                *last = end;
+                ack_tx.send_replace(end);
             };
-            pulled.records += page.records.len() as u64;
-            let p = self.process(live, page.records).await;
-            pulled.stored += p.stored;
-            pulled.refused += p.refused;
-            client.ack(&ep.slot, token, end).await?;
-            *last = end;
-            if !page.more {
-                break;
+            while let Some(page) = pages.recv().await {
+                let page = page?;
+                let Some(end) = page.records.last().map(|r| r.seq) else {
+                    break;
+                };
+                pulled.records += page.records.len() as u64;
+                let more = page.more;
+                let groups = self.check(live, page.records).await;
+                if let Some((done, handle)) = committing.take() {
+                    finish(done, handle.await.unwrap_or_default(), last);
+                }
+                let (agent, l) = (self.clone(), live.clone());
+                committing = Some((
+                    end,
+                    tokio::task::spawn_blocking(move || agent.commit_groups(&l, groups)),
+                ));
+                if !more {
+                    break;
+                }
             }
+            if let Some((done, handle)) = committing.take() {
+                finish(done, handle.await.unwrap_or_default(), last);
+            }
+            anyhow::Ok(())
         }
+        .await;
+        reader.abort();
+        drop(ack_tx);
+        // The acknowledgements still due go out before we return (a `wire sync` caller
+        // expects the slot drained).
+        let acked = acker.await.unwrap_or(Ok(()));
+        result?;
+        acked?;
         Ok(pulled)
     }
 
@@ -188,33 +253,50 @@ impl Agent {
         pulled
     }
 
+    /// Opens a batch of records and checks them, grouped by sender, off the blocking pool:
+    /// everything of an ingest but the commit.
+    async fn check(self: &Arc<Self>, live: &Arc<Live>, records: Vec<Record>) -> Vec<Group> {
+        let agent = self.clone();
+        let l = live.clone();
+        tokio::task::spawn_blocking(move || {
+            let segments = agent.open_records(&l, &records);
+            agent.check_segments(&l, segments)
+        })
+        .await
+        .unwrap_or_default()
+    }
+
     /// Opens records in parallel (sealing is the dominant cost of a catch-up); records that do
     /// not open are refused and reported.
     fn open_records(&self, live: &Live, records: &[Record]) -> Vec<Segment> {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(8);
-        let chunk = records.len().div_ceil(threads).max(64);
-        let opened: Vec<Vec<Result<Segment, String>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = records
-                .chunks(chunk)
-                .map(|part| {
-                    s.spawn(move || {
-                        part.iter()
-                            .map(|r| {
-                                live.session
-                                    .open_segment(&r.bytes)
-                                    .map_err(|e| e.to_string())
-                            })
-                            .collect::<Vec<_>>()
-                    })
+        let chunk = records.len().div_ceil(threads).max(OPEN_PER_THREAD_MIN);
+        let open_all = |part: &[Record]| {
+            part.iter()
+                .map(|r| {
+                    live.session
+                        .open_segment(&r.bytes)
+                        .map_err(|e| e.to_string())
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_default())
-                .collect()
-        });
+                .collect::<Vec<_>>()
+        };
+        // A live line brings a record or a few: a thread would cost more than it saves.
+        let opened: Vec<Vec<Result<Segment, String>>> = if records.len() <= OPEN_PER_THREAD_MIN {
+            vec![open_all(records)]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = records
+                    .chunks(chunk)
+                    .map(|part| s.spawn(move || open_all(part)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        };
         let mut out = Vec::with_capacity(records.len());
         for r in opened.into_iter().flatten() {
             match r {
@@ -232,21 +314,49 @@ impl Agent {
         live: &Arc<Live>,
         segments: Vec<Segment>,
     ) -> Pulled {
-        let mut pulled = Pulled::default();
-        let mut groups: BTreeMap<AuthorKey, Vec<Segment>> = BTreeMap::new();
+        let groups = self.check_segments(live, segments);
+        self.commit_groups(live, groups)
+    }
+
+    /// Groups segments by sender and checks each group as one (decode, batch verification).
+    fn check_segments(&self, live: &Live, segments: Vec<Segment>) -> Vec<Group> {
+        let mut by_peer: BTreeMap<AuthorKey, Vec<Segment>> = BTreeMap::new();
         for s in segments {
-            groups.entry(s.from).or_default().push(s);
+            by_peer.entry(s.from).or_default().push(s);
         }
-        for (peer, segs) in groups {
-            let mut merged = Segment {
-                from: segs[0].from,
-                to: segs[0].to,
-                log: segs[0].log,
-                have: segs.iter().map(|s| s.have).max().unwrap_or(0),
-                sent_ms: segs.iter().map(|s| s.sent_ms).max().unwrap_or(0),
-                events: Vec::new(),
-            };
-            // Events held aside from an earlier gap go first.
+        by_peer
+            .into_iter()
+            .map(|(peer, segs)| {
+                let merged = Segment {
+                    from: segs[0].from,
+                    to: segs[0].to,
+                    log: segs[0].log,
+                    have: segs.iter().map(|s| s.have).max().unwrap_or(0),
+                    sent_ms: segs.iter().map(|s| s.sent_ms).max().unwrap_or(0),
+                    events: segs.iter().flat_map(|s| s.events.iter().cloned()).collect(),
+                };
+                let checked = live
+                    .session
+                    .check_segment(&merged)
+                    .map_err(|e| e.to_string());
+                Group {
+                    peer,
+                    checked,
+                    segments: segs,
+                }
+            })
+            .collect()
+    }
+
+    /// Commits checked groups, each after the events its peer had waiting aside.
+    fn commit_groups(self: &Arc<Self>, live: &Arc<Live>, groups: Vec<Group>) -> Pulled {
+        let mut pulled = Pulled::default();
+        for Group {
+            peer,
+            checked,
+            segments,
+        } in groups
+        {
             let held = std::mem::take(
                 live.held
                     .lock()
@@ -254,14 +364,16 @@ impl Agent {
                     .entry(peer)
                     .or_default(),
             );
-            merged.events.extend(held);
-            for s in &segs {
-                merged.events.extend(s.events.iter().cloned());
-            }
-            match live.session.ingest_segment(&merged) {
+            let outcome = checked.and_then(|checked| {
+                let merged = held_first(live, &segments[0], held, checked)?;
+                live.session
+                    .commit_segment(merged)
+                    .map_err(|e| e.to_string())
+            });
+            match outcome {
                 Ok(report) => self.after_ingest(live, &peer, report, &mut pulled),
-                Err(_) if segs.len() > 1 => {
-                    for s in segs {
+                Err(_) if segments.len() > 1 => {
+                    for s in segments {
                         match live.session.ingest_segment(&s) {
                             Ok(report) => self.after_ingest(live, &peer, report, &mut pulled),
                             Err(e) => {
@@ -273,7 +385,7 @@ impl Agent {
                 }
                 Err(e) => {
                     pulled.refused += 1;
-                    live.refuse(format!("segment from {peer}"), e.to_string());
+                    live.refuse(format!("segment from {peer}"), e);
                 }
             }
         }
@@ -305,10 +417,10 @@ impl Agent {
                 format!("waiting aside: seq {expected} is missing (got {got}); asked the sender to resend"),
             );
         }
-        let has_new = !report.stored.is_empty() || report.confirmed;
-        if has_new || report.gap.is_some() {
-            // Acknowledge (and, on a confirmation, flush what we queued) without waiting for
-            // the tick.
+        // A confirmation flushes what we queued for the peer, and a gap asks for a resend:
+        // both go out at once. A plain acknowledgement waits for the next tick (100 ms), so a
+        // busy line costs the sender one cursor event per tick, not one per message.
+        if report.confirmed || report.gap.is_some() {
             let agent = self.clone();
             let l = live.clone();
             let p = *peer;
@@ -361,6 +473,62 @@ impl Agent {
             }
         }
         Ok((taken, junk))
+    }
+}
+
+/// Acknowledges to the relay whatever `through` says has been ingested, coalescing updates,
+/// until the sender is dropped; then sends the last one if it is still due.
+async fn acknowledge_behind(
+    client: wire_net::RelayClient,
+    slot: String,
+    token: String,
+    mut through: tokio::sync::watch::Receiver<u64>,
+) -> anyhow::Result<()> {
+    let mut acked = *through.borrow_and_update();
+    loop {
+        let open = through.changed().await.is_ok();
+        let due = *through.borrow_and_update();
+        if due > acked {
+            client.ack(&slot, &token, due).await?;
+            acked = due;
+        }
+        if !open {
+            return Ok(());
+        }
+    }
+}
+
+/// The segments of one sender in a batch, checked together.
+#[derive(Debug)]
+pub(super) struct Group {
+    peer: AuthorKey,
+    checked: Result<CheckedSegment, String>,
+    segments: Vec<Segment>,
+}
+
+/// Puts the events `peer` had waiting aside (raw, from an earlier gap) before `checked`.
+fn held_first(
+    live: &Live,
+    like: &Segment,
+    held: Vec<Vec<u8>>,
+    checked: CheckedSegment,
+) -> Result<CheckedSegment, String> {
+    if held.is_empty() {
+        return Ok(checked);
+    }
+    let waiting = Segment {
+        events: held,
+        have: 0,
+        ..like.clone()
+    };
+    // They were checked once already; a failure now can only mean damage in memory, and
+    // dropping them costs a resend.
+    match live.session.check_segment(&waiting) {
+        Ok(mut first) => {
+            first.absorb(checked);
+            Ok(first)
+        }
+        Err(_) => Ok(checked),
     }
 }
 

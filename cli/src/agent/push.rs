@@ -102,7 +102,7 @@ impl Agent {
     ) -> anyhow::Result<PushOutcome> {
         let pusher = live.pusher(peer_key);
         let mut p = pusher.lock().await;
-        let Some(peer) = live.session.state()?.peers.remove(peer_key) else {
+        let Some(peer) = live.session.find_peer(peer_key)? else {
             return Ok(PushOutcome::Refused {
                 reason: "not a peer".into(),
             });

@@ -70,6 +70,19 @@ struct Rate {
     received: u64,
     seconds: f64,
     per_second: f64,
+    /// CPU time (user + system) the agents (this process) and the relay spent meanwhile: on a
+    /// shared machine, what the run cost rather than how long it waited for a core.
+    agents_cpu_seconds: f64,
+    relay_cpu_seconds: f64,
+}
+
+/// CPU seconds (user + system) of this process and of the relay so far.
+fn cpu_now(relay_pid: u32) -> (f64, f64) {
+    let tck = crate::cmd::relay_bench::clock_ticks();
+    (
+        crate::cmd::relay_bench::cpu_ticks("self") as f64 / tck,
+        crate::cmd::relay_bench::cpu_ticks(&relay_pid.to_string()) as f64 / tck,
+    )
 }
 
 fn percentiles(mut v: Vec<u64>) -> Percentiles {
@@ -154,6 +167,7 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
+    let relay_pid = relay.id();
     let procs = Procs {
         relay,
         exe: exe.clone(),
@@ -238,8 +252,12 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
     };
     progress("latency");
     let mut lat = Vec::with_capacity(args.latency);
+    // Bob's commits are observed through the watch his ingest bumps after each commit (what
+    // `tail --follow` waits on), not by polling, so the figure carries no polling interval.
+    let mut committed = bob.appended.subscribe();
     for i in 0..args.latency {
         let before = received(&bob);
+        committed.borrow_and_update();
         let t = Instant::now();
         alice
             .session
@@ -248,15 +266,21 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
         if !outcome.is_done() {
             bail!("send {i}: {outcome:?}");
         }
-        wait_for("a message to commit", Duration::from_secs(10), || {
-            received(&bob) > before
-        })?;
+        let end = Instant::now() + Duration::from_secs(10);
+        while received(&bob) <= before {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("timed out waiting for message {i} to commit");
+            }
+            let _ = rt_b.block_on(async { tokio::time::timeout(left, committed.changed()).await });
+        }
         lat.push(t.elapsed().as_micros() as u64);
     }
     let latency = percentiles(lat);
 
     progress("burst");
     let start = received(&bob);
+    let cpu0 = cpu_now(relay_pid);
     let t = Instant::now();
     std::thread::scope(|s| -> anyhow::Result<()> {
         let per = args.burst / 4;
@@ -284,15 +308,23 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
         Ok(())
     })?;
     let burst_n = (args.burst / 4) * 4;
-    wait_for("the burst", Duration::from_secs(120), || {
-        received(&bob) >= start + burst_n as u64
-    })?;
+    let end = Instant::now() + Duration::from_secs(120);
+    while received(&bob) < start + burst_n as u64 {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!("timed out waiting for the burst");
+        }
+        let _ = rt_b.block_on(async { tokio::time::timeout(left, committed.changed()).await });
+    }
     let secs = t.elapsed().as_secs_f64();
+    let cpu1 = cpu_now(relay_pid);
     let burst = Rate {
         messages: burst_n,
         received: received(&bob) - start,
         seconds: secs,
         per_second: burst_n as f64 / secs,
+        agents_cpu_seconds: cpu1.0 - cpu0.0,
+        relay_cpu_seconds: cpu1.1 - cpu0.1,
     };
 
     progress("catch-up: building the backlog");
@@ -354,22 +386,30 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let cpu0 = cpu_now(relay_pid);
     let t = Instant::now();
     let bob_agent = Agent::new(Home::new(&hb), rt_c.handle().clone(), true);
     let bob = bob_agent.session("default")?;
     let target = alice.session.line(&bob_key)?.our_head;
-    wait_for("the catch-up", Duration::from_secs(600), || {
-        bob.session
-            .line(&alice.key)
-            .map(|l| l.their_head >= target)
-            .unwrap_or(false)
-    })?;
+    // Woken by each ingest commit, not polling (a poll would compete with the catch-up).
+    let mut committed = bob.appended.subscribe();
+    let end = Instant::now() + Duration::from_secs(600);
+    while bob.session.line(&alice.key)?.their_head < target {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!("timed out waiting for the catch-up");
+        }
+        let _ = rt_c.block_on(async { tokio::time::timeout(left, committed.changed()).await });
+    }
     let secs = t.elapsed().as_secs_f64();
+    let cpu1 = cpu_now(relay_pid);
     let catch_up = Rate {
         messages: args.backlog,
         received: args.backlog as u64,
         seconds: secs,
         per_second: args.backlog as f64 / secs,
+        agents_cpu_seconds: cpu1.0 - cpu0.0,
+        relay_cpu_seconds: cpu1.1 - cpu0.1,
     };
     drop(bob);
     drop(bob_agent);

@@ -549,7 +549,7 @@ impl Drop for Relay {
 }
 
 /// CPU time (user + system) of a process, in clock ticks.
-fn cpu_ticks(pid: &str) -> u64 {
+pub(crate) fn cpu_ticks(pid: &str) -> u64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0;
     };
@@ -578,7 +578,7 @@ fn io(pid: &str) -> (u64, u64) {
     (field("wchar:"), field("write_bytes:"))
 }
 
-fn clock_ticks() -> f64 {
+pub(crate) fn clock_ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()
