@@ -24,8 +24,9 @@ use crate::agent::Agent;
 use crate::cmd::Chosen;
 use crate::output::{Sink, Style};
 
-/// Longest request line a client may send.
-const REQUEST_BYTES_MAX: usize = 1024 * 1024;
+/// Longest request line a client may send: a 256 KiB body JSON-escaped at worst (6 bytes a
+/// byte), with room to spare.
+const REQUEST_BYTES_MAX: usize = 2 * 1024 * 1024;
 
 pub fn socket_path(home: &Home) -> PathBuf {
     home.root().join("daemon.sock")
