@@ -5,6 +5,7 @@
 mod errors;
 mod http;
 mod line;
+mod mcp;
 mod output;
 mod relay;
 
