@@ -8,6 +8,7 @@ mod line;
 mod mcp;
 mod output;
 mod relay;
+mod setup;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
