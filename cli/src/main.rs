@@ -108,6 +108,9 @@ enum Command {
     /// Measure two agents talking through a relay (see docs/BENCHMARKS.md).
     #[command(hide = true)]
     BenchLine(cmd::bench_line::Args),
+    /// Measure `wire mcp`: start-up and tool calls (see docs/BENCHMARKS.md).
+    #[command(hide = true)]
+    BenchMcp(cmd::bench_mcp::Args),
 }
 
 impl Command {
@@ -119,6 +122,7 @@ impl Command {
                 | Command::Bench(_)
                 | Command::BenchRelay(_)
                 | Command::BenchLine(_)
+                | Command::BenchMcp(_)
                 | Command::Demo(_)
                 | Command::Daemon(_)
                 | Command::Mcp(_)
@@ -137,6 +141,7 @@ fn main() -> ExitCode {
             Command::Bench(args) => cmd::bench::run(&out, args),
             Command::BenchRelay(args) => cmd::relay_bench::run(&out, args),
             Command::BenchLine(args) => cmd::bench_line::run(&out, args),
+            Command::BenchMcp(args) => cmd::bench_mcp::run(&out, args),
             Command::Demo(args) => cmd::demo::run(&out, args),
             Command::Daemon(args) => cmd::daemon::run(&out, &chosen, args, cli.no_daemon),
             Command::Setup(args) => cmd::setup::run(&out, args),
@@ -249,6 +254,7 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         | Command::Bench(_)
         | Command::BenchRelay(_)
         | Command::BenchLine(_)
+        | Command::BenchMcp(_)
         | Command::Mcp(_)
         | Command::Setup(_)
         | Command::Demo(_) => {

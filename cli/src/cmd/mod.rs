@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_line;
+pub mod bench_mcp;
 pub mod claim;
 pub mod daemon;
 pub mod decide;
