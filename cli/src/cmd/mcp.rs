@@ -147,10 +147,10 @@ impl Backend for DaemonBackend {
             let Some(f) = frame(&mut reader, CHANGE_LINE_BYTES_MAX).await? else {
                 return Err(self.lost());
             };
-            if let Some(e) = f.e {
-                if stderr.len() < 4096 {
-                    stderr.push_str(&e);
-                }
+            if let Some(e) = f.e
+                && stderr.len() < 4096
+            {
+                stderr.push_str(&e);
             }
             if let Some(o) = f.o {
                 pending.push_str(&o);
