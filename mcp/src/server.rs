@@ -38,7 +38,7 @@ Start with wire_whoami (which session and why) or wire_here; wire_init creates t
 /// Most resource URIs one client may subscribe to.
 const SUBSCRIPTIONS_MAX: usize = 1024;
 /// Arrivals buffered for slow `wire_wait` callers (they skip ahead when they lag).
-const ARRIVALS_MAX: usize = 1024;
+const ARRIVALS_MAX: usize = 128;
 /// Messages an inbox resource holds.
 const INBOX_MESSAGES: usize = 50;
 /// Longest wait for the change stream to come up before `wire_wait` gives up.
@@ -588,6 +588,21 @@ impl<B: Backend> ServerHandler for WireServer<B> {
         )
         .with_server_info(Implementation::new("wire", env!("CARGO_PKG_VERSION")))
         .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: rmcp::model::CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CustomResult, McpError> {
+        Err(McpError::new(
+            rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+            format!(
+                "unknown method `{}`; wire serves tools/list, tools/call, resources/list, resources/read, resources/subscribe and subscriptions/listen",
+                crate::clip(&request.method, 100)
+            ),
+            None,
+        ))
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

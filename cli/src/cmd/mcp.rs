@@ -23,7 +23,7 @@ const OUTPUT_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// Largest single line in the change stream (one message, JSON-escaped at worst).
 const CHANGE_LINE_BYTES_MAX: u64 = 4 * 1024 * 1024;
 /// Changes buffered between the daemon and the server.
-const CHANGES_MAX: usize = 1024;
+const CHANGES_MAX: usize = 64;
 
 #[derive(Debug, Deserialize)]
 struct Frame {
