@@ -57,6 +57,9 @@ pub(crate) enum Why {
 pub(super) struct Pusher {
     /// Our chain is in the peer's mailbox (or store) up to here.
     pushed: Option<u64>,
+    /// How the push that reached `pushed` went (`Stored` or `Delivered`): a send whose event a
+    /// concurrent push (the tick) already carried reports that, not "up to date".
+    carried: Option<PushOutcome>,
     last_push: Option<Instant>,
     /// The `have` we last told the peer.
     told_have: u64,
@@ -127,7 +130,10 @@ impl Agent {
             return Ok(PushOutcome::UpToDate);
         }
         if from >= line.our_head && !ack_due {
-            return Ok(PushOutcome::UpToDate);
+            return Ok(match (why, &p.carried) {
+                (Why::Send, Some(done)) => done.clone(),
+                _ => PushOutcome::UpToDate,
+            });
         }
         let mut outcome = PushOutcome::UpToDate;
         loop {
@@ -161,6 +167,7 @@ impl Agent {
                     p.pushed = Some(last.seq);
                     from = last.seq;
                     outcome = PushOutcome::Delivered;
+                    p.carried = Some(outcome.clone());
                 }
                 if ack_only || events.len() < PUSH_EVENTS_MAX {
                     break;
@@ -183,6 +190,7 @@ impl Agent {
                         p.pushed = Some(last.seq);
                         from = last.seq;
                         outcome = PushOutcome::Stored { relay };
+                        p.carried = Some(outcome.clone());
                     }
                     if ack_only || events.len() < PUSH_EVENTS_MAX {
                         break;
@@ -201,6 +209,14 @@ impl Agent {
                     });
                 }
             }
+        }
+        // Only an acknowledgement went: our events had been carried already.
+        if why == Why::Send
+            && outcome == PushOutcome::UpToDate
+            && from >= line.our_head
+            && let Some(done) = &p.carried
+        {
+            return Ok(done.clone());
         }
         Ok(outcome)
     }
