@@ -51,6 +51,9 @@ struct Report {
     ready_us: Percentiles,
     wire_peers_us: Percentiles,
     wire_send_us: Percentiles,
+    /// The same send as a whole `wire send` process (daemon warm), in the same run: the floor
+    /// the tool call is compared with.
+    send_process_us: Percentiles,
 }
 
 struct Procs {
@@ -266,15 +269,26 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
             bail!("send {i} was not stored: {r}");
         }
     }
+    eprintln!("bench-mcp: wire send processes");
+    let mut procs = Vec::with_capacity(args.spawns);
+    for i in 0..args.spawns {
+        let t = Instant::now();
+        let v = wire(&exe, &ha, &["send", &bob, &format!("process {i}")])?;
+        procs.push(t.elapsed().as_micros() as u64);
+        if v["outcome"] != "stored" {
+            bail!("process send {i} was not stored: {v}");
+        }
+    }
     let report = Report {
         machine: super::relay_bench::machine(),
         ready_us: percentiles(ready),
         wire_peers_us: percentiles(peers),
         wire_send_us: percentiles(sends),
+        send_process_us: percentiles(procs),
     };
     out.print(&report, || {
         format!(
-            "{}\nready after spawn: p50 {} µs, p99 {} µs ({} spawns)\nwire_peers: p50 {} µs, p99 {} µs\nwire_send (stored): p50 {} µs, p99 {} µs ({} calls each)\n",
+            "{}\nready after spawn: p50 {} µs, p99 {} µs ({} spawns)\nwire_peers: p50 {} µs, p99 {} µs\nwire_send (stored): p50 {} µs, p99 {} µs ({} calls each)\n`wire send` process: p50 {} µs, p99 {} µs\n",
             report.machine,
             report.ready_us.p50,
             report.ready_us.p99,
@@ -283,7 +297,9 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
             report.wire_peers_us.p99,
             report.wire_send_us.p50,
             report.wire_send_us.p99,
-            report.wire_peers_us.n
+            report.wire_peers_us.n,
+            report.send_process_us.p50,
+            report.send_process_us.p99
         )
     });
     Ok(ExitCode::SUCCESS)
