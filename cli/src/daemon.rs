@@ -24,8 +24,12 @@ use crate::agent::Agent;
 use crate::cmd::Chosen;
 use crate::output::{Sink, Style};
 
-/// Longest request line a client may send.
-const REQUEST_BYTES_MAX: usize = 1024 * 1024;
+/// Output frames waiting for a slow client.
+const FRAMES_QUEUED_MAX: usize = 256;
+
+/// Longest request line a client may send: a 256 KiB body JSON-escaped at worst (6 bytes a
+/// byte), with room to spare.
+const REQUEST_BYTES_MAX: usize = 2 * 1024 * 1024;
 
 pub fn socket_path(home: &Home) -> PathBuf {
     home.root().join("daemon.sock")
@@ -156,7 +160,9 @@ async fn connection(
             return Ok(());
         }
     };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Frame>();
+    // Bounded: a client that stops reading (a `watch` or `tail --follow` subscriber) makes the
+    // command's writes wait, never the daemon's memory grow.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Frame>(FRAMES_QUEUED_MAX);
     let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sink_tx = tx.clone();
     let sink_gone = gone.clone();
@@ -178,14 +184,29 @@ async fn connection(
                 x: None,
             }
         };
-        sink_tx.send(frame).is_ok()
+        // The command runs on a blocking thread, so it may wait here (polling rather than
+        // `blocking_send`, which would panic if a command ever wrote from inside `block_on`).
+        let mut frame = frame;
+        loop {
+            match sink_tx.try_send(frame) {
+                Ok(()) => return true,
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return false,
+                Err(tokio::sync::mpsc::error::TrySendError::Full(f)) => {
+                    if sink_gone.load(std::sync::atomic::Ordering::Relaxed) {
+                        return false;
+                    }
+                    frame = f;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
     }));
     let worker_agent = agent.clone();
     let stop_after = request.argv.get(1).map(String::as_str) == Some("daemon")
         && request.argv.get(2).map(String::as_str) == Some("stop");
     let worker = tokio::task::spawn_blocking(move || {
         let code = crate::run_in_daemon(worker_agent, request, sink);
-        let _ = tx.send(Frame {
+        let _ = tx.blocking_send(Frame {
             o: None,
             e: None,
             x: Some(code),
@@ -218,6 +239,8 @@ async fn connection(
             break;
         }
     }
+    // Nobody drains the frames any more: let a command blocked on a full queue fail and stop.
+    drop(rx);
     watcher.abort();
     let _ = worker.await;
     if stop_after {

@@ -86,6 +86,13 @@ enum Command {
     Daemon(cmd::daemon::Args),
     /// Run a relay: a blind, durable mailbox other agents reach you through.
     RelayServer(cmd::relay::Args),
+    /// The MCP server on stdin/stdout, for Claude Code, Cursor and other hosts.
+    Mcp(cmd::mcp::Args),
+    /// Add wire to the MCP hosts on this machine (shows the changes; `--apply` makes them).
+    Setup(cmd::setup::Args),
+    /// Stream changes as JSON lines (what `wire mcp` follows).
+    #[command(hide = true)]
+    Watch(cmd::watch::Args),
     /// Drop a peer and revoke its capability.
     #[command(hide = true)]
     Forget(cmd::decide::ForgetArgs),
@@ -101,6 +108,9 @@ enum Command {
     /// Measure two agents talking through a relay (see docs/BENCHMARKS.md).
     #[command(hide = true)]
     BenchLine(cmd::bench_line::Args),
+    /// Measure `wire mcp`: start-up and tool calls (see docs/BENCHMARKS.md).
+    #[command(hide = true)]
+    BenchMcp(cmd::bench_mcp::Args),
 }
 
 impl Command {
@@ -112,8 +122,11 @@ impl Command {
                 | Command::Bench(_)
                 | Command::BenchRelay(_)
                 | Command::BenchLine(_)
+                | Command::BenchMcp(_)
                 | Command::Demo(_)
                 | Command::Daemon(_)
+                | Command::Mcp(_)
+                | Command::Setup(_)
         )
     }
 }
@@ -128,8 +141,12 @@ fn main() -> ExitCode {
             Command::Bench(args) => cmd::bench::run(&out, args),
             Command::BenchRelay(args) => cmd::relay_bench::run(&out, args),
             Command::BenchLine(args) => cmd::bench_line::run(&out, args),
+            Command::BenchMcp(args) => cmd::bench_mcp::run(&out, args),
             Command::Demo(args) => cmd::demo::run(&out, args),
             Command::Daemon(args) => cmd::daemon::run(&out, &chosen, args, cli.no_daemon),
+            Command::Setup(args) => cmd::setup::run(&out, args),
+            // stdout belongs to JSON-RPC: the server reports its own failures on stderr.
+            Command::Mcp(args) => return cmd::mcp::run(chosen, args),
             _ => unreachable!("is_local covers these"),
         };
         return finish(&out, result);
@@ -228,6 +245,7 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Tail(args) => cmd::tail::run(ctx, args),
         Command::Sync(args) => cmd::sync::run(ctx, args),
         Command::Status(args) => cmd::status::run(ctx, args),
+        Command::Watch(args) => cmd::watch::run(ctx, args),
         Command::Verify(args) => cmd::verify::run(ctx, args),
         Command::Identity(command) => cmd::identity::run(ctx, command),
         Command::RotateSlot(args) => cmd::rotate::run(ctx, args),
@@ -236,6 +254,9 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         | Command::Bench(_)
         | Command::BenchRelay(_)
         | Command::BenchLine(_)
+        | Command::BenchMcp(_)
+        | Command::Mcp(_)
+        | Command::Setup(_)
         | Command::Demo(_) => {
             anyhow::bail!("this command runs in its own process, not inside the daemon")
         }

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_line;
+pub mod bench_mcp;
 pub mod claim;
 pub mod daemon;
 pub mod decide;
@@ -10,16 +11,19 @@ pub mod dial;
 pub mod here;
 pub mod identity;
 pub mod init;
+pub mod mcp;
 pub mod peers;
 pub mod pending;
 pub mod relay;
 pub mod relay_bench;
 pub mod rotate;
 pub mod send;
+pub mod setup;
 pub mod status;
 pub mod sync;
 pub mod tail;
 pub mod verify;
+pub mod watch;
 pub mod whoami;
 pub mod whois;
 

@@ -22,6 +22,9 @@ pub struct Args {
     /// optional kind is `message` (the default) or a number from 1100 to 9999.
     #[arg(num_args = 1..=2, required = true, value_names = ["KIND", "BODY"])]
     rest: Vec<String>,
+    /// Take the body as it is written: no `@file`, no `-` for stdin (what `wire mcp` uses).
+    #[arg(long, hide = true)]
+    literal: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -68,6 +71,10 @@ fn read_body(arg: &str) -> anyhow::Result<Vec<u8>> {
     } else {
         arg.as_bytes().to_vec()
     };
+    check_size(body)
+}
+
+fn check_size(body: Vec<u8>) -> anyhow::Result<Vec<u8>> {
     if body.len() > BODY_BYTES_MAX {
         bail!(
             "the body is {} bytes; a message holds at most {BODY_BYTES_MAX} (256 KiB). Nothing was sent",
@@ -83,7 +90,11 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         [kind, body] => (parse_kind(kind)?, body.as_str()),
         _ => bail!("usage: wire send <peer> [kind] <body | @file | ->"),
     };
-    let body = read_body(body_arg)?;
+    let body = if args.literal {
+        check_size(body_arg.as_bytes().to_vec())?
+    } else {
+        read_body(body_arg)?
+    };
     if kind == Kind::MESSAGE && std::str::from_utf8(&body).is_err() {
         bail!(
             "a `message` body must be UTF-8 text; send bytes with a numeric kind. Nothing was sent"

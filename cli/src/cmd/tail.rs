@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde::Serialize;
-use wire_engine::{MessageView, Peer};
+use wire_engine::{MessageView, Peer, PeerState};
 use wire_log::AuthorKey;
 
 use super::{Ctx, printable};
@@ -30,6 +30,10 @@ pub struct MessageJson {
     pub peer: String,
     pub peer_nickname: String,
     pub peer_handle: String,
+    /// The peer's Character emoji and ASCII tag, and the pairing state as of this read.
+    pub peer_emoji: String,
+    pub peer_tag: String,
+    pub peer_state: String,
     pub outgoing: bool,
     pub from: String,
     pub seq: u64,
@@ -56,6 +60,15 @@ pub fn message_json(m: &MessageView, peers: &[Peer]) -> MessageJson {
             .map(|p| p.character.nickname.clone())
             .unwrap_or_default(),
         peer_handle: peer.map(|p| p.handle.clone()).unwrap_or_default(),
+        peer_emoji: peer.map(|p| p.character.emoji.clone()).unwrap_or_default(),
+        peer_tag: peer.map(|p| p.character.tag.clone()).unwrap_or_default(),
+        peer_state: match peer.map(|p| p.state) {
+            Some(PeerState::Paired) => "paired",
+            Some(PeerState::Dialed) => "dialed",
+            Some(PeerState::Rejected) => "rejected",
+            None => "unknown",
+        }
+        .to_owned(),
         outgoing: m.outgoing,
         from: wire_log::Did::from_key(&e.author).to_string(),
         seq: e.seq,

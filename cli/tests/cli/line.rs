@@ -24,10 +24,10 @@ use wire_log::{AuthorKey, Event, EventId, Kind, LogId};
 use crate::http::{self, Target};
 
 /// How long a condition that normally holds within milliseconds may take.
-const POLL_DEADLINE: Duration = Duration::from_secs(20);
+pub(crate) const POLL_DEADLINE: Duration = Duration::from_secs(20);
 /// How long one `wire` command may take before the test gives up on it (and kills it).
 const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
-const EXE: &str = env!("CARGO_BIN_EXE_wire");
+pub(crate) const EXE: &str = env!("CARGO_BIN_EXE_wire");
 /// Largest record the relay sends (its blob cap).
 const RECORD_MAX: usize = 1 << 20;
 
@@ -36,15 +36,15 @@ const RECORD_MAX: usize = 1 << 20;
 
 /// One finished `wire` command.
 #[derive(Debug)]
-struct Run {
-    argv: String,
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) argv: String,
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "`wire {}` exited {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.argv, self.code, self.stdout, self.stderr
@@ -52,13 +52,13 @@ impl Run {
     }
 
     /// Asserts exit 0.
-    fn ok(self) -> Run {
+    pub(crate) fn ok(self) -> Run {
         assert_eq!(self.code, 0, "{}", self.describe());
         self
     }
 
     /// Stdout as the one JSON document it must be.
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!("stdout is not one JSON document ({e}): {}", self.describe())
         })
@@ -109,7 +109,7 @@ fn run_wire(
     }
 }
 
-fn wire(home: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
+pub(crate) fn wire(home: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
     run_wire(home, args, vars, COMMAND_DEADLINE).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -161,7 +161,7 @@ fn daemons_of(home: &Path) -> Vec<u32> {
 
 /// Stops the daemon of `home` the way an operator would, then SIGKILLs whatever is left.
 /// Never panics (it runs in `Drop`, also while a test panics).
-fn stop_daemon(home: &Path) {
+pub(crate) fn stop_daemon(home: &Path) {
     if !home.join("daemon.sock").exists() && daemons_of(home).is_empty() {
         return;
     }
@@ -183,7 +183,11 @@ fn stop_daemon(home: &Path) {
 }
 
 /// Polls `f` until it returns `Ok`, or panics with `what` and `f`'s last `Err` after `deadline`.
-fn poll_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
+pub(crate) fn poll_for<T>(
+    what: &str,
+    deadline: Duration,
+    mut f: impl FnMut() -> Result<T, String>,
+) -> T {
     let until = Instant::now() + deadline;
     loop {
         match f() {
@@ -199,7 +203,7 @@ fn poll_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Result<T, 
     }
 }
 
-fn poll<T>(what: &str, f: impl FnMut() -> Result<T, String>) -> T {
+pub(crate) fn poll<T>(what: &str, f: impl FnMut() -> Result<T, String>) -> T {
     poll_for(what, POLL_DEADLINE, f)
 }
 
@@ -247,7 +251,7 @@ impl Rng {
 /// A temporary root holding a relay (data under `relay/`) and one home per agent. Dropping it
 /// stops every daemon (then SIGKILLs stragglers) and kills the relay.
 #[derive(Debug)]
-struct Rig {
+pub(crate) struct Rig {
     root: tempfile::TempDir,
     relay: Option<Child>,
     addr: SocketAddr,
@@ -309,7 +313,7 @@ fn spawn_relay(root: &Path, bind: &str, args: &[String]) -> Result<(Child, Socke
 }
 
 impl Rig {
-    fn new(relay_args: &[&str]) -> Rig {
+    pub(crate) fn new(relay_args: &[&str]) -> Rig {
         let root = tempfile::tempdir().expect("tempdir");
         let relay_args: Vec<String> = relay_args.iter().map(|s| (*s).to_owned()).collect();
         let (child, addr) =
@@ -323,7 +327,11 @@ impl Rig {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn addr_str(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
@@ -357,14 +365,14 @@ impl Rig {
         self.relay = Some(child);
     }
 
-    fn home(&self, nick: &str) -> PathBuf {
+    pub(crate) fn home(&self, nick: &str) -> PathBuf {
         let home = self.root.path().join(nick);
         self.homes.lock().expect("homes lock").push(home.clone());
         home
     }
 
     /// `wire init <nick> --relay <url>` in a fresh home, through its daemon.
-    fn agent(&self, nick: &str) -> Agent {
+    pub(crate) fn agent(&self, nick: &str) -> Agent {
         self.init(nick, &[])
     }
 
@@ -415,20 +423,20 @@ impl Drop for Rig {
 
 /// One agent: its home and who it is.
 #[derive(Debug, Clone)]
-struct Agent {
-    home: PathBuf,
+pub(crate) struct Agent {
+    pub(crate) home: PathBuf,
     /// `nick@127.0.0.1:port`, as claimed.
-    handle: String,
+    pub(crate) handle: String,
     /// The Character nickname others see.
-    nickname: String,
-    did: String,
-    key: String,
-    x25519: String,
-    no_daemon: bool,
+    pub(crate) nickname: String,
+    pub(crate) did: String,
+    pub(crate) key: String,
+    pub(crate) x25519: String,
+    pub(crate) no_daemon: bool,
 }
 
 impl Agent {
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         if self.no_daemon {
             let mut all = args.to_vec();
             all.push("--no-daemon");
@@ -438,7 +446,7 @@ impl Agent {
         }
     }
 
-    fn json(&self, args: &[&str]) -> Value {
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
         self.run(args).ok().json()
     }
 
@@ -450,7 +458,7 @@ impl Agent {
             .clone()
     }
 
-    fn peers(&self) -> Vec<Value> {
+    pub(crate) fn peers(&self) -> Vec<Value> {
         self.list(&["peers"], "peers")
     }
 
@@ -461,14 +469,14 @@ impl Agent {
             .find(|p| p["key"] == other.key.as_str())
     }
 
-    fn peer_state(&self, other: &Agent) -> String {
+    pub(crate) fn peer_state(&self, other: &Agent) -> String {
         self.peer(other).map_or_else(
             || "absent".into(),
             |p| p["state"].as_str().unwrap_or("?").into(),
         )
     }
 
-    fn pending(&self) -> Vec<Value> {
+    pub(crate) fn pending(&self) -> Vec<Value> {
         self.list(&["pending"], "pending")
     }
 
@@ -566,7 +574,7 @@ impl Agent {
 }
 
 /// `a` dials `b`, `b` accepts by the nickname `pending` shows, and `a` sees `b` paired.
-fn pair(a: &Agent, b: &Agent) {
+pub(crate) fn pair(a: &Agent, b: &Agent) {
     let dialed = a.json(&["dial", &b.handle]);
     assert_eq!(dialed["status"], "dialed", "{dialed}");
     let nick = poll(

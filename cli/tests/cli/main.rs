@@ -5,8 +5,10 @@
 mod errors;
 mod http;
 mod line;
+mod mcp;
 mod output;
 mod relay;
+mod setup;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
