@@ -97,11 +97,13 @@ impl Session {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<VerifyReport, VerifyFailure> {
         let mut counts = Counts::default();
-        let folded = replay(self.store(), progress, &mut counts)?;
+        // One snapshot for the log and the projections: a daemon may append while we read,
+        // and two snapshots would then disagree without anything being wrong.
         let txn = self
             .store()
             .read_txn()
             .map_err(|e| VerifyFailure::store(e.to_string()))?;
+        let folded = replay_in(&txn, self.store().owner(), progress, &mut counts)?;
         let stored = read_all(&txn).map_err(|e| VerifyFailure {
             projections_only: true,
             ..VerifyFailure::store(format!("projection tables: {e}"))
@@ -145,10 +147,19 @@ fn replay(
     progress: &mut dyn FnMut(Progress),
     counts: &mut Counts,
 ) -> Result<MemState, VerifyFailure> {
-    let db = |e: redb::Error| VerifyFailure::store(format!("cannot read the store: {e}"));
     let txn = store
         .read_txn()
         .map_err(|e| VerifyFailure::store(e.to_string()))?;
+    replay_in(&txn, store.owner(), progress, counts)
+}
+
+fn replay_in(
+    txn: &redb::ReadTransaction,
+    owner: AuthorKey,
+    progress: &mut dyn FnMut(Progress),
+    counts: &mut Counts,
+) -> Result<MemState, VerifyFailure> {
+    let db = |e: redb::Error| VerifyFailure::store(format!("cannot read the store: {e}"));
     let (Ok(events), Ok(order), Ok(ids), Ok(heads)) = (
         txn.open_table(EVENTS),
         txn.open_table(ORDER),
@@ -167,7 +178,6 @@ fn replay(
             "tables disagree on the number of events: {n_events} stored, {total} in append order, {n_ids} by id"
         )));
     }
-    let owner = store.owner();
     let mut chain_heads: HashMap<(LogId, AuthorKey), (u64, EventId)> = HashMap::new();
     let mut state = MemState::default();
     let mut batch: Vec<Pending> = Vec::with_capacity(CHUNK);
