@@ -278,27 +278,27 @@ mod tests {
                 got.push((s, q, b.to_vec()));
                 Ok(())
             })
-            .unwrap();
+            .expect("test io");
         (frames, got)
     }
 
     #[test]
     fn frames_replay_in_order_and_only_for_their_epoch() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test io");
         let path = dir.path().join("log");
-        let mut log = AppendLog::open(&path, 64 << 10).unwrap();
-        log.recreate(7).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 64 << 10);
+        let mut log = AppendLog::open(&path, 64 << 10).expect("test io");
+        log.recreate(7).expect("test io");
+        assert_eq!(std::fs::metadata(&path).expect("test io").len(), 64 << 10);
         let all = entries(5);
         log.write(all[..2].iter().map(|(s, q, b)| (*s, *q, &b[..])))
-            .unwrap();
+            .expect("test io");
         log.write(all[2..].iter().map(|(s, q, b)| (*s, *q, &b[..])))
-            .unwrap();
+            .expect("test io");
         let expected_len = frame_len(all[..2].iter().map(|e| e.2.len()))
             + frame_len(all[2..].iter().map(|e| e.2.len()));
         assert_eq!(log.len, expected_len);
         drop(log);
-        let log = AppendLog::open(&path, 64 << 10).unwrap();
+        let log = AppendLog::open(&path, 64 << 10).expect("test io");
         assert_eq!(replayed(&log, 7), (2, all.clone()));
         assert_eq!(replayed(&log, 6), (0, vec![]));
         assert_eq!(replayed(&log, 8), (0, vec![]));
@@ -306,44 +306,45 @@ mod tests {
 
     #[test]
     fn a_new_epoch_hides_the_old_frames_behind_it() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test io");
         let path = dir.path().join("log");
-        let mut log = AppendLog::open(&path, 64 << 10).unwrap();
-        log.recreate(0).unwrap();
+        let mut log = AppendLog::open(&path, 64 << 10).expect("test io");
+        log.recreate(0).expect("test io");
         let all = entries(6);
         log.write(all.iter().map(|(s, q, b)| (*s, *q, &b[..])))
-            .unwrap();
+            .expect("test io");
         log.reset(1);
         log.write(all[..1].iter().map(|(s, q, b)| (*s, *q, &b[..])))
-            .unwrap();
+            .expect("test io");
         assert_eq!(replayed(&log, 1), (1, all[..1].to_vec()));
         assert_eq!(replayed(&log, 0), (0, vec![]));
     }
 
     #[test]
     fn a_torn_or_corrupt_frame_ends_the_replay() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test io");
         let path = dir.path().join("log");
-        let mut log = AppendLog::open(&path, 64 << 10).unwrap();
-        log.recreate(0).unwrap();
+        let mut log = AppendLog::open(&path, 64 << 10).expect("test io");
+        log.recreate(0).expect("test io");
         let all = entries(4);
         for e in &all {
-            log.write(std::iter::once((e.0, e.1, &e.2[..]))).unwrap();
+            log.write(std::iter::once((e.0, e.1, &e.2[..])))
+                .expect("test io");
         }
         // Flip one byte in the body of the third frame.
         let third = frame_len(std::iter::once(10)) + frame_len(std::iter::once(20));
         let at = third + (HEADER + ENTRY_HEADER) as u64 + 5;
         let mut b = [0u8; 1];
-        log.file.read_exact_at(&mut b, at).unwrap();
-        log.file.write_all_at(&[b[0] ^ 1], at).unwrap();
+        log.file.read_exact_at(&mut b, at).expect("test io");
+        log.file.write_all_at(&[b[0] ^ 1], at).expect("test io");
         assert_eq!(replayed(&log, 0), (2, all[..2].to_vec()));
     }
 
     #[test]
     fn a_frame_that_does_not_fit_is_refused_and_poisons() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut log = AppendLog::open(&dir.path().join("log"), 256).unwrap();
-        log.recreate(0).unwrap();
+        let dir = tempfile::tempdir().expect("test io");
+        let mut log = AppendLog::open(&dir.path().join("log"), 256).expect("test io");
+        log.recreate(0).expect("test io");
         let big = vec![1u8; 300];
         assert!(!log.fits(frame_len(std::iter::once(big.len()))));
         let e = log.write(std::iter::once((SlotId([1; 16]), 1, &big[..])));

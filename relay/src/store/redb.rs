@@ -193,7 +193,7 @@ impl RedbStore {
         RedbStore::open_with_log(dir, quotas, cache_bytes, LOG_BYTES)
     }
 
-    /// [`open`](Self::open) with an append log of `log_bytes` (at least 64 KiB).
+    /// [`open`](Self::open) with an append log of `log_bytes` (64 KiB to 4 GiB).
     pub fn open_with_log(
         dir: &Path,
         quotas: Quotas,
@@ -204,7 +204,9 @@ impl RedbStore {
             .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
         let main = open_db(&dir.join("relay.redb"), cache_bytes * 3 / 4)?;
         let intros = open_db(&dir.join("intros.redb"), cache_bytes / 4)?;
-        let log = AppendLog::open(&dir.join("appends.log"), log_bytes.max(64 << 10))?;
+        // A frame's length is a u32, so a log never holds one longer than that.
+        let log_bytes = log_bytes.clamp(64 << 10, u64::from(u32::MAX));
+        let log = AppendLog::open(&dir.join("appends.log"), log_bytes)?;
         let store = RedbStore {
             main,
             intros,
@@ -977,16 +979,16 @@ mod tests {
     /// What a SIGKILL leaves: the files as the kernel holds them now, without the clean close
     /// that would make redb's non-durable commits durable.
     fn crash_copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
+        std::fs::create_dir_all(to).expect("test io");
         for name in ["relay.redb", "intros.redb", "appends.log"] {
-            std::fs::copy(from.join(name), to.join(name)).unwrap();
+            std::fs::copy(from.join(name), to.join(name)).expect("test io");
         }
     }
 
     fn contents(store: &RedbStore, slot: SlotId) -> Vec<(u64, Vec<u8>)> {
         store
             .read_after(slot, 0, usize::MAX, usize::MAX)
-            .unwrap()
+            .expect("test io")
             .items
             .into_iter()
             .map(|(s, b)| (s, b.to_vec()))
@@ -994,17 +996,17 @@ mod tests {
     }
 
     fn open(dir: &Path, log_bytes: u64) -> RedbStore {
-        RedbStore::open_with_log(dir, Quotas::default(), 4 << 20, log_bytes).unwrap()
+        RedbStore::open_with_log(dir, Quotas::default(), 4 << 20, log_bytes).expect("test io")
     }
 
     #[test]
     fn acknowledged_appends_survive_a_crash_through_the_log() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().expect("test io");
         let (live, copy) = (tmp.path().join("live"), tmp.path().join("copy"));
         let store = open(&live, LOG_BYTES);
         let (a, b) = (SlotId([1; 16]), SlotId([2; 16]));
-        store.create_slot(a, OWNER, 1).unwrap();
-        store.create_slot(b, OWNER, 1).unwrap();
+        store.create_slot(a, OWNER, 1).expect("test io");
+        store.create_slot(b, OWNER, 1).expect("test io");
         let mut expected_a = Vec::new();
         for i in 1..=20u64 {
             let out = store
@@ -1013,7 +1015,7 @@ mod tests {
                     item(b, &blob(100 + i)),
                     item(a, &blob(i)),
                 ])
-                .unwrap();
+                .expect("test io");
             assert_eq!(
                 out,
                 [
@@ -1024,13 +1026,13 @@ mod tests {
             );
             expected_a.push((i, blob(i)));
         }
-        store.ack(b, 5).unwrap();
+        store.ack(b, 5).expect("test io");
         // Appended after the last durable commit (the ack): only the log has these.
         for i in 21..=30u64 {
-            store.append(&[item(a, &blob(i))]).unwrap();
+            store.append(&[item(a, &blob(i))]).expect("test io");
             expected_a.push((i, blob(i)));
         }
-        let before = store.totals().unwrap();
+        let before = store.totals().expect("test io");
         crash_copy(&live, &copy);
         drop(store);
 
@@ -1038,14 +1040,14 @@ mod tests {
         assert_eq!(contents(&store, a), expected_a);
         let in_b: Vec<u64> = contents(&store, b).iter().map(|e| e.0).collect();
         assert_eq!(in_b, (6..=20).collect::<Vec<_>>());
-        assert_eq!(store.totals().unwrap(), before);
-        let info = store.slot_info(a).unwrap().unwrap();
+        assert_eq!(store.totals().expect("test io"), before);
+        let info = store.slot_info(a).expect("test io").expect("test io");
         assert_eq!((info.last_seq, info.blobs), (30, 30));
         // Idempotency survived too, and new appends continue the sequence.
         assert_eq!(
             store
                 .append(&[item(a, &blob(25)), item(a, &blob(31))])
-                .unwrap(),
+                .expect("test io"),
             [
                 AppendOutcome::Duplicate { seq: 25 },
                 AppendOutcome::Stored { seq: 31 }
@@ -1056,21 +1058,28 @@ mod tests {
         crash_copy(&copy, &again);
         drop(store);
         let store = open(&again, LOG_BYTES);
-        assert_eq!(store.slot_info(a).unwrap().unwrap().last_seq, 31);
+        assert_eq!(
+            store
+                .slot_info(a)
+                .expect("test io")
+                .expect("test io")
+                .last_seq,
+            31
+        );
         assert_eq!(contents(&store, a).len(), 31);
     }
 
     #[test]
     fn checkpoints_when_the_log_is_full_and_replays_only_the_current_epoch() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().expect("test io");
         let (live, copy) = (tmp.path().join("live"), tmp.path().join("copy"));
         // 64 KiB of log: a checkpoint every ~150 of these blobs.
         let store = open(&live, 64 << 10);
         let a = SlotId([3; 16]);
-        store.create_slot(a, OWNER, 1).unwrap();
+        store.create_slot(a, OWNER, 1).expect("test io");
         let mut expected = Vec::new();
         for i in 1..=1000u64 {
-            store.append(&[item(a, &blob(i))]).unwrap();
+            store.append(&[item(a, &blob(i))]).expect("test io");
             expected.push((i, blob(i)));
         }
         assert!(store.lock_log().epoch() > 5, "the log never filled");
@@ -1078,12 +1087,15 @@ mod tests {
         drop(store);
         let store = open(&copy, 64 << 10);
         assert_eq!(contents(&store, a), expected);
-        assert_eq!(store.totals().unwrap().blobs, 1000);
+        assert_eq!(store.totals().expect("test io").blobs, 1000);
         drop(store);
         // A garbage tail after the last frame is where the replay stops.
         let log = copy.join("appends.log");
-        let f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
-        f.write_all_at(&[0xAA; 4096], 0).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .expect("test io");
+        f.write_all_at(&[0xAA; 4096], 0).expect("test io");
         drop(f);
         let store = open(&copy, 64 << 10);
         assert_eq!(contents(&store, a).len(), 1000);
@@ -1091,14 +1103,14 @@ mod tests {
 
     #[test]
     fn a_group_bigger_than_the_log_commits_durably_instead() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().expect("test io");
         let (live, copy) = (tmp.path().join("live"), tmp.path().join("copy"));
         let store = open(&live, 64 << 10);
         let a = SlotId([4; 16]);
-        store.create_slot(a, OWNER, 1).unwrap();
+        store.create_slot(a, OWNER, 1).expect("test io");
         let big: Vec<AppendItem> = (1..=200u64).map(|i| item(a, &blob(i))).collect();
         let epoch = store.lock_log().epoch();
-        let out = store.append(&big).unwrap();
+        let out = store.append(&big).expect("test io");
         assert_eq!(out.last(), Some(&AppendOutcome::Stored { seq: 200 }));
         assert_eq!(store.lock_log().epoch(), epoch + 1);
         crash_copy(&live, &copy);
