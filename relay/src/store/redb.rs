@@ -42,6 +42,11 @@ const LOG_EPOCH_KEY: &str = "log_epoch";
 
 /// Default size of `appends.log`: appends between two durable commits of `relay.redb`.
 pub const LOG_BYTES: u64 = 8 << 20;
+/// Most content hashes held in memory before a checkpoint writes them to `blob_hashes_v1`.
+const PENDING_HASHES_MAX: usize = 65_536;
+
+/// Content hashes of the blobs stored since the last checkpoint, not yet in `blob_hashes_v1`.
+type Pending = HashMap<[u8; 48], u64>;
 
 /// The redb-backed store.
 #[derive(Debug)]
@@ -51,6 +56,8 @@ pub struct RedbStore {
     quotas: Quotas,
     /// Taken by `append` for its whole transaction (only the committer appends).
     log: Mutex<AppendLog>,
+    /// Taken only inside a write transaction, after it began (so after `log`).
+    pending: Mutex<Pending>,
 }
 
 fn db<E: Into<redb::Error>>(e: E) -> StoreError {
@@ -212,9 +219,16 @@ impl RedbStore {
             intros,
             quotas,
             log: Mutex::new(log),
+            pending: Mutex::new(HashMap::new()),
         };
         store.init()?;
         Ok(store)
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock_log(&self) -> std::sync::MutexGuard<'_, AppendLog> {
@@ -267,6 +281,13 @@ impl RedbStore {
                     return Ok(());
                 };
                 if seq <= row.last_seq {
+                    // Durable already (another commit carried it), but its hash may have been
+                    // only in memory: restore it while the blob is held.
+                    if seq > row.acked_through
+                        && blobs.get(&seq_key(slot, seq)).map_err(db)?.is_some()
+                    {
+                        hashes.insert(&hash_key(slot, blob), seq).map_err(db)?;
+                    }
                     return Ok(());
                 }
                 let len = blob.len() as u64;
@@ -439,6 +460,9 @@ impl BlobStore for RedbStore {
         let mut log = self.lock_log();
         log.check()?;
         let mut txn = self.main.begin_write().map_err(db)?;
+        let mut pending = self.lock_pending();
+        // Hashes this group stores: merged into `pending` once its transaction committed.
+        let mut fresh: Pending = HashMap::new();
         let mut stored_any = false;
         let mut checkpoint = false;
         {
@@ -475,8 +499,12 @@ impl BlobStore for RedbStore {
                     continue;
                 }
                 let hkey = hash_key(item.slot, &item.blob);
-                if let Some(seq) = hashes.get(&hkey).map_err(db)? {
-                    outcomes.push(AppendOutcome::Duplicate { seq: seq.value() });
+                let known = match fresh.get(&hkey).or_else(|| pending.get(&hkey)) {
+                    Some(seq) => Some(*seq),
+                    None => hashes.get(&hkey).map_err(db)?.map(|v| v.value()),
+                };
+                if let Some(seq) = known {
+                    outcomes.push(AppendOutcome::Duplicate { seq });
                     continue;
                 }
                 let len = item.blob.len() as u64;
@@ -496,7 +524,7 @@ impl BlobStore for RedbStore {
                 blobs
                     .insert(&seq_key(item.slot, seq), item.blob.as_ref())
                     .map_err(db)?;
-                hashes.insert(&hkey, seq).map_err(db)?;
+                fresh.insert(hkey, seq);
                 added_blobs += 1;
                 added_bytes += len;
                 stored_any = true;
@@ -514,20 +542,33 @@ impl BlobStore for RedbStore {
                     t.bytes += added_bytes;
                 })?;
                 let stored = stored_blobs(items, &outcomes).map(|(_, _, b)| b.len());
-                checkpoint = !log.fits(frame_len(stored));
+                checkpoint = !log.fits(frame_len(stored))
+                    || pending.len() + fresh.len() > PENDING_HASHES_MAX;
                 if checkpoint {
                     meta.insert(LOG_EPOCH_KEY, &(log.epoch() + 1).to_be_bytes()[..])
                         .map_err(db)?;
+                    // In key order: neighbouring keys share a leaf, written once.
+                    let mut all: Vec<([u8; 48], u64)> = pending
+                        .iter()
+                        .chain(&fresh)
+                        .map(|(k, v)| (*k, *v))
+                        .collect();
+                    all.sort_unstable();
+                    for (k, seq) in &all {
+                        hashes.insert(k, *seq).map_err(db)?;
+                    }
                 }
             }
         }
         if !stored_any {
             txn.abort().map_err(db)?;
         } else if checkpoint {
-            // The log is full: this commit is durable itself and holds everything before it.
+            // The log is full: this commit is durable itself and holds everything before it,
+            // the pending hashes included.
             txn.commit().map_err(db)?;
             let next = log.epoch() + 1;
             log.reset(next);
+            pending.clear();
         } else {
             txn.set_durability(Durability::None).map_err(db)?;
             if let Err(e) = log.write(stored_blobs(items, &outcomes)) {
@@ -539,6 +580,7 @@ impl BlobStore for RedbStore {
                 log.poison(&e.0);
                 return Err(e);
             }
+            pending.extend(fresh);
         }
         Ok(outcomes)
     }
@@ -564,6 +606,7 @@ impl BlobStore for RedbStore {
     fn ack(&self, slot: SlotId, through: u64) -> Result<AckOutcome, StoreError> {
         let txn = self.main.begin_write().map_err(db)?;
         let outcome;
+        let mut unhashed = Vec::new();
         {
             let mut slots = txn.open_table(SLOTS).map_err(db)?;
             let Some(mut row) = slots
@@ -596,6 +639,7 @@ impl BlobStore for RedbStore {
                 for (key, hkey, len) in keys {
                     blobs.remove(&key).map_err(db)?;
                     hashes.remove(&hkey).map_err(db)?;
+                    unhashed.push(hkey);
                     removed += 1;
                     removed_bytes += len;
                 }
@@ -616,7 +660,14 @@ impl BlobStore for RedbStore {
                 acked_through: row.acked_through,
             };
         }
+        // Hold the pending hashes across the commit, so that no append sees a hash of a blob
+        // this removed (the committer locks them only after its transaction began).
+        let mut pending = self.lock_pending();
         txn.commit().map_err(db)?;
+        for hkey in &unhashed {
+            pending.remove(hkey);
+        }
+        drop(pending);
         Ok(outcome)
     }
 
@@ -1043,13 +1094,24 @@ mod tests {
         assert_eq!(store.totals().expect("test io"), before);
         let info = store.slot_info(a).expect("test io").expect("test io");
         assert_eq!((info.last_seq, info.blobs), (30, 30));
-        // Idempotency survived too, and new appends continue the sequence.
+        // Idempotency survived too: for blobs only the log held (25), for blobs the ack's
+        // durable commit carried while their hashes were still in memory (3, b's 110), not for
+        // an acknowledged one (b's 103); and new appends continue the sequence.
         assert_eq!(
             store
-                .append(&[item(a, &blob(25)), item(a, &blob(31))])
+                .append(&[
+                    item(a, &blob(25)),
+                    item(a, &blob(3)),
+                    item(b, &blob(110)),
+                    item(b, &blob(103)),
+                    item(a, &blob(31))
+                ])
                 .expect("test io"),
             [
                 AppendOutcome::Duplicate { seq: 25 },
+                AppendOutcome::Duplicate { seq: 3 },
+                AppendOutcome::Duplicate { seq: 10 },
+                AppendOutcome::Stored { seq: 21 },
                 AppendOutcome::Stored { seq: 31 }
             ]
         );
@@ -1088,6 +1150,13 @@ mod tests {
         let store = open(&copy, 64 << 10);
         assert_eq!(contents(&store, a), expected);
         assert_eq!(store.totals().expect("test io").blobs, 1000);
+        // Hashes written by checkpoints and hashes replayed from the log both dedupe.
+        for i in [1u64, 500, 999, 1000] {
+            assert_eq!(
+                store.append(&[item(a, &blob(i))]).expect("test io"),
+                [AppendOutcome::Duplicate { seq: i }]
+            );
+        }
         drop(store);
         // A garbage tail after the last frame is where the replay stops.
         let log = copy.join("appends.log");
