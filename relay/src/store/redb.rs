@@ -1,8 +1,14 @@
-//! The embedded [`BlobStore`]: two redb files in the data directory.
+//! The embedded [`BlobStore`]: two redb files and an append log in the data directory.
 //!
 //! `relay.redb` holds slots, capabilities, blobs, content hashes and the handle directory.
 //! `intros.redb` holds intro queues: a separate file has a separate writer lock and a separate
 //! fsync, so no number of intros can delay a commit of the main mailbox.
+//!
+//! Appends are made durable by `appends.log` (see `log.rs`): their transaction commits to
+//! `relay.redb` without an fsync once their frame is fsynced, and a checkpoint (a durable commit)
+//! is taken when the log is full. The content hashes of blobs stored since the last checkpoint
+//! wait in memory and are written, in key order, by the checkpoint: the hash index is keyed by
+//! blake3, so writing it per commit copied one random leaf per blob.
 //!
 //! Keys are fixed-width byte arrays: a slot id (16) followed by a big-endian sequence number (8)
 //! sorts a slot's blobs in order, so a read after `n` is one range scan whatever the slot's size.
