@@ -49,7 +49,7 @@ const LOG_EPOCH_KEY: &str = "log_epoch";
 /// Default size of `appends.log`: appends between two durable commits of `relay.redb`.
 pub const LOG_BYTES: u64 = 8 << 20;
 /// Most content hashes held in memory before a checkpoint writes them to `blob_hashes_v1`.
-const PENDING_HASHES_MAX: usize = 65_536;
+const PENDING_HASHES_MAX: usize = 16_384;
 
 /// Content hashes of the blobs stored since the last checkpoint, not yet in `blob_hashes_v1`.
 type Pending = HashMap<[u8; 48], u64>;
