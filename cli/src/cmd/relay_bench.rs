@@ -66,6 +66,9 @@ pub struct Args {
     /// its part is measured).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Stop after the throughput part (healthz floor, single and batched appends).
+    #[arg(long)]
+    throughput_only: bool,
 }
 
 /// Blobs per request when filling a slot between latency points.
@@ -239,6 +242,9 @@ async fn bench(args: &Args, root: &Path) -> anyhow::Result<()> {
     row("relay RSS after the throughput runs", &mem(rss_a), "");
     drop(relay);
     let _ = std::fs::remove_dir_all(root.join("a"));
+    if args.throughput_only {
+        return Ok(());
+    }
 
     // ---- Relay B: latency as one slot grows.
     let relay = Relay::spawn(&root.join("b"))?;

@@ -4,9 +4,10 @@
 //! database) can slot in without the HTTP layer noticing. Every method that writes is one
 //! durable transaction: when it returns `Ok`, the change is on disk.
 
+mod log;
 mod redb;
 
-pub use self::redb::RedbStore;
+pub use self::redb::{LOG_BYTES, RedbStore};
 
 use bytes::Bytes;
 

@@ -1,17 +1,26 @@
-//! The embedded [`BlobStore`]: two redb files in the data directory.
+//! The embedded [`BlobStore`]: two redb files and an append log in the data directory.
 //!
 //! `relay.redb` holds slots, capabilities, blobs, content hashes and the handle directory.
 //! `intros.redb` holds intro queues: a separate file has a separate writer lock and a separate
 //! fsync, so no number of intros can delay a commit of the main mailbox.
+//!
+//! Appends are made durable by `appends.log` (see `log.rs`): their transaction commits to
+//! `relay.redb` without an fsync once their frame is fsynced, and a checkpoint (a durable commit)
+//! is taken when the log is full. The content hashes of blobs stored since the last checkpoint
+//! wait in memory and are written, in key order, by the checkpoint: the hash index is keyed by
+//! blake3, so writing it per commit copied one random leaf per blob.
 //!
 //! Keys are fixed-width byte arrays: a slot id (16) followed by a big-endian sequence number (8)
 //! sorts a slot's blobs in order, so a read after `n` is one range scan whatever the slot's size.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::log::{AppendLog, frame_len};
 
 use super::{
     AckOutcome, AppendItem, AppendOutcome, BlobStore, ClaimOutcome, Credential, HandleRecord,
@@ -34,6 +43,16 @@ const INTRO_BLOBS: TableDefinition<&[u8; 24], &[u8]> = TableDefinition::new("int
 const FORMAT_KEY: &str = "format";
 const FORMAT: &[u8] = b"wire-relay-store 1";
 const TOTALS_KEY: &str = "totals";
+/// The append log's epoch that `relay.redb` holds every frame before (see `log.rs`).
+const LOG_EPOCH_KEY: &str = "log_epoch";
+
+/// Default size of `appends.log`: appends between two durable commits of `relay.redb`.
+pub const LOG_BYTES: u64 = 8 << 20;
+/// Most content hashes held in memory before a checkpoint writes them to `blob_hashes_v1`.
+const PENDING_HASHES_MAX: usize = 16_384;
+
+/// Content hashes of the blobs stored since the last checkpoint, not yet in `blob_hashes_v1`.
+type Pending = HashMap<[u8; 48], u64>;
 
 /// The redb-backed store.
 #[derive(Debug)]
@@ -41,6 +60,10 @@ pub struct RedbStore {
     main: Database,
     intros: Database,
     quotas: Quotas,
+    /// Taken by `append` for its whole transaction (only the committer appends).
+    log: Mutex<AppendLog>,
+    /// Taken only inside a write transaction, after it began (so after `log`).
+    pending: Mutex<Pending>,
 }
 
 fn db<E: Into<redb::Error>>(e: E) -> StoreError {
@@ -178,23 +201,52 @@ fn open_db(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
 
 impl RedbStore {
     /// Opens (creating if needed) the store in `dir`, with `cache_bytes` of page cache split
-    /// between the two files.
+    /// between the two files, and replays the append log.
     pub fn open(dir: &Path, quotas: Quotas, cache_bytes: usize) -> Result<RedbStore, StoreError> {
+        RedbStore::open_with_log(dir, quotas, cache_bytes, LOG_BYTES)
+    }
+
+    /// [`open`](Self::open) with an append log of `log_bytes` (64 KiB to 4 GiB).
+    pub fn open_with_log(
+        dir: &Path,
+        quotas: Quotas,
+        cache_bytes: usize,
+        log_bytes: u64,
+    ) -> Result<RedbStore, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
         let main = open_db(&dir.join("relay.redb"), cache_bytes * 3 / 4)?;
         let intros = open_db(&dir.join("intros.redb"), cache_bytes / 4)?;
+        // A frame's length is a u32, so a log never holds one longer than that.
+        let log_bytes = log_bytes.clamp(64 << 10, u64::from(u32::MAX));
+        let log = AppendLog::open(&dir.join("appends.log"), log_bytes)?;
         let store = RedbStore {
             main,
             intros,
             quotas,
+            log: Mutex::new(log),
+            pending: Mutex::new(HashMap::new()),
         };
         store.init()?;
         Ok(store)
     }
 
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lock_log(&self) -> std::sync::MutexGuard<'_, AppendLog> {
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn init(&self) -> Result<(), StoreError> {
+        let mut log = self.lock_log();
         let txn = self.main.begin_write().map_err(db)?;
+        let next_epoch;
         {
             let mut meta = txn.open_table(META).map_err(db)?;
             let format = meta
@@ -214,14 +266,60 @@ impl RedbStore {
                     )));
                 }
             }
-            txn.open_table(SLOTS).map_err(db)?;
             txn.open_table(CAPS).map_err(db)?;
             txn.open_table(SLOT_CAPS).map_err(db)?;
-            txn.open_table(BLOBS).map_err(db)?;
-            txn.open_table(HASHES).map_err(db)?;
             txn.open_table(HANDLES).map_err(db)?;
+            let epoch = meta
+                .get(LOG_EPOCH_KEY)
+                .map_err(db)?
+                .map_or(0, |v| decode_u64(v.value()));
+            // Appends acknowledged after the last durable commit: apply them again.
+            let mut slots = txn.open_table(SLOTS).map_err(db)?;
+            let mut blobs = txn.open_table(BLOBS).map_err(db)?;
+            let mut hashes = txn.open_table(HASHES).map_err(db)?;
+            let (mut added_blobs, mut added_bytes) = (0u64, 0u64);
+            log.replay(epoch, |slot, seq, blob| {
+                let Some(mut row) = slots
+                    .get(&slot.0)
+                    .map_err(db)?
+                    .map(|v| SlotRow::decode(v.value()))
+                else {
+                    return Ok(());
+                };
+                if seq <= row.last_seq {
+                    // Durable already (another commit carried it), but its hash may have been
+                    // only in memory: restore it while the blob is held.
+                    if seq > row.acked_through
+                        && blobs.get(&seq_key(slot, seq)).map_err(db)?.is_some()
+                    {
+                        hashes.insert(&hash_key(slot, blob), seq).map_err(db)?;
+                    }
+                    return Ok(());
+                }
+                let len = blob.len() as u64;
+                row.last_seq = seq;
+                row.blobs += 1;
+                row.bytes += len;
+                blobs.insert(&seq_key(slot, seq), blob).map_err(db)?;
+                hashes.insert(&hash_key(slot, blob), seq).map_err(db)?;
+                slots.insert(&slot.0, &row.encode()).map_err(db)?;
+                added_blobs += 1;
+                added_bytes += len;
+                Ok(())
+            })?;
+            if added_blobs > 0 {
+                bump_totals(&mut meta, |t| {
+                    t.blobs += added_blobs;
+                    t.bytes += added_bytes;
+                })?;
+            }
+            next_epoch = epoch + 1;
+            meta.insert(LOG_EPOCH_KEY, &next_epoch.to_be_bytes()[..])
+                .map_err(db)?;
         }
         txn.commit().map_err(db)?;
+        log.recreate(next_epoch)?;
+        drop(log);
         let txn = self.intros.begin_write().map_err(db)?;
         {
             let mut meta = txn.open_table(META).map_err(db)?;
@@ -365,8 +463,14 @@ impl BlobStore for RedbStore {
 
     fn append(&self, items: &[AppendItem]) -> Result<Vec<AppendOutcome>, StoreError> {
         let mut outcomes = Vec::with_capacity(items.len());
-        let txn = self.main.begin_write().map_err(db)?;
+        let mut log = self.lock_log();
+        log.check()?;
+        let mut txn = self.main.begin_write().map_err(db)?;
+        let mut pending = self.lock_pending();
+        // Hashes this group stores: merged into `pending` once its transaction committed.
+        let mut fresh: Pending = HashMap::new();
         let mut stored_any = false;
+        let mut checkpoint = false;
         {
             let mut slots = txn.open_table(SLOTS).map_err(db)?;
             let caps = txn.open_table(CAPS).map_err(db)?;
@@ -401,8 +505,12 @@ impl BlobStore for RedbStore {
                     continue;
                 }
                 let hkey = hash_key(item.slot, &item.blob);
-                if let Some(seq) = hashes.get(&hkey).map_err(db)? {
-                    outcomes.push(AppendOutcome::Duplicate { seq: seq.value() });
+                let known = match fresh.get(&hkey).or_else(|| pending.get(&hkey)) {
+                    Some(seq) => Some(*seq),
+                    None => hashes.get(&hkey).map_err(db)?.map(|v| v.value()),
+                };
+                if let Some(seq) = known {
+                    outcomes.push(AppendOutcome::Duplicate { seq });
                     continue;
                 }
                 let len = item.blob.len() as u64;
@@ -422,7 +530,7 @@ impl BlobStore for RedbStore {
                 blobs
                     .insert(&seq_key(item.slot, seq), item.blob.as_ref())
                     .map_err(db)?;
-                hashes.insert(&hkey, seq).map_err(db)?;
+                fresh.insert(hkey, seq);
                 added_blobs += 1;
                 added_bytes += len;
                 stored_any = true;
@@ -439,12 +547,46 @@ impl BlobStore for RedbStore {
                     t.blobs += added_blobs;
                     t.bytes += added_bytes;
                 })?;
+                let stored = stored_blobs(items, &outcomes).map(|(_, _, b)| b.len());
+                checkpoint = !log.fits(frame_len(stored))
+                    || pending.len() + fresh.len() > PENDING_HASHES_MAX;
+                if checkpoint {
+                    meta.insert(LOG_EPOCH_KEY, &(log.epoch() + 1).to_be_bytes()[..])
+                        .map_err(db)?;
+                    // In key order: neighbouring keys share a leaf, written once.
+                    let mut all: Vec<([u8; 48], u64)> = pending
+                        .iter()
+                        .chain(&fresh)
+                        .map(|(k, v)| (*k, *v))
+                        .collect();
+                    all.sort_unstable();
+                    for (k, seq) in &all {
+                        hashes.insert(k, *seq).map_err(db)?;
+                    }
+                }
             }
         }
-        if stored_any {
-            txn.commit().map_err(db)?;
-        } else {
+        if !stored_any {
             txn.abort().map_err(db)?;
+        } else if checkpoint {
+            // The log is full: this commit is durable itself and holds everything before it,
+            // the pending hashes included.
+            txn.commit().map_err(db)?;
+            let next = log.epoch() + 1;
+            log.reset(next);
+            pending.clear();
+        } else {
+            txn.set_durability(Durability::None).map_err(db)?;
+            if let Err(e) = log.write(stored_blobs(items, &outcomes)) {
+                txn.abort().map_err(db)?;
+                return Err(e);
+            }
+            if let Err(e) = txn.commit() {
+                let e = db(e);
+                log.poison(&e.0);
+                return Err(e);
+            }
+            pending.extend(fresh);
         }
         Ok(outcomes)
     }
@@ -470,6 +612,7 @@ impl BlobStore for RedbStore {
     fn ack(&self, slot: SlotId, through: u64) -> Result<AckOutcome, StoreError> {
         let txn = self.main.begin_write().map_err(db)?;
         let outcome;
+        let mut unhashed = Vec::new();
         {
             let mut slots = txn.open_table(SLOTS).map_err(db)?;
             let Some(mut row) = slots
@@ -502,6 +645,7 @@ impl BlobStore for RedbStore {
                 for (key, hkey, len) in keys {
                     blobs.remove(&key).map_err(db)?;
                     hashes.remove(&hkey).map_err(db)?;
+                    unhashed.push(hkey);
                     removed += 1;
                     removed_bytes += len;
                 }
@@ -522,7 +666,14 @@ impl BlobStore for RedbStore {
                 acked_through: row.acked_through,
             };
         }
+        // Hold the pending hashes across the commit, so that no append sees a hash of a blob
+        // this removed (the committer locks them only after its transaction began).
+        let mut pending = self.lock_pending();
         txn.commit().map_err(db)?;
+        for hkey in &unhashed {
+            pending.remove(hkey);
+        }
+        drop(pending);
         Ok(outcome)
     }
 
@@ -814,6 +965,26 @@ fn read_range(
     Ok(items)
 }
 
+/// The items of an append that stored their blob, with the sequence number each got.
+fn stored_blobs<'a>(
+    items: &'a [AppendItem],
+    outcomes: &'a [AppendOutcome],
+) -> impl Iterator<Item = (SlotId, u64, &'a [u8])> + 'a {
+    items
+        .iter()
+        .zip(outcomes)
+        .filter_map(|(item, outcome)| match outcome {
+            AppendOutcome::Stored { seq } => Some((item.slot, *seq, item.blob.as_ref())),
+            _ => None,
+        })
+}
+
+fn decode_u64(b: &[u8]) -> u64 {
+    b.get(..8)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
 fn split_cap(link: &[u8; 24]) -> (SlotId, CapId) {
     let mut slot = [0u8; 16];
     slot.copy_from_slice(&link[..16]);
@@ -838,4 +1009,188 @@ fn join_counter(last_seq: u64, count: u64) -> [u8; 16] {
 
 fn decode_handle(bytes: &[u8]) -> Result<HandleRecord, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError(format!("corrupt handle record: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+
+    const OWNER: TokenHash = TokenHash([9; 32]);
+
+    fn item(slot: SlotId, blob: &[u8]) -> AppendItem {
+        AppendItem {
+            slot,
+            credential: Credential::Owner(OWNER),
+            blob: Bytes::copy_from_slice(blob),
+        }
+    }
+
+    fn blob(i: u64) -> Vec<u8> {
+        let mut b = format!("blob {i} ").into_bytes();
+        b.resize(300 + (i % 7) as usize * 50, b'x');
+        b
+    }
+
+    /// What a SIGKILL leaves: the files as the kernel holds them now, without the clean close
+    /// that would make redb's non-durable commits durable.
+    fn crash_copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("test io");
+        for name in ["relay.redb", "intros.redb", "appends.log"] {
+            std::fs::copy(from.join(name), to.join(name)).expect("test io");
+        }
+    }
+
+    fn contents(store: &RedbStore, slot: SlotId) -> Vec<(u64, Vec<u8>)> {
+        store
+            .read_after(slot, 0, usize::MAX, usize::MAX)
+            .expect("test io")
+            .items
+            .into_iter()
+            .map(|(s, b)| (s, b.to_vec()))
+            .collect()
+    }
+
+    fn open(dir: &Path, log_bytes: u64) -> RedbStore {
+        RedbStore::open_with_log(dir, Quotas::default(), 4 << 20, log_bytes).expect("test io")
+    }
+
+    #[test]
+    fn acknowledged_appends_survive_a_crash_through_the_log() {
+        let tmp = tempfile::tempdir().expect("test io");
+        let (live, copy) = (tmp.path().join("live"), tmp.path().join("copy"));
+        let store = open(&live, LOG_BYTES);
+        let (a, b) = (SlotId([1; 16]), SlotId([2; 16]));
+        store.create_slot(a, OWNER, 1).expect("test io");
+        store.create_slot(b, OWNER, 1).expect("test io");
+        let mut expected_a = Vec::new();
+        for i in 1..=20u64 {
+            let out = store
+                .append(&[
+                    item(a, &blob(i)),
+                    item(b, &blob(100 + i)),
+                    item(a, &blob(i)),
+                ])
+                .expect("test io");
+            assert_eq!(
+                out,
+                [
+                    AppendOutcome::Stored { seq: i },
+                    AppendOutcome::Stored { seq: i },
+                    AppendOutcome::Duplicate { seq: i }
+                ]
+            );
+            expected_a.push((i, blob(i)));
+        }
+        store.ack(b, 5).expect("test io");
+        // Appended after the last durable commit (the ack): only the log has these.
+        for i in 21..=30u64 {
+            store.append(&[item(a, &blob(i))]).expect("test io");
+            expected_a.push((i, blob(i)));
+        }
+        let before = store.totals().expect("test io");
+        crash_copy(&live, &copy);
+        drop(store);
+
+        let store = open(&copy, LOG_BYTES);
+        assert_eq!(contents(&store, a), expected_a);
+        let in_b: Vec<u64> = contents(&store, b).iter().map(|e| e.0).collect();
+        assert_eq!(in_b, (6..=20).collect::<Vec<_>>());
+        assert_eq!(store.totals().expect("test io"), before);
+        let info = store.slot_info(a).expect("test io").expect("test io");
+        assert_eq!((info.last_seq, info.blobs), (30, 30));
+        // Idempotency survived too: for blobs only the log held (25), for blobs the ack's
+        // durable commit carried while their hashes were still in memory (3, b's 110), not for
+        // an acknowledged one (b's 103); and new appends continue the sequence.
+        assert_eq!(
+            store
+                .append(&[
+                    item(a, &blob(25)),
+                    item(a, &blob(3)),
+                    item(b, &blob(110)),
+                    item(b, &blob(103)),
+                    item(a, &blob(31))
+                ])
+                .expect("test io"),
+            [
+                AppendOutcome::Duplicate { seq: 25 },
+                AppendOutcome::Duplicate { seq: 3 },
+                AppendOutcome::Duplicate { seq: 10 },
+                AppendOutcome::Stored { seq: 21 },
+                AppendOutcome::Stored { seq: 31 }
+            ]
+        );
+        // A second crash right after the replay loses nothing either.
+        let again = tmp.path().join("again");
+        crash_copy(&copy, &again);
+        drop(store);
+        let store = open(&again, LOG_BYTES);
+        assert_eq!(
+            store
+                .slot_info(a)
+                .expect("test io")
+                .expect("test io")
+                .last_seq,
+            31
+        );
+        assert_eq!(contents(&store, a).len(), 31);
+    }
+
+    #[test]
+    fn checkpoints_when_the_log_is_full_and_replays_only_the_current_epoch() {
+        let tmp = tempfile::tempdir().expect("test io");
+        let (live, copy) = (tmp.path().join("live"), tmp.path().join("copy"));
+        // 64 KiB of log: a checkpoint every ~150 of these blobs.
+        let store = open(&live, 64 << 10);
+        let a = SlotId([3; 16]);
+        store.create_slot(a, OWNER, 1).expect("test io");
+        let mut expected = Vec::new();
+        for i in 1..=1000u64 {
+            store.append(&[item(a, &blob(i))]).expect("test io");
+            expected.push((i, blob(i)));
+        }
+        assert!(store.lock_log().epoch() > 5, "the log never filled");
+        crash_copy(&live, &copy);
+        drop(store);
+        let store = open(&copy, 64 << 10);
+        assert_eq!(contents(&store, a), expected);
+        assert_eq!(store.totals().expect("test io").blobs, 1000);
+        // Hashes written by checkpoints and hashes replayed from the log both dedupe.
+        for i in [1u64, 500, 999, 1000] {
+            assert_eq!(
+                store.append(&[item(a, &blob(i))]).expect("test io"),
+                [AppendOutcome::Duplicate { seq: i }]
+            );
+        }
+        drop(store);
+        // A garbage tail after the last frame is where the replay stops.
+        let log = copy.join("appends.log");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .expect("test io");
+        f.write_all_at(&[0xAA; 4096], 0).expect("test io");
+        drop(f);
+        let store = open(&copy, 64 << 10);
+        assert_eq!(contents(&store, a).len(), 1000);
+    }
+
+    #[test]
+    fn a_group_bigger_than_the_log_commits_durably_instead() {
+        let tmp = tempfile::tempdir().expect("test io");
+        let (live, copy) = (tmp.path().join("live"), tmp.path().join("copy"));
+        let store = open(&live, 64 << 10);
+        let a = SlotId([4; 16]);
+        store.create_slot(a, OWNER, 1).expect("test io");
+        let big: Vec<AppendItem> = (1..=200u64).map(|i| item(a, &blob(i))).collect();
+        let epoch = store.lock_log().epoch();
+        let out = store.append(&big).expect("test io");
+        assert_eq!(out.last(), Some(&AppendOutcome::Stored { seq: 200 }));
+        assert_eq!(store.lock_log().epoch(), epoch + 1);
+        crash_copy(&live, &copy);
+        drop(store);
+        let store = open(&copy, 64 << 10);
+        assert_eq!(contents(&store, a).len(), 200);
+    }
 }
