@@ -45,9 +45,19 @@ struct Report {
     machine: String,
     floors: Floors,
     latency_us: Percentiles,
+    /// Where a send's time goes: the sender's durable append, the push until the relay's 2xx,
+    /// and from there until the recipient's ingest committed.
+    latency_stages: Stages,
     burst: Rate,
     catch_up: Rate,
     send_process_us: Percentiles,
+}
+
+#[derive(Debug, Serialize)]
+struct Stages {
+    append_us: Percentiles,
+    push_us: Percentiles,
+    deliver_us: Percentiles,
 }
 
 #[derive(Debug, Serialize)]
@@ -255,6 +265,7 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
     // Bob's commits are observed through the watch his ingest bumps after each commit (what
     // `tail --follow` waits on), not by polling, so the figure carries no polling interval.
     let mut committed = bob.appended.subscribe();
+    let mut stages: (Vec<u64>, Vec<u64>, Vec<u64>) = Default::default();
     for i in 0..args.latency {
         let before = received(&bob);
         committed.borrow_and_update();
@@ -262,10 +273,14 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
         alice
             .session
             .send(&bob_key, Kind::MESSAGE, format!("latency {i}").into_bytes())?;
+        let appended = t.elapsed();
         let outcome = alice_agent.block_on(alice_agent.push(&alice, &bob_key, Why::Send))?;
         if !outcome.is_done() {
             bail!("send {i}: {outcome:?}");
         }
+        let pushed = t.elapsed();
+        stages.0.push(appended.as_micros() as u64);
+        stages.1.push((pushed - appended).as_micros() as u64);
         let end = Instant::now() + Duration::from_secs(10);
         while received(&bob) <= before {
             let left = end.saturating_duration_since(Instant::now());
@@ -274,9 +289,16 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
             }
             let _ = rt_b.block_on(async { tokio::time::timeout(left, committed.changed()).await });
         }
-        lat.push(t.elapsed().as_micros() as u64);
+        let total = t.elapsed();
+        stages.2.push((total - pushed).as_micros() as u64);
+        lat.push(total.as_micros() as u64);
     }
     let latency = percentiles(lat);
+    let latency_stages = Stages {
+        append_us: percentiles(stages.0),
+        push_us: percentiles(stages.1),
+        deliver_us: percentiles(stages.2),
+    };
 
     progress("burst");
     let start = received(&bob);
@@ -453,6 +475,7 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
             fsync_us_p50: fsync.p50,
         },
         latency_us: latency,
+        latency_stages,
         burst,
         catch_up,
         send_process_us: send_process,
