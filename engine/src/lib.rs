@@ -5,6 +5,7 @@
 mod audit;
 mod error;
 mod home;
+mod ingest;
 mod line;
 mod secrets;
 mod session;
@@ -12,9 +13,9 @@ mod session;
 pub use audit::{Progress, VerifyFailure, VerifyReport};
 pub use error::EngineError;
 pub use home::{Home, SessionInfo, check_session_name};
+pub use ingest::{CheckedSegment, FUTURE_SKEW_MS, IngestReport};
 pub use line::{
-    CheckedSegment, FUTURE_SKEW_MS, IngestReport, LineState, MessageView, PENDING_MAX,
-    RequestOutcome, SealedSegment, is_message_kind,
+    LineState, MessageView, PENDING_MAX, RequestOutcome, SealedSegment, is_message_kind,
 };
 pub use session::{Clock, Session, SystemClock};
 pub use wire_projections::{

@@ -365,9 +365,8 @@ impl Agent {
                     .or_default(),
             );
             let outcome = checked.and_then(|checked| {
-                let merged = held_first(live, &segments[0], held, checked)?;
                 live.session
-                    .commit_segment(merged)
+                    .commit_segment(held_first(live, &segments[0], held, checked))
                     .map_err(|e| e.to_string())
             });
             match outcome {
@@ -512,9 +511,9 @@ fn held_first(
     like: &Segment,
     held: Vec<Vec<u8>>,
     checked: CheckedSegment,
-) -> Result<CheckedSegment, String> {
+) -> CheckedSegment {
     if held.is_empty() {
-        return Ok(checked);
+        return checked;
     }
     let waiting = Segment {
         events: held,
@@ -526,9 +525,9 @@ fn held_first(
     match live.session.check_segment(&waiting) {
         Ok(mut first) => {
             first.absorb(checked);
-            Ok(first)
+            first
         }
-        Err(_) => Ok(checked),
+        Err(_) => checked,
     }
 }
 
