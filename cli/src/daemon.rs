@@ -4,7 +4,7 @@
 //! replication for every session in the background. A lock file keeps it a singleton.
 //!
 //! Control protocol (one request per connection, newline-delimited JSON):
-//! client → `{"v":1,"argv":[…],"style":{json,emoji,colour},"chosen":{name,rule}}`
+//! client → `{"v":1,"argv":[…],"style":{json,emoji,colour},"chosen":{name,rule,binding?},"cwd":…}`
 //! daemon → `{"o":"…"}` (stdout) / `{"e":"…"}` (stderr) … then `{"x":<exit code>}`.
 
 use std::io::{BufRead, BufReader, Write};
@@ -49,6 +49,9 @@ pub struct Request {
     pub argv: Vec<String>,
     pub style: Style,
     pub chosen: Chosen,
+    /// The client's working directory, for the commands that bind it (`session new|bind`).
+    #[serde(default)]
+    pub cwd: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -77,6 +77,9 @@ enum Command {
     Status(cmd::status::Args),
     /// Audit the whole session: every signature, chain link and projection.
     Verify(cmd::verify::Args),
+    /// Many agents on one machine: create, list, bind, destroy and mesh sessions.
+    #[command(subcommand)]
+    Session(cmd::session::Command),
     /// Show, rename or list identities.
     #[command(subcommand)]
     Identity(cmd::identity::Command),
@@ -134,7 +137,12 @@ impl Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = Out::from_env(cli.json);
-    let chosen = cmd::Chosen::from_env(cli.session.clone());
+    let home = wire_engine::Home::from_env();
+    let cwd = std::env::current_dir().ok();
+    let chosen = cmd::Chosen::resolve(cli.session.clone(), home.as_ref().ok(), cwd.as_deref());
+    if let Some(warning) = &chosen.warning {
+        out.write_stderr(&format!("wire: {warning}\n"));
+    }
     if cli.command.is_local() {
         let result = match cli.command {
             Command::RelayServer(args) => cmd::relay::run(&out, args),
@@ -151,7 +159,7 @@ fn main() -> ExitCode {
         };
         return finish(&out, result);
     }
-    let home = match wire_engine::Home::from_env() {
+    let home = match home {
         Ok(h) => h,
         Err(e) => return finish(&out, Err(e.into())),
     };
@@ -169,15 +177,23 @@ fn main() -> ExitCode {
             chosen,
             out: out.clone(),
             agent,
+            cwd,
         };
         let result = dispatch(&ctx, cli.command);
         return finish(&out, result);
     }
+    let mut argv: Vec<String> = std::env::args().collect();
+    if let Command::Session(cmd::session::Command::Destroy(args)) = &cli.command
+        && let Err(e) = cmd::session::confirm_destroy(args, &mut argv)
+    {
+        return finish(&out, Err(e));
+    }
     let request = daemon::Request {
         v: 1,
-        argv: std::env::args().collect(),
+        argv,
         style: out.style(),
         chosen,
+        cwd: cwd.and_then(|d| d.to_str().map(str::to_owned)),
     };
     finish(&out, daemon::forward(&home, &request))
 }
@@ -206,6 +222,7 @@ pub fn run_in_daemon(agent: Arc<Agent>, request: daemon::Request, sink: output::
         chosen: request.chosen,
         out: out.clone(),
         agent,
+        cwd: request.cwd.map(std::path::PathBuf::from),
     };
     match dispatch(&ctx, cli.command) {
         Ok(code) => exit_byte(code),
@@ -248,6 +265,7 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Watch(args) => cmd::watch::run(ctx, args),
         Command::Verify(args) => cmd::verify::run(ctx, args),
         Command::Identity(command) => cmd::identity::run(ctx, command),
+        Command::Session(command) => cmd::session::run(ctx, command),
         Command::RotateSlot(args) => cmd::rotate::run(ctx, args),
         Command::Daemon(args) => cmd::daemon::in_daemon(ctx, args),
         Command::RelayServer(_)
