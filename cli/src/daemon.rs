@@ -304,6 +304,51 @@ pub fn start(home: &Home) -> anyhow::Result<StdUnixStream> {
     }
 }
 
+/// Stops the running daemon, if any, and waits until its socket is gone.
+pub fn stop(home: &Home) -> anyhow::Result<()> {
+    let Some(stream) = connect(home) else {
+        return Ok(());
+    };
+    let request = Request {
+        v: 1,
+        argv: vec![
+            "wire".into(),
+            "--json".into(),
+            "daemon".into(),
+            "stop".into(),
+        ],
+        style: Style {
+            json: true,
+            emoji: false,
+            colour: false,
+        },
+        chosen: Chosen::resolve(None, None, None),
+        cwd: None,
+    };
+    let mut line = serde_json::to_string(&request)?;
+    line.push('\n');
+    (&stream)
+        .write_all(line.as_bytes())
+        .context("cannot talk to the wire daemon")?;
+    for line in BufReader::new(&stream).lines() {
+        let Ok(line) = line else { break };
+        if serde_json::from_str::<Frame>(&line).is_ok_and(|f| f.x.is_some()) {
+            break;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while connect(home).is_some() {
+        if Instant::now() > deadline {
+            bail!(
+                "the wire daemon did not stop within 10 s; see {}",
+                log_path(home).display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
 /// Hands a command to the daemon (starting one if none runs) and relays its output.
 pub fn forward(home: &Home, request: &Request) -> anyhow::Result<ExitCode> {
     let stream = match connect(home) {

@@ -91,6 +91,11 @@ enum Command {
     RelayServer(cmd::relay::Args),
     /// The MCP server on stdin/stdout, for Claude Code, Cursor and other hosts.
     Mcp(cmd::mcp::Args),
+    /// Keep the daemon (and the local relay) running across logins: systemd or launchd.
+    #[command(subcommand)]
+    Service(cmd::service::Command),
+    /// Restart this machine's daemon and local relay on the current binary (`--local`).
+    Upgrade(cmd::service::UpgradeArgs),
     /// Add wire to the MCP hosts on this machine (shows the changes; `--apply` makes them).
     Setup(cmd::setup::Args),
     /// Stream changes as JSON lines (what `wire mcp` follows).
@@ -130,6 +135,8 @@ impl Command {
                 | Command::Daemon(_)
                 | Command::Mcp(_)
                 | Command::Setup(_)
+                | Command::Service(_)
+                | Command::Upgrade(_)
         )
     }
 }
@@ -153,6 +160,8 @@ fn main() -> ExitCode {
             Command::Demo(args) => cmd::demo::run(&out, args),
             Command::Daemon(args) => cmd::daemon::run(&out, &chosen, args, cli.no_daemon),
             Command::Setup(args) => cmd::setup::run(&out, args),
+            Command::Service(command) => cmd::service::run(&out, command),
+            Command::Upgrade(args) => cmd::service::upgrade(&out, args),
             // stdout belongs to JSON-RPC: the server reports its own failures on stderr.
             Command::Mcp(args) => return cmd::mcp::run(chosen, args),
             _ => unreachable!("is_local covers these"),
@@ -275,6 +284,8 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         | Command::BenchMcp(_)
         | Command::Mcp(_)
         | Command::Setup(_)
+        | Command::Service(_)
+        | Command::Upgrade(_)
         | Command::Demo(_) => {
             anyhow::bail!("this command runs in its own process, not inside the daemon")
         }

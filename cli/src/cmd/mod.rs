@@ -18,6 +18,7 @@ pub mod relay;
 pub mod relay_bench;
 pub mod rotate;
 pub mod send;
+pub mod service;
 pub mod session;
 pub mod setup;
 pub mod status;

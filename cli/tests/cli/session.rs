@@ -329,3 +329,105 @@ fn session_names_and_missing_flags_get_clear_errors() {
         b"{not json"
     );
 }
+
+#[test]
+fn service_install_writes_units_that_status_reads_back() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let home = root.path().join("state");
+    let config = root.path().join("config");
+    let config_str = config.to_str().expect("utf-8").to_owned();
+    let vars = [
+        ("XDG_CONFIG_HOME", config_str.as_str()),
+        ("HOME", root.path().to_str().expect("utf-8")),
+        // No service manager in CI: write the units, do not start them.
+        ("WIRE_SERVICE_MANAGER", "none"),
+    ];
+    let run = |args: &[&str]| {
+        run_wire_in(&home, None, args, &vars, COMMAND_DEADLINE).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let exe = std::fs::canonicalize(crate::line::EXE).expect("canonical exe");
+    let exe = exe.to_str().expect("utf-8");
+
+    let before = run(&["service", "status"]).ok().json();
+    assert!(
+        before["units"]
+            .as_array()
+            .expect("units")
+            .iter()
+            .all(|u| u["installed"] == false),
+        "{before}"
+    );
+    let installed = run(&["service", "install", "--local-relay"]).ok().json();
+    let units = installed["units"].as_array().expect("units");
+    assert_eq!(units.len(), 2, "{installed}");
+    for u in units {
+        assert_eq!(u["exe"], exe, "{installed}");
+        assert!(
+            u["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("not started")),
+            "without a service manager the reply says how to start it: {installed}"
+        );
+    }
+    let daemon_unit = config.join("systemd/user/wire-daemon.service");
+    let relay_unit = config.join("systemd/user/wire-relay.service");
+    let text = std::fs::read_to_string(&daemon_unit).expect("daemon unit");
+    assert!(
+        text.contains(&format!("ExecStart={exe} daemon --foreground")),
+        "{text}"
+    );
+    assert!(text.contains("Restart=on-failure"), "{text}");
+    assert!(
+        text.contains(&format!("Environment=WIRE_HOME={}", home.display())),
+        "{text}"
+    );
+    let relay = std::fs::read_to_string(&relay_unit).expect("relay unit");
+    assert!(
+        relay.contains("relay-server --local-only --bind 127.0.0.1:8771"),
+        "{relay}"
+    );
+
+    let status = run(&["service", "status"]).ok().json();
+    for u in status["units"].as_array().expect("units") {
+        assert_eq!(u["installed"], true, "{status}");
+        assert_eq!(u["current"], true, "{status}");
+    }
+
+    // A unit left by an older binary is reported, and installing again rewrites it.
+    std::fs::write(&daemon_unit, text.replace(exe, "/opt/old/wire")).expect("age the unit");
+    let stale = run(&["service", "status"]).ok().json();
+    let d = &stale["units"][0];
+    assert_eq!(d["unit"], "daemon", "{stale}");
+    assert_eq!(d["current"], false, "{stale}");
+    assert_eq!(d["exe"], "/opt/old/wire", "{stale}");
+    assert!(
+        d["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("/opt/old/wire")),
+        "{stale}"
+    );
+    let upgraded = run(&["upgrade", "--local"]).ok().json();
+    assert_eq!(
+        upgraded["units"].as_array().map(Vec::len),
+        Some(2),
+        "{upgraded}"
+    );
+    let text = std::fs::read_to_string(&daemon_unit).expect("daemon unit");
+    assert!(text.contains(&format!("ExecStart={exe} ")), "{text}");
+    let relay = std::fs::read_to_string(&relay_unit).expect("relay unit");
+    assert!(
+        relay.contains("--bind 127.0.0.1:8771"),
+        "the relay keeps its address: {relay}"
+    );
+
+    let removed = run(&["service", "uninstall"]).ok().json();
+    assert_eq!(
+        removed["removed"].as_array().map(Vec::len),
+        Some(2),
+        "{removed}"
+    );
+    assert!(!daemon_unit.exists() && !relay_unit.exists());
+    let bare = run(&["upgrade"]);
+    assert_ne!(bare.code, 0);
+    assert!(bare.stderr.contains("--local"), "{}", bare.describe());
+}
