@@ -119,6 +119,9 @@ enum Command {
     /// Measure `wire mcp`: start-up and tool calls (see docs/BENCHMARKS.md).
     #[command(hide = true)]
     BenchMcp(cmd::bench_mcp::Args),
+    /// Measure many sessions on one machine: pair-all-local and sister sends.
+    #[command(hide = true)]
+    BenchSessions(cmd::bench_sessions::Args),
 }
 
 impl Command {
@@ -131,6 +134,7 @@ impl Command {
                 | Command::BenchRelay(_)
                 | Command::BenchLine(_)
                 | Command::BenchMcp(_)
+                | Command::BenchSessions(_)
                 | Command::Demo(_)
                 | Command::Daemon(_)
                 | Command::Mcp(_)
@@ -157,6 +161,7 @@ fn main() -> ExitCode {
             Command::BenchRelay(args) => cmd::relay_bench::run(&out, args),
             Command::BenchLine(args) => cmd::bench_line::run(&out, args),
             Command::BenchMcp(args) => cmd::bench_mcp::run(&out, args),
+            Command::BenchSessions(args) => cmd::bench_sessions::run(&out, args),
             Command::Demo(args) => cmd::demo::run(&out, args),
             Command::Daemon(args) => cmd::daemon::run(&out, &chosen, args, cli.no_daemon),
             Command::Setup(args) => cmd::setup::run(&out, args),
@@ -282,6 +287,7 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         | Command::BenchRelay(_)
         | Command::BenchLine(_)
         | Command::BenchMcp(_)
+        | Command::BenchSessions(_)
         | Command::Mcp(_)
         | Command::Setup(_)
         | Command::Service(_)

@@ -23,6 +23,8 @@ use crate::types::AuthorKey;
 
 /// The only pair request version this build writes or reads.
 pub const PAIR_REQUEST_VERSION: u64 = 1;
+/// The version of a pair request that carries a capability per endpoint (`more_caps`).
+pub const PAIR_REQUEST_VERSION_CAPS: u64 = 2;
 
 /// Why a pair request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +38,7 @@ pub enum PairRequestError {
     #[error("pair request: {0}")]
     Body(#[from] BodyError),
     #[error(
-        "pair request version {0} is not supported (this build reads version {PAIR_REQUEST_VERSION})"
+        "pair request version {0} is not supported (this build reads versions {PAIR_REQUEST_VERSION} and {PAIR_REQUEST_VERSION_CAPS})"
     )]
     Version(u64),
     #[error("pair request card: {0}")]
@@ -53,6 +55,8 @@ pub struct PairRequest {
     pub card: VerifiedCard,
     pub endpoints: Vec<Endpoint>,
     pub cap: String,
+    /// One capability per endpoint after the first, or empty when `cap` serves them all.
+    pub more_caps: Vec<String>,
 }
 
 impl PairRequest {
@@ -62,6 +66,7 @@ impl PairRequest {
         card: &SignedCard,
         endpoints: &[Endpoint],
         cap: &str,
+        more_caps: &[String],
         to_x25519: &[u8; 32],
     ) -> Result<Vec<u8>, PairRequestError> {
         if endpoints.is_empty() || endpoints.len() > ENDPOINTS_MAX {
@@ -75,9 +80,23 @@ impl PairRequest {
             e.check()?;
         }
         check_capability(cap)?;
+        if !more_caps.is_empty() && more_caps.len() + 1 != endpoints.len() {
+            return Err(BodyError::Invalid {
+                field: "more_caps",
+                reason: "must hold one capability for each endpoint after the first".into(),
+            }
+            .into());
+        }
+        for c in more_caps {
+            check_capability(c)?;
+        }
         let card_json = serde_json::to_string(card).map_err(|e| CardError::Json(e.to_string()))?;
-        let plain = cbor::encode(&Value::Array(vec![
-            cbor::uint(PAIR_REQUEST_VERSION),
+        let mut fields = vec![
+            cbor::uint(if more_caps.is_empty() {
+                PAIR_REQUEST_VERSION
+            } else {
+                PAIR_REQUEST_VERSION_CAPS
+            }),
             cbor::text(&card_json),
             Value::Array(
                 endpoints
@@ -86,7 +105,13 @@ impl PairRequest {
                     .collect(),
             ),
             cbor::text(cap),
-        ]));
+        ];
+        if !more_caps.is_empty() {
+            fields.push(Value::Array(
+                more_caps.iter().map(|c| cbor::text(c)).collect(),
+            ));
+        }
+        let plain = cbor::encode(&Value::Array(fields));
         if plain.len() + SEAL_OVERHEAD > INTRO_SEALED_MAX {
             return Err(PairRequestError::TooLarge);
         }
@@ -103,10 +128,19 @@ impl PairRequest {
     /// Checks an opened request from `from`.
     pub fn decode(plain: &[u8], from: &AuthorKey) -> Result<PairRequest, PairRequestError> {
         let value = cbor::decode_canonical(plain, INTRO_SEALED_MAX)?;
-        let mut f = Fields::new("pair request", value, 4)?;
+        let mut f = Fields::new_range("pair request", value, 4, 5)?;
         let version = f.uint("version")?;
-        if version != PAIR_REQUEST_VERSION {
-            return Err(PairRequestError::Version(version));
+        let fields = match version {
+            PAIR_REQUEST_VERSION => 4,
+            PAIR_REQUEST_VERSION_CAPS => 5,
+            v => return Err(PairRequestError::Version(v)),
+        };
+        if f.left() + 1 != fields {
+            return Err(BodyError::Invalid {
+                field: "version",
+                reason: format!("version {version} has {fields} fields"),
+            }
+            .into());
         }
         let card_json = f.text("card")?;
         let items = f.array("endpoints", ENDPOINTS_MAX)?;
@@ -129,6 +163,28 @@ impl PairRequest {
             endpoints.push(endpoint);
         }
         check_capability(&cap)?;
+        let mut more_caps = Vec::new();
+        if f.left() > 0 {
+            let items = f.array("more_caps", ENDPOINTS_MAX)?;
+            if items.is_empty() || items.len() + 1 != endpoints.len() {
+                return Err(BodyError::Invalid {
+                    field: "more_caps",
+                    reason: "must hold one capability for each endpoint after the first".into(),
+                }
+                .into());
+            }
+            for item in items {
+                let Value::Text(c) = item else {
+                    return Err(BodyError::Invalid {
+                        field: "more_caps",
+                        reason: "must hold text strings".into(),
+                    }
+                    .into());
+                };
+                check_capability(&c)?;
+                more_caps.push(c);
+            }
+        }
         let card = SignedCard::from_json(card_json.as_bytes())?.verify()?;
         if card.key != *from {
             return Err(PairRequestError::CardMismatch);
@@ -137,6 +193,7 @@ impl PairRequest {
             card,
             endpoints,
             cap,
+            more_caps,
         })
     }
 }
@@ -156,7 +213,7 @@ mod tests {
         }];
         let cap = format!("wac1_{}", "A".repeat(43));
         let sealed =
-            PairRequest::seal(&card, &endpoints, &cap, &bob.x25519_public()).expect("seal");
+            PairRequest::seal(&card, &endpoints, &cap, &[], &bob.x25519_public()).expect("seal");
         let intro = Intro::sign(&alice, "bob@127.0.0.1:8771", 9, sealed.clone()).expect("intro");
         let req = PairRequest::open(&bob, &intro).expect("open");
         assert_eq!(req.card.key, alice.author());
@@ -170,7 +227,80 @@ mod tests {
             PairRequest::open(&bob, &forwarded),
             Err(PairRequestError::CardMismatch)
         );
-        assert!(PairRequest::seal(&card, &[], &cap, &bob.x25519_public()).is_err());
-        assert!(PairRequest::seal(&card, &endpoints, "wac1_short", &bob.x25519_public()).is_err());
+        assert!(PairRequest::seal(&card, &[], &cap, &[], &bob.x25519_public()).is_err());
+        assert!(
+            PairRequest::seal(&card, &endpoints, "wac1_short", &[], &bob.x25519_public()).is_err()
+        );
+    }
+
+    #[test]
+    fn a_request_carries_one_capability_per_endpoint_as_version_2() {
+        let alice = SecretKey::from_seed(&[1; 32]);
+        let card = SignedCard::sign(&alice, "alice@127.0.0.1:8771", 5).expect("card");
+        let endpoints = [
+            Endpoint {
+                relay: "http://127.0.0.1:8771".into(),
+                slot: "00112233445566778899aabbccddeeff".into(),
+            },
+            Endpoint {
+                relay: "https://relay.example".into(),
+                slot: "ffeeddccbbaa99887766554433221100".into(),
+            },
+        ];
+        let (cap, other) = (
+            format!("wac1_{}", "A".repeat(43)),
+            format!("wac1_{}", "B".repeat(43)),
+        );
+        let card_json = serde_json::to_string(&card).expect("json");
+        let plain = |version: u64, more: Option<Vec<Value>>| {
+            let mut v = vec![
+                cbor::uint(version),
+                cbor::text(&card_json),
+                Value::Array(
+                    endpoints
+                        .iter()
+                        .map(|e| Value::Array(vec![cbor::text(&e.relay), cbor::text(&e.slot)]))
+                        .collect(),
+                ),
+                cbor::text(&cap),
+            ];
+            v.extend(more.map(Value::Array));
+            cbor::encode(&Value::Array(v))
+        };
+        let two = plain(2, Some(vec![cbor::text(&other)]));
+        let req = PairRequest::decode(&two, &alice.author()).expect("version 2");
+        assert_eq!(req.more_caps, [other.clone()]);
+        let one = PairRequest::decode(&plain(1, None), &alice.author()).expect("version 1");
+        assert!(one.more_caps.is_empty());
+        // Each version has exactly its own shape.
+        for (bad, why) in [
+            (
+                plain(1, Some(vec![cbor::text(&other)])),
+                "v1 with more_caps",
+            ),
+            (plain(2, None), "v2 without more_caps"),
+            (plain(2, Some(vec![])), "v2 with an empty list"),
+            (
+                plain(2, Some(vec![cbor::text(&other), cbor::text(&other)])),
+                "more caps than endpoints",
+            ),
+            (
+                plain(2, Some(vec![cbor::text("wac1_short")])),
+                "a bad capability",
+            ),
+        ] {
+            assert!(PairRequest::decode(&bad, &alice.author()).is_err(), "{why}");
+        }
+        let bob = SecretKey::from_seed(&[2; 32]);
+        assert!(
+            PairRequest::seal(
+                &card,
+                &endpoints,
+                &cap,
+                &[other.clone(), other],
+                &bob.x25519_public()
+            )
+            .is_err()
+        );
     }
 }

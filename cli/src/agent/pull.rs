@@ -440,11 +440,19 @@ impl Agent {
             return Ok((0, 0));
         }
         let (mut taken, mut junk) = (0, 0);
+        let mut unreachable = None;
         for ep in identity.slots {
             let token = live.session.slot_token(&ep)?;
             let client = self.client(&ep.relay)?;
             loop {
-                let page = self.block_on(client.intros(&ep.slot, &token, 0, 256))?;
+                // One relay down must not keep the others' intros from being read.
+                let page = match self.block_on(client.intros(&ep.slot, &token, 0, 256)) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        unreachable = Some(e);
+                        break;
+                    }
+                };
                 let Some(end) = page.records.last().map(|r| r.seq) else {
                     break;
                 };
@@ -470,6 +478,12 @@ impl Agent {
                     break;
                 }
             }
+        }
+        if taken == 0
+            && junk == 0
+            && let Some(e) = unreachable
+        {
+            return Err(e.into());
         }
         Ok((taken, junk))
     }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde::Serialize;
 use wire_engine::PeerState;
 use wire_log::AuthorKey;
@@ -90,16 +90,8 @@ pub fn accept_quietly(
     live: &Arc<Live>,
     key: &AuthorKey,
 ) -> anyhow::Result<(wire_engine::Peer, PushOutcome)> {
-    let slot =
-        live.session.our_endpoints()?.into_iter().next().context(
-            "this session is not attached to a relay, so the peer could not write to it",
-        )?;
-    let token = live.session.slot_token(&slot)?;
-    let client = ctx.agent.client(&slot.relay)?;
-    let cap = ctx.agent.block_on(client.mint_cap(&slot.slot, &token))?;
-    let (peer, _offer) = live
-        .session
-        .accept_with_grant(key, &slot, &cap.cap_id, &cap.cap)?;
+    let minted = ctx.agent.block_on(ctx.agent.mint_caps(live))?;
+    let (peer, _offer) = live.session.accept_with_grant(key, &minted)?;
     let agent = ctx.agent.clone();
     let outcome = ctx.agent.block_on(agent.push(live, key, Why::Send))?;
     Ok((peer, outcome))

@@ -56,6 +56,9 @@ pub struct Made {
     pub relays: Vec<String>,
     pub claimed: Option<String>,
     pub claim_problem: Option<String>,
+    /// Every handle claimed, one per relay that took it.
+    pub handles: Vec<String>,
+    pub claim_problems: Vec<String>,
 }
 
 /// Creates session `name` with `handle`: reaches every relay and allocates a slot on each
@@ -105,8 +108,10 @@ pub fn create(
         relays: Vec::new(),
         claimed: None,
         claim_problem: None,
+        handles: Vec::new(),
+        claim_problems: Vec::new(),
     };
-    let mut first = None;
+    // The handle is claimed on every relay: sisters dial the loopback one, others the first.
     for (client, info, grant) in &attached {
         let endpoint = Endpoint {
             relay: client.base_url().to_owned(),
@@ -114,13 +119,14 @@ pub fn create(
         };
         live.session.attach_slot(&endpoint, &grant.token)?;
         made.relays.push(endpoint.relay.clone());
-        first.get_or_insert((endpoint, info.domain.clone()));
-    }
-    if let Some((endpoint, domain)) = first {
-        match super::claim::claim_at(ctx, &live, handle, &endpoint, &domain) {
-            Ok(h) => made.claimed = Some(h),
-            Err(e) => made.claim_problem = Some(format!("{e:#}")),
+        match super::claim::claim_at(ctx, &live, handle, &endpoint, &info.domain) {
+            Ok(h) => made.handles.push(h),
+            Err(e) => made.claim_problems.push(format!("{e:#}")),
         }
+    }
+    made.claimed = made.handles.first().cloned();
+    made.claim_problem = made.claim_problems.first().cloned();
+    if !attached.is_empty() {
         ctx.agent.ensure_readers(&live);
     }
     Ok(made)

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_line;
 pub mod bench_mcp;
+pub mod bench_sessions;
 pub mod claim;
 pub mod daemon;
 pub mod decide;

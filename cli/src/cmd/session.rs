@@ -178,6 +178,7 @@ struct Created<'a> {
     relays: Vec<String>,
     claimed: Option<String>,
     claim_problem: Option<String>,
+    handles: Vec<String>,
     bound: Option<String>,
     /// The session this directory used before, when a binding on an ancestor chose it.
     shadowed: Option<String>,
@@ -271,6 +272,7 @@ fn new(ctx: &Ctx, args: NewArgs) -> anyhow::Result<ExitCode> {
             relays: made.relays.clone(),
             claimed: made.claimed.clone(),
             claim_problem: made.claim_problem.clone(),
+            handles: made.handles.clone(),
             bound: bound.clone(),
             shadowed: shadowed.clone(),
             identity: IdentityJson::of(&id),
@@ -283,14 +285,11 @@ fn new(ctx: &Ctx, args: NewArgs) -> anyhow::Result<ExitCode> {
                 id.did
             );
             let _ = writeln!(s, "  receives at {}", made.relays.join(", "));
-            match (&made.claimed, &made.claim_problem) {
-                (Some(h), _) => {
-                    let _ = writeln!(s, "  others reach it as {h}");
-                }
-                (None, Some(p)) => {
-                    let _ = writeln!(s, "  the handle was not published: {p}");
-                }
-                _ => {}
+            if !made.handles.is_empty() {
+                let _ = writeln!(s, "  others reach it as {}", made.handles.join(" or "));
+            }
+            for p in &made.claim_problems {
+                let _ = writeln!(s, "  a handle was not published: {p}");
             }
             match (&bound, &shadowed) {
                 (Some(d), Some(old)) => {
@@ -885,26 +884,19 @@ fn try_pair(ctx: &Ctx, a: &Arc<Live>, b: &Arc<Live>) -> anyhow::Result<Option<St
     // `a` dials `b`: a capability on a's slot for b, recorded as a dial…
     let a_card = local_card(a).with_context(|| format!("{} has no card", a.name))?;
     let b_card = local_card(b).with_context(|| format!("{} has no card", b.name))?;
-    let slot = a
-        .session
-        .our_endpoints()?
-        .into_iter()
-        .next()
-        .with_context(|| format!("{} is not attached to a relay", a.name))?;
-    let token = a.session.slot_token(&slot)?;
-    let client = ctx.agent.client(&slot.relay)?;
-    let cap = ctx
+    let minted = ctx
         .agent
-        .block_on(client.mint_cap(&slot.slot, &token))
+        .block_on(ctx.agent.mint_caps(a))
         .with_context(|| format!("{}'s relay did not mint a capability", a.name))?;
     if ab != "dialed" {
-        a.session.record_dialed(&b_card, &slot, &cap.cap_id)?;
+        a.session.record_dialed(&b_card, &minted)?;
     }
     // …and the request handed to `b` directly, as its intro queue would.
     let request = PairRequest {
         card: a_card,
-        endpoints: a.session.our_endpoints()?,
-        cap: cap.cap,
+        endpoints: minted.iter().map(|m| m.endpoint.clone()).collect(),
+        cap: minted[0].cap.clone(),
+        more_caps: minted[1..].iter().map(|m| m.cap.clone()).collect(),
     };
     match b.session.take_pair_request(&request)? {
         RequestOutcome::Dropped(why) => bail!("{} dropped the request: {why}", b.name),

@@ -275,7 +275,11 @@ pub(crate) struct Rig {
 
 /// Starts `wire relay-server` bound to `bind` with its data in `root/relay`; returns it and its
 /// address once it has announced itself, or why it did not start.
-fn spawn_relay(root: &Path, bind: &str, args: &[String]) -> Result<(Child, SocketAddr), String> {
+pub(crate) fn spawn_relay(
+    root: &Path,
+    bind: &str,
+    args: &[String],
+) -> Result<(Child, SocketAddr), String> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

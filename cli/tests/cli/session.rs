@@ -431,3 +431,187 @@ fn service_install_writes_units_that_status_reads_back() {
     assert_ne!(bare.code, 0);
     assert!(bare.stderr.contains("--local"), "{}", bare.describe());
 }
+
+/// A non-loopback IPv4 address of this machine (the one its default route leaves from), which
+/// the scope order ranks after loopback.
+fn outward_ip() -> std::net::Ipv4Addr {
+    for target in [
+        "192.0.2.1:9",
+        "10.255.255.255:9",
+        "198.51.100.1:9",
+        "8.8.8.8:53",
+    ] {
+        let Ok(sock) = std::net::UdpSocket::bind("0.0.0.0:0") else {
+            continue;
+        };
+        if sock.connect(target).is_err() {
+            continue;
+        }
+        if let Ok(std::net::SocketAddr::V4(a)) = sock.local_addr()
+            && !a.ip().is_loopback()
+            && !a.ip().is_unspecified()
+        {
+            return *a.ip();
+        }
+    }
+    panic!("this test needs a non-loopback IPv4 address to play the federation relay on");
+}
+
+/// A relay on a non-loopback address, killed when dropped.
+struct FarRelay {
+    child: std::process::Child,
+    url: String,
+    _root: tempfile::TempDir,
+}
+
+impl FarRelay {
+    fn start() -> FarRelay {
+        let root = tempfile::tempdir().expect("tempdir");
+        let bind = format!("{}:0", outward_ip());
+        let (child, addr) =
+            crate::line::spawn_relay(root.path(), &bind, &[]).unwrap_or_else(|e| panic!("{e}"));
+        FarRelay {
+            child,
+            url: format!("http://{addr}"),
+            _root: root,
+        }
+    }
+}
+
+impl Drop for FarRelay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn sisters_of_two_daemons_prefer_loopback_and_fail_over_to_federation() {
+    let mut rig = Rig::new(&["--local-only"]);
+    let far = FarRelay::start();
+    let local = rig.url();
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let homes = [rig.home("alpha"), rig.home("beta")];
+    let names = ["alpha", "beta"];
+    let run = |i: usize, args: &[&str]| {
+        run_wire_in(
+            &homes[i],
+            Some(cwd.path()),
+            args,
+            &[("WIRE_SESSION", names[i])],
+            COMMAND_DEADLINE,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let v = run(
+            i,
+            &[
+                "session",
+                "new",
+                names[i],
+                "--relay",
+                &far.url,
+                "--with-local",
+                "--local-relay",
+                &local,
+                "--no-bind",
+            ],
+        )
+        .ok()
+        .json();
+        assert_eq!(v["relays"].as_array().map(Vec::len), Some(2), "{v}");
+        assert_eq!(v["handles"].as_array().map(Vec::len), Some(2), "{v}");
+        ids.push(v["identity"].clone());
+    }
+    // Pair through the loopback relay's directory.
+    let beta_local = format!("beta@{}", rig.addr_str());
+    run(0, &["dial", &beta_local]).ok();
+    let alpha_nick = text(&ids[0], "nickname");
+    poll("beta to see alpha's request", || {
+        let v = run(1, &["pending"]).ok().json();
+        if v["pending"].as_array().is_some_and(|p| !p.is_empty()) {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    });
+    run(1, &["accept", &alpha_nick]).ok();
+    let beta_nick = text(&ids[1], "nickname");
+    poll("alpha to see beta paired", || {
+        let v = run(0, &["peers"]).ok().json();
+        if v["peers"][0]["state"] == "paired" {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    });
+    let await_at = |i: usize, body: &str| {
+        poll(&format!("`{body}` at {}", names[i]), || {
+            let v = run(i, &["tail", "-n", "100"]).ok().json();
+            let bodies: Vec<String> = v["messages"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|m| m["body"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if bodies.iter().any(|b| b == body) {
+                Ok(bodies)
+            } else {
+                Err(format!("{bodies:?}"))
+            }
+        })
+    };
+
+    // Both relays up: loopback is preferred, both ways.
+    let sent = run(0, &["send", &beta_nick, "one, by loopback"])
+        .ok()
+        .json();
+    assert_eq!(sent["outcome"], "stored", "{sent}");
+    assert_eq!(sent["relay"], local.as_str(), "{sent}");
+    await_at(1, "one, by loopback");
+    let back = run(1, &["send", &alpha_nick, "two, by loopback"])
+        .ok()
+        .json();
+    assert_eq!(back["relay"], local.as_str(), "{back}");
+    await_at(0, "two, by loopback");
+
+    // The loopback relay dies: the same sends fail over to federation, nothing is lost.
+    rig.kill_relay();
+    let sent = run(0, &["send", &beta_nick, "three, by federation"])
+        .ok()
+        .json();
+    assert_eq!(sent["outcome"], "stored", "{sent}");
+    assert_eq!(sent["relay"], far.url.as_str(), "{sent}");
+    let back = run(1, &["send", &alpha_nick, "four, by federation"])
+        .ok()
+        .json();
+    assert_eq!(back["relay"], far.url.as_str(), "{back}");
+    // Each tail shows the whole conversation once (our own messages too), each side's
+    // messages in the order they were sent; the two sides interleave by arrival.
+    let all = [
+        "one, by loopback",
+        "two, by loopback",
+        "three, by federation",
+        "four, by federation",
+    ];
+    for i in 0..2 {
+        let mut seen = await_at(i, "three, by federation");
+        if seen.len() < all.len() {
+            seen = await_at(i, "four, by federation");
+        }
+        let mut sorted = seen.clone();
+        sorted.sort();
+        let mut want = all.map(str::to_owned).to_vec();
+        want.sort();
+        assert_eq!(sorted, want, "each message exactly once at {}", names[i]);
+        let pos = |b: &str| seen.iter().position(|x| x == b).expect("present");
+        assert!(
+            pos(all[0]) < pos(all[2]) && pos(all[1]) < pos(all[3]),
+            "{seen:?}"
+        );
+    }
+}
