@@ -115,6 +115,7 @@ pub async fn serve(
         let _ = tx.send(true);
     });
     let stopping = rx.clone();
+    let sampler = tokio::spawn(crate::history::run(app.clone(), rx.clone()));
     let uds_path = bound.uds.as_ref().map(|(_, p)| p.clone());
     let served = serve_until_drained(router(app.clone()), bound, rx);
     let deadline = async move {
@@ -132,6 +133,7 @@ pub async fn serve(
     if let Some(path) = uds_path {
         let _ = std::fs::remove_file(path);
     }
+    sampler.abort();
     app.committer.stop();
     result
 }
