@@ -87,7 +87,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         };
         live.session.attach_slot(&endpoint, &grant.token)?;
         relay = Some(endpoint.relay.clone());
-        match super::claim::claim(ctx, &live, &args.handle, &info.domain) {
+        match super::claim::claim(ctx, &live, &args.handle, &info.domain, None) {
             Ok(handle) => claimed = Some(handle),
             Err(e) => claim_problem = Some(format!("{e:#}")),
         }
