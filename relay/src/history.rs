@@ -369,7 +369,10 @@ mod tests {
             streams: 1,
         };
         assert!(!h.tick(&snap(0, 0, vec![0; 4]), levels, BOUNDS), "baseline");
-        assert!(!h.tick(&snap(500, 5, vec![0; 4]), levels, BOUNDS), "half a step");
+        assert!(
+            !h.tick(&snap(500, 5, vec![0; 4]), levels, BOUNDS),
+            "half a step"
+        );
         assert!(h.tick(&snap(2000, 40, vec![0, 4, 0, 0]), levels, BOUNDS));
         let (hour, day) = h.series();
         assert!(day.points.is_empty());
@@ -404,7 +407,11 @@ mod tests {
         };
         let h = History::load(dir.path(), config).expect("load");
         for i in 0..5u64 {
-            h.tick(&snap(i * 1000, i * 3, vec![1, 0, 0, 0]), Levels::default(), BOUNDS);
+            h.tick(
+                &snap(i * 1000, i * 3, vec![1, 0, 0, 0]),
+                Levels::default(),
+                BOUNDS,
+            );
         }
         h.persist().expect("persist");
         let back = History::load(dir.path(), config).expect("reload");

@@ -50,13 +50,9 @@ pub fn claim(
         None => ctx
             .agent
             .block_on(client.claim(nick, &slot.slot, &token, &card_json)),
-        Some(profile) => ctx.agent.block_on(client.claim_listed(
-            nick,
-            &slot.slot,
-            &token,
-            &card_json,
-            profile,
-        )),
+        Some(profile) => ctx
+            .agent
+            .block_on(client.claim_listed(nick, &slot.slot, &token, &card_json, profile)),
     };
     match sent {
         Ok(_) => {}

@@ -63,12 +63,7 @@ pub fn fmt_bytes(n: u64) -> String {
 
 /// `3 d 4 h`, `2 h 5 min`, `42 s`.
 pub fn fmt_uptime(secs: u64) -> String {
-    let (d, h, m, s) = (
-        secs / 86_400,
-        secs / 3600 % 24,
-        secs / 60 % 60,
-        secs % 60,
-    );
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     if d > 0 {
         format!("{d} d {h} h")
     } else if h > 0 {
@@ -101,7 +96,10 @@ fn trim_float(v: f64) -> String {
 }
 
 fn row(out: &mut String, name: &str, value: &str) {
-    let _ = write!(out, "<tr><th scope=\"row\">{name}</th><td>{value}</td></tr>");
+    let _ = write!(
+        out,
+        "<tr><th scope=\"row\">{name}</th><td>{value}</td></tr>"
+    );
 }
 
 pub fn landing(app: &App, totals: &Totals) -> String {
@@ -176,7 +174,11 @@ pub fn landing(app: &App, totals: &Totals) -> String {
         "Capabilities per slot",
         &q.caps_per_slot_max.to_string(),
     );
-    row(&mut main, "Handles per slot", &q.handles_per_slot_max.to_string());
+    row(
+        &mut main,
+        "Handles per slot",
+        &q.handles_per_slot_max.to_string(),
+    );
     row(
         &mut main,
         "Pending intros per slot",
@@ -211,10 +213,7 @@ pub fn landing(app: &App, totals: &Totals) -> String {
     row(
         &mut main,
         "Open streams",
-        &format!(
-            "{} per slot, {} in all",
-            c.hub.per_slot, c.hub.total
-        ),
+        &format!("{} per slot, {} in all", c.hub.per_slot, c.hub.total),
     );
     main.push_str("</table><h2>Look around</h2><ul class=\"links\">\
          <li><a href=\"/stats\">Live stats</a>: traffic, commits and latency over the last hour and day</li>");
@@ -364,7 +363,9 @@ pub fn phonebook(
             phonebook_href(&query.q, Some(next), query.limit)
         );
         if listing.scan_capped {
-            main.push_str(" <span class=\"muted\">(searched part of the directory; more may follow)</span>");
+            main.push_str(
+                " <span class=\"muted\">(searched part of the directory; more may follow)</span>",
+            );
         }
     }
     main.push_str("</nav>");

@@ -67,7 +67,8 @@ fn card(key: &SecretKey, nick: &str, domain: &str) -> String {
     serde_json::to_string(&c).expect("json")
 }
 
-const XSS: &str = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\"> & 'quotes'";
+const XSS: &str =
+    "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\"> & 'quotes'";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_in_a_real_browser() {
@@ -151,9 +152,12 @@ async fn pages_in_a_real_browser() {
     loop {
         let h = relay.get_json("/stats/history.json").await;
         let busy = |s: &str| {
-            h[s]["points"]
-                .as_array()
-                .is_some_and(|p| p.iter().filter(|p| p["appends_per_s"].as_f64() > Some(0.0)).count() >= 2)
+            h[s]["points"].as_array().is_some_and(|p| {
+                p.iter()
+                    .filter(|p| p["appends_per_s"].as_f64() > Some(0.0))
+                    .count()
+                    >= 2
+            })
         };
         if busy("hour") && busy("day") {
             break;
@@ -215,7 +219,11 @@ async fn pages_in_a_real_browser() {
 
 fn check_network_and_console(seen: &Value) {
     let origin = seen["origin"].as_str().expect("origin");
-    assert_eq!(seen["blocked"], Value::Array(vec![]), "requests off loopback");
+    assert_eq!(
+        seen["blocked"],
+        Value::Array(vec![]),
+        "requests off loopback"
+    );
     let requests = seen["requests"].as_array().expect("requests");
     assert!(requests.len() >= 8, "{requests:?}");
     for r in requests {
@@ -232,15 +240,30 @@ fn check_network_and_console(seen: &Value) {
 
 fn check_landing(l: &Value) {
     let commands = l["commands"].as_str().expect("commands");
-    assert!(commands.contains("wire init <handle> --relay http://127.0.0.1:"), "{commands}");
+    assert!(
+        commands.contains("wire init <handle> --relay http://127.0.0.1:"),
+        "{commands}"
+    );
     assert!(commands.contains("wire claim"), "{commands}");
     let limits = l["limits"].to_string();
-    for word in ["Body cap", "1 MiB", "Mailbox quota", "Claims, per address", "bursts of"] {
+    for word in [
+        "Body cap",
+        "1 MiB",
+        "Mailbox quota",
+        "Claims, per address",
+        "unlimited",
+    ] {
         assert!(limits.contains(word), "{word} missing from {limits}");
     }
     let links = l["links"].to_string();
-    assert!(links.contains("\"/stats\"") && links.contains("\"/phonebook\""), "{links}");
-    assert_eq!(l["phoneOverflow"], false, "the landing page scrolls sideways on a phone");
+    assert!(
+        links.contains("\"/stats\"") && links.contains("\"/phonebook\""),
+        "{links}"
+    );
+    assert_eq!(
+        l["phoneOverflow"], false,
+        "the landing page scrolls sideways on a phone"
+    );
 }
 
 /// Every point a chart drew is the JSON's point at that time, at the right place; every JSON
@@ -251,11 +274,17 @@ fn check_charts(dom: &Value, json: &Value, range: &str) {
     let step = series["step_ms"].as_f64().expect("step");
     let max = series["points_max"].as_f64().expect("points_max");
     let json_points = series["points"].as_array().expect("points");
-    let first_json_t = json_points.first().and_then(|p| p["t_ms"].as_f64()).unwrap_or(0.0);
+    let first_json_t = json_points
+        .first()
+        .and_then(|p| p["t_ms"].as_f64())
+        .unwrap_or(0.0);
     let generated = dom["generated"].as_f64().expect("generated");
     let charts = dom["charts"].as_array().expect("charts");
     let ids: Vec<&str> = charts.iter().filter_map(|c| c["id"].as_str()).collect();
-    assert_eq!(ids, ["appends", "bytes", "slots", "streams", "batch", "latency"]);
+    assert_eq!(
+        ids,
+        ["appends", "bytes", "slots", "streams", "batch", "latency"]
+    );
     let mut nonzero_appends = 0;
     for chart in charts {
         let id = chart["id"].as_str().expect("id");
@@ -263,7 +292,10 @@ fn check_charts(dom: &Value, json: &Value, range: &str) {
         let x1 = chart["x1"].as_f64().expect("x1");
         let y_max = chart["yMax"].as_f64().expect("yMax");
         assert_eq!(x1, generated, "{id}");
-        assert!(((x1 - x0) - step * max).abs() < 1e-6, "{id}: the window is points_max steps");
+        assert!(
+            ((x1 - x0) - step * max).abs() < 1e-6,
+            "{id}: the window is points_max steps"
+        );
         let texts = chart["texts"].to_string();
         assert!(texts.contains("local time"), "{id}: no x axis title");
         let series_keys: Vec<&str> = chart["series"]
@@ -289,14 +321,21 @@ fn check_charts(dom: &Value, json: &Value, range: &str) {
             "batch" => "appends/commit",
             _ => "ms",
         };
-        assert!(texts.contains(&format!("\"text\":\"{unit}\"")), "{id}: no unit {unit} in {texts}");
+        assert!(
+            texts.contains(&format!("\"text\":\"{unit}\"")),
+            "{id}: no unit {unit} in {texts}"
+        );
         let legends = chart["texts"]
             .as_array()
             .expect("texts")
             .iter()
             .filter(|t| t["cls"] == "legend")
             .count();
-        assert_eq!(legends, expected_keys.len(), "{id}: one legend entry per series");
+        assert_eq!(
+            legends,
+            expected_keys.len(),
+            "{id}: one legend entry per series"
+        );
         let ticks = chart["texts"]
             .as_array()
             .expect("texts")
@@ -317,8 +356,14 @@ fn check_charts(dom: &Value, json: &Value, range: &str) {
                     let v = p["v"].as_f64().expect("v");
                     let cx = L + (t - x0) / (x1 - x0) * (W - L - R);
                     let cy = T + (1.0 - v / y_max) * (H - T - B);
-                    assert!((p["cx"].as_f64().expect("cx") - cx).abs() < 0.06, "{id}/{key}: cx of {p}");
-                    assert!((p["cy"].as_f64().expect("cy") - cy).abs() < 0.06, "{id}/{key}: cy of {p}");
+                    assert!(
+                        (p["cx"].as_f64().expect("cx") - cx).abs() < 0.06,
+                        "{id}/{key}: cx of {p}"
+                    );
+                    assert!(
+                        (p["cy"].as_f64().expect("cy") - cy).abs() < 0.06,
+                        "{id}/{key}: cy of {p}"
+                    );
                     assert!(v <= y_max, "{id}/{key}: {v} above the axis ({y_max})");
                     (t, v)
                 })
@@ -332,13 +377,19 @@ fn check_charts(dom: &Value, json: &Value, range: &str) {
                     (t >= from && t <= x1).then_some((t, v))
                 })
                 .collect();
-            assert_eq!(drawn, expected, "{id}/{key} ({range}): drawn points differ from the JSON");
+            assert_eq!(
+                drawn, expected,
+                "{id}/{key} ({range}): drawn points differ from the JSON"
+            );
             if id == "appends" {
                 assert!(drawn.len() >= 2, "{id}: too few points drawn: {drawn:?}");
                 nonzero_appends += drawn.iter().filter(|(_, v)| *v > 0.0).count();
             }
             if id == "streams" {
-                assert!(drawn.iter().any(|(_, v)| *v >= 1.0), "the open stream is not charted");
+                assert!(
+                    drawn.iter().any(|(_, v)| *v >= 1.0),
+                    "the open stream is not charted"
+                );
             }
             if id == "latency" || id == "batch" {
                 assert!(!drawn.is_empty(), "{id}/{key}: no commit figures drawn");
@@ -357,7 +408,10 @@ fn check_stats(s: &Value) {
         "the charts did not refresh"
     );
     assert_eq!(s["sameDocument"], true, "the page reloaded to refresh");
-    assert_eq!(s["phoneOverflow"], false, "the stats page scrolls sideways on a phone");
+    assert_eq!(
+        s["phoneOverflow"], false,
+        "the stats page scrolls sideways on a phone"
+    );
 }
 
 fn handles(book: &Value) -> Vec<String> {
@@ -372,22 +426,49 @@ fn handles(book: &Value) -> Vec<String> {
 fn check_phonebook(p: &Value) {
     let all = &p["all"];
     let names = handles(all);
-    assert!(names.len() == 2 && names[0].starts_with("alice@") && names[1].starts_with("bob@"), "{names:?}");
+    assert!(
+        names.len() == 2 && names[0].starts_with("alice@") && names[1].starts_with("bob@"),
+        "{names:?}"
+    );
     let bob = &all["entries"][1];
-    assert_eq!(bob["profile"], XSS, "the profile line is shown as text, exactly");
+    assert_eq!(
+        bob["profile"], XSS,
+        "the profile line is shown as text, exactly"
+    );
     let tags = bob["elements"].to_string();
-    assert!(!tags.contains("\"script\"") && !tags.contains("\"img\""), "markup from a profile came alive: {tags}");
+    assert!(
+        !tags.contains("\"script\"") && !tags.contains("\"img\""),
+        "markup from a profile came alive: {tags}"
+    );
     assert_eq!(all["injected"], false);
     for e in all["entries"].as_array().expect("entries") {
-        assert!(e["fill"].as_str().is_some_and(|f| f.len() == 7 && f.starts_with('#')), "{e}");
-        assert!(e["nickname"].as_str().is_some_and(|n| n.contains('-')), "{e}");
+        assert!(
+            e["fill"]
+                .as_str()
+                .is_some_and(|f| f.len() == 7 && f.starts_with('#')),
+            "{e}"
+        );
+        assert!(
+            e["nickname"].as_str().is_some_and(|n| n.contains('-')),
+            "{e}"
+        );
         assert!(e["emoji"].as_str().is_some_and(|n| !n.is_empty()), "{e}");
     }
     let search = &p["search"];
     assert_eq!(handles(search).len(), 1, "{search}");
     assert!(handles(search)[0].starts_with("alice@"));
-    assert!(search["url"].as_str().is_some_and(|u| u.contains("/phonebook?q=garden")), "{search}");
+    assert!(
+        search["url"]
+            .as_str()
+            .is_some_and(|u| u.contains("/phonebook?q=garden")),
+        "{search}"
+    );
     let none = &p["none"];
     assert!(handles(none).is_empty());
-    assert!(none["empty"].as_str().is_some_and(|t| t.contains("nobody-by-this-name")), "{none}");
+    assert!(
+        none["empty"]
+            .as_str()
+            .is_some_and(|t| t.contains("nobody-by-this-name")),
+        "{none}"
+    );
 }

@@ -55,8 +55,9 @@ impl LiveRelay {
             .expect("serve");
             let _ = tokio::task::spawn_blocking(move || commit.join()).await;
         });
-        let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
+        let http =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
         LiveRelay {
             url,
             domain,
@@ -114,7 +115,11 @@ pub fn scan_for_external_urls(what: &str, body: &str, own: &str) {
         for (at, _) in lower.match_indices(scheme) {
             let rest = &body[at..];
             let ok = rest.starts_with(own) || NAMESPACES.iter().any(|n| rest.starts_with(n));
-            assert!(ok, "{what}: an external URL: {}", &rest[..rest.len().min(80)]);
+            assert!(
+                ok,
+                "{what}: an external URL: {}",
+                &rest[..rest.len().min(80)]
+            );
         }
     }
     // Protocol-relative and other-origin references are caught here: every src and href is a
@@ -220,7 +225,10 @@ async fn pages_and_assets_carry_types_caching_and_the_csp_and_no_external_url() 
         check_page_headers(&r, "text/html; charset=utf-8", "no-cache");
         let body = r.text();
         assert!(body.starts_with("<!doctype html>"), "{path}");
-        assert!(!body.contains("<script>") && !body.contains(" style="), "{path}: inline code");
+        assert!(
+            !body.contains("<script>") && !body.contains(" style="),
+            "{path}: inline code"
+        );
         scan_for_external_urls(path, &body, URL);
         // Every asset the page names is served, with its own type and a long cache life.
         for (i, _) in body.match_indices("/assets/") {
@@ -250,7 +258,12 @@ async fn pages_and_assets_carry_types_caching_and_the_csp_and_no_external_url() 
     assert_eq!(v["day"]["step_ms"], 900_000);
     assert!(v["now_ms"].as_u64().is_some() && v["refresh_ms"].as_u64() == Some(10_000));
     // A stale or made-up asset name is a clear 404, never a panic.
-    for bad in ["/assets/stats.js", "/assets/stats.000000000000.js", "/assets/..%2Fsecret", "/assets/%00"] {
+    for bad in [
+        "/assets/stats.js",
+        "/assets/stats.000000000000.js",
+        "/assets/..%2Fsecret",
+        "/assets/%00",
+    ] {
         let r = get(&relay, bad).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{bad}");
     }
@@ -260,7 +273,12 @@ async fn pages_and_assets_carry_types_caching_and_the_csp_and_no_external_url() 
 async fn the_landing_page_says_how_to_join_and_what_the_limits_are() {
     let relay = Relay::new();
     let body = get(&relay, "/").await.text();
-    assert!(body.contains(&format!("wire init &lt;handle&gt; --relay {URL}\nwire claim")), "{body}");
+    assert!(
+        body.contains(&format!(
+            "wire init &lt;handle&gt; --relay {URL}\nwire claim"
+        )),
+        "{body}"
+    );
     assert!(body.contains(env!("CARGO_PKG_VERSION")));
     for fact in [
         "Uptime",
@@ -279,8 +297,12 @@ async fn the_landing_page_says_how_to_join_and_what_the_limits_are() {
 #[tokio::test]
 async fn local_only_relays_have_no_phonebook() {
     let relay = Relay::with(|c| c.local_only = true);
-    get(&relay, "/phonebook").await.error(StatusCode::NOT_FOUND, "not_listed");
-    get(&relay, "/phonebook?q=x").await.error(StatusCode::NOT_FOUND, "not_listed");
+    get(&relay, "/phonebook")
+        .await
+        .error(StatusCode::NOT_FOUND, "not_listed");
+    get(&relay, "/phonebook?q=x")
+        .await
+        .error(StatusCode::NOT_FOUND, "not_listed");
     for path in ["/", "/stats"] {
         let body = get(&relay, path).await.text();
         assert!(!body.contains("/phonebook"), "{path} links the phonebook");
@@ -292,28 +314,55 @@ async fn local_only_relays_have_no_phonebook() {
 async fn the_phonebook_lists_only_who_chose_it_searches_pages_and_escapes() {
     let relay = Relay::new();
     let xss = "<script>alert('x')</script><img src=x onerror=alert(1)>";
-    let r = claim(&relay, "alice", 1, json!({ "listed": true, "profile": "  gardens & notes " })).await;
+    let r = claim(
+        &relay,
+        "alice",
+        1,
+        json!({ "listed": true, "profile": "  gardens & notes " }),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     claim(&relay, "bob", 2, json!({ "listed": true, "profile": xss })).await;
     claim(&relay, "carol", 3, json!({})).await;
-    claim(&relay, "dave", 4, json!({ "listed": false, "profile": "hidden" })).await;
+    claim(
+        &relay,
+        "dave",
+        4,
+        json!({ "listed": false, "profile": "hidden" }),
+    )
+    .await;
     claim(&relay, "erin", 5, json!({ "listed": true })).await;
 
     let page = get(&relay, "/phonebook").await.text();
     assert_eq!(
         listed(&page),
-        [format!("alice@{DOMAIN}"), format!("bob@{DOMAIN}"), format!("erin@{DOMAIN}")]
+        [
+            format!("alice@{DOMAIN}"),
+            format!("bob@{DOMAIN}"),
+            format!("erin@{DOMAIN}")
+        ]
     );
-    assert!(page.contains("gardens &amp; notes"), "the profile is trimmed and escaped");
     assert!(
-        page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;"),
+        page.contains("gardens &amp; notes"),
+        "the profile is trimmed and escaped"
+    );
+    assert!(
+        page.contains(
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;"
+        ),
         "{page}"
     );
-    assert!(!page.contains("<script") && !page.contains("<img"), "markup from a profile came through");
+    assert!(
+        !page.contains("<script") && !page.contains("<img"),
+        "markup from a profile came through"
+    );
     // Each entry shows its Character, derived from the DID.
     let alice = wire_log::Character::of(&wire_log::Did::from_key(&key(1).author()));
     assert!(page.contains(&alice.nickname) && page.contains(&alice.emoji));
-    assert!(page.contains(&format!("fill=\"{}\"", wire_relay::pages::xterm_hex(alice.colour))));
+    assert!(page.contains(&format!(
+        "fill=\"{}\"",
+        wire_relay::pages::xterm_hex(alice.colour)
+    )));
 
     // Search: handle, Character nickname or profile, without regard to case.
     let found = |q: &str| {
@@ -323,17 +372,32 @@ async fn the_phonebook_lists_only_who_chose_it_searches_pages_and_escapes() {
     };
     assert_eq!(found("GARDEN").await, [format!("alice@{DOMAIN}")]);
     assert_eq!(found("bo").await, [format!("bob@{DOMAIN}")]);
-    assert_eq!(found(&alice.nickname.to_uppercase()).await.first(), Some(&format!("alice@{DOMAIN}")));
-    assert!(found("hidden").await.is_empty(), "unlisted profiles are not searched");
+    assert_eq!(
+        found(&alice.nickname.to_uppercase()).await.first(),
+        Some(&format!("alice@{DOMAIN}"))
+    );
+    assert!(
+        found("hidden").await.is_empty(),
+        "unlisted profiles are not searched"
+    );
     assert!(found("carol").await.is_empty());
     let none = get(&relay, "/phonebook?q=%3Cb%3Ezzz").await.text();
-    assert!(none.contains("Nobody listed matches “&lt;b&gt;zzz”"), "{none}");
-    assert!(none.contains("value=\"&lt;b&gt;zzz\""), "the search box keeps the text, escaped");
+    assert!(
+        none.contains("Nobody listed matches “&lt;b&gt;zzz”"),
+        "{none}"
+    );
+    assert!(
+        none.contains("value=\"&lt;b&gt;zzz\""),
+        "the search box keeps the text, escaped"
+    );
 
     // Pages of two, linked by a cursor.
     let first = get(&relay, "/phonebook?limit=2").await.text();
     assert_eq!(listed(&first).len(), 2);
-    assert!(first.contains("href=\"/phonebook?after=bob&amp;limit=2\""), "{first}");
+    assert!(
+        first.contains("href=\"/phonebook?after=bob&amp;limit=2\""),
+        "{first}"
+    );
     let second = get(&relay, "/phonebook?after=bob&limit=2").await.text();
     assert_eq!(listed(&second), [format!("erin@{DOMAIN}")]);
     assert!(!second.contains("rel=\"next\""));
@@ -351,24 +415,57 @@ async fn the_phonebook_lists_only_who_chose_it_searches_pages_and_escapes() {
         "/phonebook?q=%07bell",
         &format!("/phonebook?q={}", "x".repeat(65)),
     ] {
-        get(&relay, bad).await.error(StatusCode::BAD_REQUEST, "bad_query");
+        get(&relay, bad)
+            .await
+            .error(StatusCode::BAD_REQUEST, "bad_query");
     }
     // Invalid UTF-8 in the query string decodes lossily; either way it is no server error.
     let r = get(&relay, "/phonebook?q=%FF%FE").await;
-    assert!(r.status == StatusCode::OK || r.status == StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(
+        r.status == StatusCode::OK || r.status == StatusCode::BAD_REQUEST,
+        "{}",
+        r.text()
+    );
 }
 
 #[tokio::test]
 async fn a_listing_is_part_of_each_claim() {
     let relay = Relay::new();
     let (slot, owner) = relay.slot().await;
-    let r = claim_in(&relay, "alice", 1, &slot, &owner, 1, json!({ "listed": true, "profile": "one" })).await;
+    let r = claim_in(
+        &relay,
+        "alice",
+        1,
+        &slot,
+        &owner,
+        1,
+        json!({ "listed": true, "profile": "one" }),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED);
     // The same card again, listing unchanged: nothing to do.
-    let r = claim_in(&relay, "alice", 1, &slot, &owner, 1, json!({ "listed": true, "profile": "one" })).await;
+    let r = claim_in(
+        &relay,
+        "alice",
+        1,
+        &slot,
+        &owner,
+        1,
+        json!({ "listed": true, "profile": "one" }),
+    )
+    .await;
     assert_eq!(r.json()["status"], "unchanged");
     // The same card with another profile: the holder's own slot may restate its listing.
-    let r = claim_in(&relay, "alice", 1, &slot, &owner, 1, json!({ "listed": true, "profile": "two" })).await;
+    let r = claim_in(
+        &relay,
+        "alice",
+        1,
+        &slot,
+        &owner,
+        1,
+        json!({ "listed": true, "profile": "two" }),
+    )
+    .await;
     assert_eq!(r.json()["status"], "updated");
     assert!(get(&relay, "/phonebook").await.text().contains(">two<"));
     // Claiming without a listing takes the handle out of the phonebook.
@@ -376,21 +473,58 @@ async fn a_listing_is_part_of_each_claim() {
     assert_eq!(r.json()["status"], "updated");
     assert!(listed(&get(&relay, "/phonebook").await.text()).is_empty());
     // Profiles are one short line.
-    for bad in [json!("x".repeat(121)), json!("two\nlines"), json!("\u{1b}[31mred")] {
-        claim_in(&relay, "alice", 1, &slot, &owner, 3, json!({ "listed": true, "profile": bad }))
-            .await
-            .error(StatusCode::BAD_REQUEST, "bad_profile");
-    }
-    claim_in(&relay, "alice", 1, &slot, &owner, 3, json!({ "listed": "yes" }))
+    for bad in [
+        json!("x".repeat(121)),
+        json!("two\nlines"),
+        json!("\u{1b}[31mred"),
+    ] {
+        claim_in(
+            &relay,
+            "alice",
+            1,
+            &slot,
+            &owner,
+            3,
+            json!({ "listed": true, "profile": bad }),
+        )
         .await
-        .error(StatusCode::BAD_REQUEST, "bad_json");
+        .error(StatusCode::BAD_REQUEST, "bad_profile");
+    }
+    claim_in(
+        &relay,
+        "alice",
+        1,
+        &slot,
+        &owner,
+        3,
+        json!({ "listed": "yes" }),
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, "bad_json");
     // Someone else's slot cannot change alice's listing.
     let (slot2, owner2) = relay.slot().await;
-    claim_in(&relay, "alice", 9, &slot2, &owner2, 5, json!({ "listed": true }))
-        .await
-        .error(StatusCode::CONFLICT, "handle_taken");
+    claim_in(
+        &relay,
+        "alice",
+        9,
+        &slot2,
+        &owner2,
+        5,
+        json!({ "listed": true }),
+    )
+    .await
+    .error(StatusCode::CONFLICT, "handle_taken");
     // Listings survive a restart.
-    claim_in(&relay, "alice", 1, &slot, &owner, 4, json!({ "listed": true, "profile": "kept" })).await;
+    claim_in(
+        &relay,
+        "alice",
+        1,
+        &slot,
+        &owner,
+        4,
+        json!({ "listed": true, "profile": "kept" }),
+    )
+    .await;
     let relay = relay.restart();
     assert!(get(&relay, "/phonebook").await.text().contains(">kept<"));
 }
@@ -411,7 +545,11 @@ async fn the_metrics_history_is_bounded_and_survives_a_restart() {
     let mut n = 0u64;
     let before = loop {
         client
-            .append(&grant.slot, &grant.token, bytes::Bytes::from(format!("blob {n}")))
+            .append(
+                &grant.slot,
+                &grant.token,
+                bytes::Bytes::from(format!("blob {n}")),
+            )
             .await
             .expect("append");
         n += 1;
@@ -421,16 +559,28 @@ async fn the_metrics_history_is_bounded_and_survives_a_restart() {
         {
             break h;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the history did not fill: {h}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the history did not fill: {h}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let points = before["hour"]["points"].as_array().expect("points");
-    assert!(points.iter().any(|p| p["appends_per_s"].as_f64() > Some(0.0)));
+    assert!(
+        points
+            .iter()
+            .any(|p| p["appends_per_s"].as_f64() > Some(0.0))
+    );
     assert_eq!(points.last().expect("a point")["slots"], 1);
-    assert!(points.windows(2).all(|w| w[0]["t_ms"].as_u64() < w[1]["t_ms"].as_u64()));
+    assert!(
+        points
+            .windows(2)
+            .all(|w| w[0]["t_ms"].as_u64() < w[1]["t_ms"].as_u64())
+    );
     let dir = relay.stop().await;
     let file: PathBuf = dir.path().join("data").join("history.json");
-    let on_disk: Value = serde_json::from_slice(&std::fs::read(&file).expect("history file")).expect("json");
+    let on_disk: Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("history file")).expect("json");
     assert_eq!(on_disk["hour"]["points"].as_array().map(Vec::len), Some(60));
     let size = std::fs::metadata(&file).expect("meta").len();
     assert!(size < 64 * 1024, "the history file is {size} bytes");
@@ -440,16 +590,26 @@ async fn the_metrics_history_is_bounded_and_survives_a_restart() {
     let after = relay.get_json("/stats/history.json").await;
     let kept = after["hour"]["points"].as_array().expect("points");
     let last_before = points.last().expect("a point")["t_ms"].as_u64();
-    assert!(kept.iter().any(|p| p["t_ms"].as_u64() == last_before), "points lost in the restart");
+    assert!(
+        kept.iter().any(|p| p["t_ms"].as_u64() == last_before),
+        "points lost in the restart"
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
     let later = relay.get_json("/stats/history.json").await;
     let later = later["hour"]["points"].as_array().expect("points");
     assert_eq!(later.len(), 60);
-    assert!(later.last().expect("a point")["t_ms"].as_u64() > last_before, "no new points after the restart");
+    assert!(
+        later.last().expect("a point")["t_ms"].as_u64() > last_before,
+        "no new points after the restart"
+    );
     let dir = relay.stop().await;
 
     // A corrupt history file stops the relay from starting, with a way out.
-    std::fs::write(dir.path().join("data").join("history.json"), b"{\"v\":1,\"hour\":").expect("write");
+    std::fs::write(
+        dir.path().join("data").join("history.json"),
+        b"{\"v\":1,\"hour\":",
+    )
+    .expect("write");
     let mut config = Config::new("http://127.0.0.1:1", dir.path().join("data")).expect("config");
     steps(&mut config);
     let e = App::open(config).expect_err("a corrupt history is an error");

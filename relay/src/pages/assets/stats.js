@@ -67,7 +67,9 @@
     const pts = series.points.filter((p) => p.t_ms >= x0 && p.t_ms <= nowMs);
     let max = 0;
     for (const s of spec.series) for (const p of pts) if (p[s.key] !== null && p[s.key] > max) max = p[s.key];
-    const yMax = niceMax(max);
+    // Bytes get binary steps (5, 10, 15, 20 KiB), everything else decimal ones.
+    const scale = spec.unit === 'bytes/s' && max >= 1024 ? Math.pow(1024, Math.floor(Math.log(max) / Math.log(1024))) : 1;
+    const yMax = niceMax(max / scale) * scale;
     const px = (t) => L + ((t - x0) / span) * (W - L - R);
     const py = (v) => T + (1 - v / yMax) * (H - T - B);
     const svg = el('svg', {
