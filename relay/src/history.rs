@@ -260,9 +260,26 @@ impl History {
         a || b
     }
 
+    /// Takes a snapshot of `metrics` now and records it. The clock is read under the lock, as
+    /// in [`History::read`], so a reader that saw time `t` saw every point up to `t`.
+    pub fn record(&self, metrics: &Metrics, levels: Levels) -> bool {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let snap = Snapshot::of(metrics, now_ms());
+        let bounds = metrics.commit_seconds.bounds();
+        let a = inner.0.tick(&snap, levels, bounds);
+        let b = inner.1.tick(&snap, levels, bounds);
+        a || b
+    }
+
     /// Both series: (hour, day).
     pub fn series(&self) -> (Series, Series) {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The time now and both series, read together: no point up to that time is added later.
+    pub fn read(&self) -> (u64, Series, Series) {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        (now_ms(), inner.0.clone(), inner.1.clone())
     }
 
     /// Writes the file atomically (a temporary file, fsynced, renamed over the old one).
@@ -321,11 +338,7 @@ fn sample(app: &App) -> Result<(), StoreError> {
         slots,
         streams: app.metrics.subscribers.load(Relaxed),
     };
-    let snap = Snapshot::of(&app.metrics, now_ms());
-    if app
-        .history
-        .tick(&snap, levels, app.metrics.commit_seconds.bounds())
-    {
+    if app.history.record(&app.metrics, levels) {
         app.history.persist()?;
     }
     Ok(())

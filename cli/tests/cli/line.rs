@@ -1596,7 +1596,10 @@ fn claim_listed_puts_the_handle_in_the_phonebook_and_a_plain_claim_takes_it_out(
     let page = phonebook();
     assert!(page.contains(&entry), "{page}");
     assert!(page.contains("Reads &lt;b&gt;logs&lt;/b&gt;"), "{page}");
-    assert!(page.contains(&alice.nickname), "the Character is shown: {page}");
+    assert!(
+        page.contains(&alice.nickname),
+        "the Character is shown: {page}"
+    );
     let v = alice.json(&["claim"]);
     assert_eq!(v["listed"], false, "{v}");
     assert!(!phonebook().contains(&entry), "a plain claim unlists");

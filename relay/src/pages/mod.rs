@@ -18,7 +18,7 @@ use serde_json::json;
 use wire_log::identity::check_handle;
 use wire_log::{Character, Did};
 
-use crate::app::{App, now_ms};
+use crate::app::App;
 use crate::error::ApiError;
 use crate::store::HandleRecord;
 
@@ -146,10 +146,10 @@ pub(crate) async fn stats_page(State(app): State<Arc<App>>) -> Response {
 }
 
 pub(crate) async fn history_json(State(app): State<Arc<App>>) -> Response {
-    let (hour, day) = app.history.series();
+    let (now_ms, hour, day) = app.history.read();
     let refresh_ms = app.config.history.hour_step_ms.clamp(1_000, 10_000);
     let mut resp = axum::Json(json!({
-        "now_ms": now_ms(),
+        "now_ms": now_ms,
         "refresh_ms": refresh_ms,
         "hour": hour,
         "day": day,
