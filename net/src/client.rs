@@ -270,7 +270,7 @@ impl RelayClient {
     }
 
     /// As [`claim`](Self::claim), and lists the handle in the relay's phonebook with a
-    /// one-line `profile` (PROTOCOL.md §16, "Listing"). A relay older than the phonebook
+    /// one-line `profile` (PROTOCOL.md §18.4, "Listing"). A relay older than the phonebook
     /// refuses the claim with `bad_json`.
     pub async fn claim_listed(
         &self,
