@@ -257,11 +257,25 @@ fn matches(e: &Entry, q: &str) -> bool {
 
 /// Listed handles matching `query`, in name order.
 pub fn phonebook(app: &App, query: &PhonebookQuery) -> Result<Listing, crate::store::StoreError> {
+    scan(
+        |after, n| app.store.handles_after(after, n),
+        query,
+        PHONEBOOK_SCAN_MAX,
+    )
+}
+
+/// The phonebook's walk over the directory: chunks of 100 from `fetch(after, n)`, at most
+/// `scan_max` handles looked at.
+fn scan<E>(
+    mut fetch: impl FnMut(&str, usize) -> Result<Vec<HandleRecord>, E>,
+    query: &PhonebookQuery,
+    scan_max: usize,
+) -> Result<Listing, E> {
     let mut entries = Vec::new();
     let mut cursor = query.after.clone();
     let mut scanned = 0;
     loop {
-        let chunk = app.store.handles_after(&cursor, 100)?;
+        let chunk = fetch(&cursor, 100)?;
         let Some(last) = chunk.last() else {
             return Ok(Listing {
                 entries,
@@ -288,7 +302,7 @@ pub fn phonebook(app: &App, query: &PhonebookQuery) -> Result<Listing, crate::st
                 entries.push(e);
             }
         }
-        if scanned >= PHONEBOOK_SCAN_MAX {
+        if scanned >= scan_max {
             return Ok(Listing {
                 entries,
                 next: Some(cursor),
@@ -408,6 +422,62 @@ mod tests {
         assert!(url.starts_with("/assets/stats.") && url.ends_with(".js"));
         assert!(SERVED.contains_key(url.trim_start_matches("/assets/")));
         assert_eq!(SERVED.len(), ASSETS.len());
+    }
+
+    fn record(nick: &str, listed: bool) -> HandleRecord {
+        HandleRecord {
+            nick: nick.into(),
+            key: [7; 32],
+            slot: crate::token::SlotId([1; 16]),
+            card: String::new(),
+            issued_ms: 1,
+            claimed_ms: 1,
+            listed,
+            profile: format!("profile of {nick}"),
+        }
+    }
+
+    #[test]
+    fn the_scan_pages_and_stops_at_its_bound() {
+        // 1,000 handles, every third one listed.
+        let all: Vec<HandleRecord> = (0..1000)
+            .map(|i| record(&format!("h{i:04}"), i % 3 == 0))
+            .collect();
+        let fetches = std::cell::Cell::new(0);
+        let mut fetch = |after: &str, n: usize| -> Result<Vec<HandleRecord>, ()> {
+            fetches.set(fetches.get() + 1);
+            Ok(all
+                .iter()
+                .filter(|r| r.nick.as_str() > after)
+                .take(n)
+                .cloned()
+                .collect())
+        };
+        let q = |text: &str, after: &str, limit: usize| PhonebookQuery {
+            q: text.into(),
+            after: after.into(),
+            limit,
+        };
+        let page = scan(&mut fetch, &q("", "", 5), 10_000).expect("scan");
+        let nicks: Vec<&str> = page.entries.iter().map(|e| e.nick.as_str()).collect();
+        assert_eq!(nicks, ["h0000", "h0003", "h0006", "h0009", "h0012"]);
+        assert_eq!(page.next.as_deref(), Some("h0012"));
+        let page = scan(&mut fetch, &q("", "h0012", 5), 10_000).expect("scan");
+        assert_eq!(page.entries[0].nick, "h0015");
+        // The last page has no next.
+        let page = scan(&mut fetch, &q("", "h0990", 5), 10_000).expect("scan");
+        assert_eq!(page.entries.len(), 3);
+        assert_eq!(page.next, None);
+        assert!(!page.scan_capped);
+        // A search that matches nothing stops at the bound and offers to go on from there.
+        fetches.set(0);
+        let page = scan(&mut fetch, &q("zzz", "", 5), 300).expect("scan");
+        assert!(page.entries.is_empty() && page.scan_capped);
+        assert_eq!(page.next.as_deref(), Some("h0299"));
+        assert_eq!(fetches.get(), 3);
+        let page = scan(&mut fetch, &q("h0999", "h0299", 5), 10_000).expect("scan");
+        assert_eq!(page.entries.len(), 1);
+        assert_eq!(page.entries[0].profile, "profile of h0999");
     }
 
     #[test]

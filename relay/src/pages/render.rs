@@ -371,3 +371,44 @@ pub fn phonebook(
     main.push_str("</nav>");
     layout(app, "Phonebook", "/phonebook", &main)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_read_as_people_write_them() {
+        for (n, want) in [
+            (0, "0 B"),
+            (512, "512 B"),
+            (1024, "1 KiB"),
+            (8704, "8.5 KiB"),
+            (1 << 20, "1 MiB"),
+            (2 << 30, "2 GiB"),
+        ] {
+            assert_eq!(fmt_bytes(n), want);
+        }
+        for (s, want) in [
+            (42, "42 s"),
+            (125, "2 min 5 s"),
+            (7_500, "2 h 5 min"),
+            (3 * 86_400 + 4 * 3600, "3 d 4 h"),
+        ] {
+            assert_eq!(fmt_uptime(s), want);
+        }
+        let rate = |per_second, burst| fmt_rate(Rate { per_second, burst });
+        assert_eq!(rate(1.0, 60.0), "1 per second, bursts of 60");
+        assert_eq!(rate(0.2, 20.0), "1 every 5 s, bursts of 20");
+        assert_eq!(rate(2.5, 10.0), "2.5 per second, bursts of 10");
+        assert_eq!(rate(1e9, 1e9), "unlimited");
+    }
+
+    #[test]
+    fn phonebook_links_encode_their_query() {
+        assert_eq!(phonebook_href("", None, 25), "/phonebook");
+        assert_eq!(
+            phonebook_href("a b&<", Some("bob"), 10),
+            "/phonebook?q=a%20b%26%3C&amp;after=bob&amp;limit=10"
+        );
+    }
+}
