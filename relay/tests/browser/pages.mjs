@@ -151,6 +151,10 @@ try {
   await page.goto(base + '/phonebook', { waitUntil: 'load' });
   const all = await readBook();
   await shot('phonebook.png');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot('phonebook-phone.png');
+  const bookPhoneOverflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
+  await page.setViewportSize({ width: 1100, height: 900 });
   await page.emulateMedia({ colorScheme: 'dark' });
   await shot('phonebook-dark.png');
   await page.emulateMedia({ colorScheme: 'light' });
@@ -161,7 +165,7 @@ try {
   await page.fill('input[name="q"]', 'nobody-by-this-name');
   await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('form.search button')]);
   const none = await readBook();
-  out.phonebook = { all, search, none };
+  out.phonebook = { all, search, none, phoneOverflow: bookPhoneOverflow };
   out.origin = origin;
 } finally {
   await browser.close();

@@ -214,7 +214,7 @@ async fn pages_in_a_real_browser() {
             "{path} is not a real screenshot"
         );
     }
-    assert!(seen["screenshots"].as_array().map(Vec::len) >= Some(9));
+    assert!(seen["screenshots"].as_array().map(Vec::len) >= Some(10));
 }
 
 fn check_network_and_console(seen: &Value) {
@@ -476,6 +476,7 @@ fn check_phonebook(p: &Value) {
             .is_some_and(|u| u.contains("/phonebook?q=garden")),
         "{search}"
     );
+    assert_eq!(p["phoneOverflow"], false, "the phonebook scrolls sideways on a phone");
     let none = &p["none"];
     assert!(handles(none).is_empty());
     assert!(
