@@ -77,6 +77,9 @@ enum Command {
     Status(cmd::status::Args),
     /// Audit the whole session: every signature, chain link and projection.
     Verify(cmd::verify::Args),
+    /// Many agents on one machine: create, list, bind, destroy and mesh sessions.
+    #[command(subcommand)]
+    Session(cmd::session::Command),
     /// Show, rename or list identities.
     #[command(subcommand)]
     Identity(cmd::identity::Command),
@@ -88,6 +91,11 @@ enum Command {
     RelayServer(cmd::relay::Args),
     /// The MCP server on stdin/stdout, for Claude Code, Cursor and other hosts.
     Mcp(cmd::mcp::Args),
+    /// Keep the daemon (and the local relay) running across logins: systemd or launchd.
+    #[command(subcommand)]
+    Service(cmd::service::Command),
+    /// Restart this machine's daemon and local relay on the current binary (`--local`).
+    Upgrade(cmd::service::UpgradeArgs),
     /// Add wire to the MCP hosts on this machine (shows the changes; `--apply` makes them).
     Setup(cmd::setup::Args),
     /// Stream changes as JSON lines (what `wire mcp` follows).
@@ -127,6 +135,8 @@ impl Command {
                 | Command::Daemon(_)
                 | Command::Mcp(_)
                 | Command::Setup(_)
+                | Command::Service(_)
+                | Command::Upgrade(_)
         )
     }
 }
@@ -134,7 +144,12 @@ impl Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = Out::from_env(cli.json);
-    let chosen = cmd::Chosen::from_env(cli.session.clone());
+    let home = wire_engine::Home::from_env();
+    let cwd = std::env::current_dir().ok();
+    let chosen = cmd::Chosen::resolve(cli.session.clone(), home.as_ref().ok(), cwd.as_deref());
+    if let Some(warning) = &chosen.warning {
+        out.write_stderr(&format!("wire: {warning}\n"));
+    }
     if cli.command.is_local() {
         let result = match cli.command {
             Command::RelayServer(args) => cmd::relay::run(&out, args),
@@ -145,13 +160,15 @@ fn main() -> ExitCode {
             Command::Demo(args) => cmd::demo::run(&out, args),
             Command::Daemon(args) => cmd::daemon::run(&out, &chosen, args, cli.no_daemon),
             Command::Setup(args) => cmd::setup::run(&out, args),
+            Command::Service(command) => cmd::service::run(&out, command),
+            Command::Upgrade(args) => cmd::service::upgrade(&out, args),
             // stdout belongs to JSON-RPC: the server reports its own failures on stderr.
             Command::Mcp(args) => return cmd::mcp::run(chosen, args),
             _ => unreachable!("is_local covers these"),
         };
         return finish(&out, result);
     }
-    let home = match wire_engine::Home::from_env() {
+    let home = match home {
         Ok(h) => h,
         Err(e) => return finish(&out, Err(e.into())),
     };
@@ -169,15 +186,23 @@ fn main() -> ExitCode {
             chosen,
             out: out.clone(),
             agent,
+            cwd,
         };
         let result = dispatch(&ctx, cli.command);
         return finish(&out, result);
     }
+    let mut argv: Vec<String> = std::env::args().collect();
+    if let Command::Session(cmd::session::Command::Destroy(args)) = &cli.command
+        && let Err(e) = cmd::session::confirm_destroy(args, &mut argv)
+    {
+        return finish(&out, Err(e));
+    }
     let request = daemon::Request {
         v: 1,
-        argv: std::env::args().collect(),
+        argv,
         style: out.style(),
         chosen,
+        cwd: cwd.and_then(|d| d.to_str().map(str::to_owned)),
     };
     finish(&out, daemon::forward(&home, &request))
 }
@@ -206,6 +231,7 @@ pub fn run_in_daemon(agent: Arc<Agent>, request: daemon::Request, sink: output::
         chosen: request.chosen,
         out: out.clone(),
         agent,
+        cwd: request.cwd.map(std::path::PathBuf::from),
     };
     match dispatch(&ctx, cli.command) {
         Ok(code) => exit_byte(code),
@@ -248,6 +274,7 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Watch(args) => cmd::watch::run(ctx, args),
         Command::Verify(args) => cmd::verify::run(ctx, args),
         Command::Identity(command) => cmd::identity::run(ctx, command),
+        Command::Session(command) => cmd::session::run(ctx, command),
         Command::RotateSlot(args) => cmd::rotate::run(ctx, args),
         Command::Daemon(args) => cmd::daemon::in_daemon(ctx, args),
         Command::RelayServer(_)
@@ -257,6 +284,8 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         | Command::BenchMcp(_)
         | Command::Mcp(_)
         | Command::Setup(_)
+        | Command::Service(_)
+        | Command::Upgrade(_)
         | Command::Demo(_) => {
             anyhow::bail!("this command runs in its own process, not inside the daemon")
         }

@@ -12,7 +12,7 @@ mod session;
 
 pub use audit::{Progress, VerifyFailure, VerifyReport};
 pub use error::EngineError;
-pub use home::{Home, SessionInfo, check_session_name};
+pub use home::{BINDINGS_MAX, Bindings, Home, SessionInfo, binding_key, check_session_name};
 pub use ingest::{CheckedSegment, FUTURE_SKEW_MS, IngestReport};
 pub use line::{
     LineState, MessageView, PENDING_MAX, RequestOutcome, SealedSegment, is_message_kind,

@@ -51,6 +51,8 @@ pub struct Live {
     held: Mutex<HashMap<AuthorKey, Vec<Vec<u8>>>>,
     pub report: Mutex<Report>,
     readers: Mutex<Vec<Endpoint>>,
+    /// The background tasks of this session, aborted when it is closed.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 /// What replication refused or set aside, for `wire status`.
@@ -193,6 +195,7 @@ impl Agent {
             held: Mutex::new(HashMap::new()),
             report: Mutex::new(Report::default()),
             readers: Mutex::new(Vec::new()),
+            tasks: Mutex::new(Vec::new()),
         });
         lives.insert(live.name.clone(), live.clone());
         drop(lives);
@@ -230,7 +233,24 @@ impl Agent {
         self.ensure_readers(live);
         let agent = self.clone();
         let l = live.clone();
-        self.rt.spawn(async move { agent.ticker(l).await });
+        let task = self.rt.spawn(async move { agent.ticker(l).await });
+        live.tasks
+            .lock()
+            .expect("tasks lock")
+            .push(task.abort_handle());
+    }
+
+    /// Closes session `name`: its background tasks stop and the agent forgets it. Work already
+    /// handed to a blocking thread finishes (each commit is all or nothing). Returns whether it
+    /// was open.
+    pub fn close(&self, name: &str) -> bool {
+        let Some(live) = self.lives.lock().expect("lives lock").remove(name) else {
+            return false;
+        };
+        for task in live.tasks.lock().expect("tasks lock").drain(..) {
+            task.abort();
+        }
+        true
     }
 
     /// Starts a reader for every slot that has none (after init or rotation).
@@ -245,8 +265,13 @@ impl Agent {
                 readers.push(ep.clone());
                 let agent = self.clone();
                 let l = live.clone();
-                self.rt
+                let task = self
+                    .rt
                     .spawn(async move { agent.read_slot_forever(l, ep).await });
+                live.tasks
+                    .lock()
+                    .expect("tasks lock")
+                    .push(task.abort_handle());
             }
         }
     }

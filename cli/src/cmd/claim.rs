@@ -41,7 +41,19 @@ pub fn claim(
     let slot = live.session.our_endpoints()?.into_iter().next().context(
         "this session is not attached to a relay; create one with `wire init <handle> --relay URL`",
     )?;
-    let token = live.session.slot_token(&slot)?;
+    claim_at(ctx, live, nick, &slot, domain, listing)
+}
+
+/// Claims `nick` on the relay of `slot`, one of ours, listed as for [`claim`].
+pub fn claim_at(
+    ctx: &Ctx,
+    live: &Arc<Live>,
+    nick: &str,
+    slot: &wire_log::body::Endpoint,
+    domain: &str,
+    listing: Option<&str>,
+) -> anyhow::Result<String> {
+    let token = live.session.slot_token(slot)?;
     let client = ctx.agent.client(&slot.relay)?;
     let handle = format!("{nick}@{domain}");
     let card = live.session.sign_card(&handle)?;

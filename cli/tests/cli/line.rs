@@ -26,7 +26,7 @@ use crate::http::{self, Target};
 /// How long a condition that normally holds within milliseconds may take.
 pub(crate) const POLL_DEADLINE: Duration = Duration::from_secs(20);
 /// How long one `wire` command may take before the test gives up on it (and kills it).
-const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
+pub(crate) const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
 pub(crate) const EXE: &str = env!("CARGO_BIN_EXE_wire");
 /// Largest record the relay sends (its blob cap).
 const RECORD_MAX: usize = 1 << 20;
@@ -73,7 +73,21 @@ fn run_wire(
     vars: &[(&str, &str)],
     deadline: Duration,
 ) -> Result<Run, String> {
+    run_wire_in(home, None, args, vars, deadline)
+}
+
+/// [`run_wire`] in working directory `cwd` (the test's own when `None`).
+pub(crate) fn run_wire_in(
+    home: &Path,
+    cwd: Option<&Path>,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    deadline: Duration,
+) -> Result<Run, String> {
     let mut cmd = Command::new(EXE);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
     cmd.args(args)
         .env_clear()
         .env("WIRE_HOME", home)
@@ -348,7 +362,7 @@ impl Rig {
     }
 
     /// SIGKILL, and reap.
-    fn kill_relay(&mut self) {
+    pub(crate) fn kill_relay(&mut self) {
         let mut child = self.relay.take().expect("the relay runs");
         child.kill().expect("kill the relay");
         child.wait().expect("reap the relay");

@@ -476,7 +476,10 @@ fn check_phonebook(p: &Value) {
             .is_some_and(|u| u.contains("/phonebook?q=garden")),
         "{search}"
     );
-    assert_eq!(p["phoneOverflow"], false, "the phonebook scrolls sideways on a phone");
+    assert_eq!(
+        p["phoneOverflow"], false,
+        "the phonebook scrolls sideways on a phone"
+    );
     let none = &p["none"];
     assert!(handles(none).is_empty());
     assert!(
