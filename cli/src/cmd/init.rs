@@ -119,7 +119,7 @@ pub fn create(
         };
         live.session.attach_slot(&endpoint, &grant.token)?;
         made.relays.push(endpoint.relay.clone());
-        match super::claim::claim_at(ctx, &live, handle, &endpoint, &info.domain) {
+        match super::claim::claim_at(ctx, &live, handle, &endpoint, &info.domain, None) {
             Ok(h) => made.handles.push(h),
             Err(e) => made.claim_problems.push(format!("{e:#}")),
         }

@@ -1593,3 +1593,39 @@ fn the_relay_never_holds_message_text() {
     await_drained(&rig, &slot, &token);
     scan("after delivery");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The relay's phonebook
+
+#[test]
+fn claim_listed_puts_the_handle_in_the_phonebook_and_a_plain_claim_takes_it_out() {
+    let rig = Rig::new(&[]);
+    let alice = rig.agent("pbalice");
+    let phonebook = || {
+        http::request(&rig.target(), "GET", "/phonebook", &[], b"")
+            .expect("GET /phonebook")
+            .text()
+    };
+    let entry = format!("data-handle=\"{}\"", alice.handle);
+    assert!(!phonebook().contains(&entry), "init does not list");
+    let v = alice.json(&["claim", "--listed", "--profile", "Reads <b>logs</b>"]);
+    assert_eq!(v["listed"], true, "{v}");
+    assert_eq!(v["handle"], alice.handle.as_str(), "{v}");
+    let page = phonebook();
+    assert!(page.contains(&entry), "{page}");
+    assert!(page.contains("Reads &lt;b&gt;logs&lt;/b&gt;"), "{page}");
+    assert!(
+        page.contains(&alice.nickname),
+        "the Character is shown: {page}"
+    );
+    let v = alice.json(&["claim"]);
+    assert_eq!(v["listed"], false, "{v}");
+    assert!(!phonebook().contains(&entry), "a plain claim unlists");
+    // A profile needs --listed, and the relay's rule on profiles reaches the user.
+    let r = alice.run(&["claim", "--profile", "x"]);
+    assert_ne!(r.code, 0, "{}", r.describe());
+    let long = "x".repeat(121);
+    let r = alice.run(&["claim", "--listed", "--profile", &long]);
+    assert_ne!(r.code, 0, "{}", r.describe());
+    assert!(r.stderr.contains("120 characters"), "{}", r.describe());
+}
