@@ -337,6 +337,75 @@ impl Session {
         Ok((self.peer(peer)?, offer_event))
     }
 
+    /// Takes a pair request and accepts it in one transaction: what [`Session::take_pair_request`]
+    /// and [`Session::accept_with_grant`] write one after the other, for a request whose consent
+    /// is already given (a sister session of this machine, paired by its operator's command). A
+    /// rejected or already paired key is refused.
+    pub fn take_and_accept(
+        &self,
+        req: &PairRequest,
+        minted: &[Minted],
+    ) -> Result<(Peer, VerifiedEvent), EngineError> {
+        let peer = req.card.key;
+        self.check_not_me(&peer)?;
+        match self.peer_state(&peer)? {
+            Some(PeerState::Rejected) => {
+                return Err(EngineError::Refused(
+                    "this key was rejected before; the refusal sticks".into(),
+                ));
+            }
+            Some(PeerState::Paired) => return Err(EngineError::Refused("already paired".into())),
+            Some(PeerState::Dialed) => {
+                return Err(EngineError::Refused(
+                    "we dialed this key ourselves; take its request instead".into(),
+                ));
+            }
+            None => {}
+        }
+        let card = PeerCard {
+            peer,
+            handle: req.card.signed.handle.clone(),
+            x25519: req.card.x25519,
+        };
+        let learned = EndpointLearned {
+            peer,
+            endpoints: req.endpoints.clone(),
+            cap: req.cap.clone(),
+            more_caps: req.more_caps.clone(),
+        };
+        let (endpoints, cap, more_caps) = offer_parts(minted)?;
+        let offer = EndpointOffer {
+            endpoints,
+            cap,
+            more_caps,
+        };
+        let mut items = vec![
+            (self.self_log(), Kind::PAIR_REQUESTED, card.encode()),
+            (self.self_log(), Kind::ENDPOINT_LEARNED, learned.encode()),
+            (
+                self.self_log(),
+                Kind::PAIR_ACCEPTED,
+                PeerRef { peer }.encode(),
+            ),
+        ];
+        for m in minted {
+            let grant = CapGranted {
+                peer,
+                endpoint: m.endpoint.clone(),
+                cap_id: m.cap_id.clone(),
+            };
+            items.push((self.self_log(), Kind::CAP_GRANTED, grant.encode()));
+        }
+        items.push((
+            LogId::pair_log(&self.key(), &peer),
+            Kind::ENDPOINT_OFFERED,
+            offer.encode(),
+        ));
+        let mut events = self.append_batch(items)?;
+        let offer_event = events.pop().expect("the offer was appended last");
+        Ok((self.peer(&peer)?, offer_event))
+    }
+
     /// Tells a peer where to reach us now (slot rotation): every endpoint in `minted`, each
     /// with the capability minted on it for the peer.
     pub fn offer_endpoint(

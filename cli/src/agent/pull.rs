@@ -269,9 +269,7 @@ impl Agent {
     /// Opens records in parallel (sealing is the dominant cost of a catch-up); records that do
     /// not open are refused and reported.
     fn open_records(&self, live: &Live, records: &[Record]) -> Vec<Segment> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8);
+        let threads = wire_log::cores().min(8);
         let chunk = records.len().div_ceil(threads).max(OPEN_PER_THREAD_MIN);
         let open_all = |part: &[Record]| {
             part.iter()

@@ -43,6 +43,8 @@ struct Report {
     pair_all_local_again_ms: f64,
     /// Send → committed in the sister's store, in the daemon's runtime.
     sister_send_us: Percentiles,
+    /// Of which: the sender's own append (signed, committed).
+    sister_append_us: Percentiles,
     fsync_us: Percentiles,
     redb_commit_us: Percentiles,
 }
@@ -142,10 +144,12 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
     let a = agent.session("s0")?;
     let b = agent.session("s1")?;
     let mut lat = Vec::with_capacity(args.messages);
+    let mut appended = Vec::with_capacity(args.messages);
     for i in 0..args.messages {
         let body = format!("sister message {i}").into_bytes();
         let t = Instant::now();
         a.session.send(&b.key, Kind::MESSAGE, body)?;
+        appended.push(t.elapsed().as_micros() as u64);
         let outcome = rt.block_on(agent.push(&a, &b.key, Why::Send))?;
         lat.push(t.elapsed().as_micros() as u64);
         if outcome != PushOutcome::Delivered {
@@ -168,13 +172,14 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
         pair_all_local_daemon_ms: made["ms"].as_f64().context("pair-all-local ms")?,
         pair_all_local_again_ms,
         sister_send_us: percentiles(lat),
+        sister_append_us: percentiles(appended),
         fsync_us,
         redb_commit_us,
     };
     drop(procs);
     out.print(&report, || {
         format!(
-            "{} sessions, {} pairs: pair-all-local {:.0} ms (daemon {:.0} ms), again {:.0} ms\nsister send → committed: p50 {} µs, p99 {} µs (n={})\nfloors: fsync p50 {} µs, durable redb commit p50 {} µs\n",
+            "{} sessions, {} pairs: pair-all-local {:.0} ms (daemon {:.0} ms), again {:.0} ms\nsister send → committed: p50 {} µs, p99 {} µs (n={}; the append alone p50 {} µs)\nfloors: fsync p50 {} µs, durable redb commit p50 {} µs\n",
             report.sessions,
             report.pairs,
             report.pair_all_local_ms,
@@ -183,6 +188,7 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
             report.sister_send_us.p50,
             report.sister_send_us.p99,
             report.sister_send_us.n,
+            report.sister_append_us.p50,
             report.fsync_us.p50,
             report.redb_commit_us.p50,
         )

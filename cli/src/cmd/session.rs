@@ -780,11 +780,29 @@ fn pair_all_local(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let all = sisters(ctx)?;
     let mut results = Vec::new();
-    for (i, a) in all.iter().enumerate() {
-        for b in &all[i + 1..] {
-            results.push(pair_sisters(ctx, a, b));
-        }
+    // Round robin: each round pairs every session with a different one, so the pairs of a
+    // round touch disjoint stores and run side by side (their commits wait on the disk, not on
+    // each other).
+    for round in round_robin(all.len()) {
+        let done: Vec<PairResult> = std::thread::scope(|scope| {
+            let mut handles = Vec::new();
+            for chunk in round.chunks(round.len().div_ceil(PAIRING_THREADS).max(1)) {
+                let all = &all;
+                handles.push(scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|&(i, j)| pair_sisters(ctx, &all[i], &all[j]))
+                        .collect::<Vec<_>>()
+                }));
+            }
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        results.extend(done);
     }
+    results.sort_by(|x, y| (&x.a, &x.b).cmp(&(&y.a, &y.b)));
     let made = results.iter().filter(|r| r.result == "paired").count();
     let already = results.iter().filter(|r| r.result == "already").count();
     let skipped: Vec<&PairResult> = results.iter().filter(|r| r.result == "skipped").collect();
@@ -827,6 +845,32 @@ fn pair_all_local(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Pairings of one round run on at most this many threads.
+const PAIRING_THREADS: usize = 4;
+
+/// The rounds of a round-robin tournament over `n` sessions (the circle method): every pair
+/// `(i, j)` with `i < j` appears in exactly one round, and no session twice in a round.
+fn round_robin(n: usize) -> Vec<Vec<(usize, usize)>> {
+    if n < 2 {
+        return Vec::new();
+    }
+    let m = n + n % 2; // a bye when n is odd
+    let mut ring: Vec<usize> = (0..m).collect();
+    let mut rounds = Vec::with_capacity(m - 1);
+    for _ in 0..m - 1 {
+        let mut round = Vec::with_capacity(m / 2);
+        for k in 0..m / 2 {
+            let (x, y) = (ring[k], ring[m - 1 - k]);
+            if x < n && y < n {
+                round.push((x.min(y), x.max(y)));
+            }
+        }
+        rounds.push(round);
+        ring[1..].rotate_right(1);
+    }
+    rounds
 }
 
 /// A verified card for one of our sessions, for its sisters to pin.
@@ -881,13 +925,20 @@ fn try_pair(ctx: &Ctx, a: &Arc<Live>, b: &Arc<Live>) -> anyhow::Result<Option<St
     if ab == "pending" {
         return accept_then_check(ctx, a, b);
     }
-    // `a` dials `b`: a capability on a's slot for b, recorded as a dial…
+    // `a` dials `b`: a capability on a's slots for b, recorded as a dial…
     let a_card = local_card(a).with_context(|| format!("{} has no card", a.name))?;
     let b_card = local_card(b).with_context(|| format!("{} has no card", b.name))?;
-    let minted = ctx
-        .agent
-        .block_on(ctx.agent.mint_caps(a))
-        .with_context(|| format!("{}'s relay did not mint a capability", a.name))?;
+    let fresh = ab == "none" && ba == "none";
+    let (minted, minted_b) = ctx.agent.block_on(async {
+        if fresh {
+            // Both sides' capabilities at once: the relays commit them together.
+            let (x, y) = tokio::join!(ctx.agent.mint_caps(a), ctx.agent.mint_caps(b));
+            (x, Some(y))
+        } else {
+            (ctx.agent.mint_caps(a).await, None)
+        }
+    });
+    let minted = minted.with_context(|| format!("{}'s relay did not mint a capability", a.name))?;
     if ab != "dialed" {
         a.session.record_dialed(&b_card, &minted)?;
     }
@@ -898,6 +949,17 @@ fn try_pair(ctx: &Ctx, a: &Arc<Live>, b: &Arc<Live>) -> anyhow::Result<Option<St
         cap: minted[0].cap.clone(),
         more_caps: minted[1..].iter().map(|m| m.cap.clone()).collect(),
     };
+    if let Some(minted_b) = minted_b {
+        // Neither side knew the other: `b` takes the request and accepts it in one commit,
+        // and its offer goes to `a` in process.
+        let minted_b =
+            minted_b.with_context(|| format!("{}'s relay did not mint a capability", b.name))?;
+        b.session.take_and_accept(&request, &minted_b)?;
+        let outcome = ctx
+            .agent
+            .block_on(ctx.agent.clone().push(b, &a.key, Why::Send))?;
+        return check_paired(a, b, &outcome);
+    }
     match b.session.take_pair_request(&request)? {
         RequestOutcome::Dropped(why) => bail!("{} dropped the request: {why}", b.name),
         RequestOutcome::Paired(_) | RequestOutcome::Pending(_) => {}
@@ -929,4 +991,40 @@ fn check_paired(a: &Live, b: &Live, outcome: &PushOutcome) -> anyhow::Result<Opt
         "the acceptance did not reach {} ({outcome:?}); run `wire session pair-all-local` again",
         a.name
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_robin_covers_every_pair_once_and_no_session_twice_a_round() {
+        for n in 0..=21 {
+            let rounds = round_robin(n);
+            let mut seen = std::collections::BTreeSet::new();
+            for round in &rounds {
+                let mut in_round = std::collections::BTreeSet::new();
+                for &(i, j) in round {
+                    assert!(i < j && j < n);
+                    assert!(
+                        in_round.insert(i) && in_round.insert(j),
+                        "n={n}: twice in a round"
+                    );
+                    assert!(seen.insert((i, j)), "n={n}: ({i},{j}) twice");
+                }
+            }
+            assert_eq!(seen.len(), n * n.saturating_sub(1) / 2, "n={n}");
+        }
+    }
+
+    #[test]
+    fn session_names_come_from_directory_names() {
+        assert_eq!(name_from_dir(Path::new("/src/My Project!")), "my-project");
+        assert_eq!(name_from_dir(Path::new("/src/__")), "session");
+        assert_eq!(name_from_dir(Path::new("/")), "session");
+        assert_eq!(
+            name_from_dir(Path::new(&format!("/x/{}", "a".repeat(60)))).len(),
+            28
+        );
+    }
 }
