@@ -269,7 +269,7 @@ mod tests {
         };
         let two = plain(2, Some(vec![cbor::text(&other)]));
         let req = PairRequest::decode(&two, &alice.author()).expect("version 2");
-        assert_eq!(req.more_caps, [other.clone()]);
+        assert_eq!(req.more_caps, std::slice::from_ref(&other));
         let one = PairRequest::decode(&plain(1, None), &alice.author()).expect("version 1");
         assert!(one.more_caps.is_empty());
         // Each version has exactly its own shape.

@@ -504,13 +504,13 @@ fn sisters_of_two_daemons_prefer_loopback_and_fail_over_to_federation() {
         .unwrap_or_else(|e| panic!("{e}"))
     };
     let mut ids = Vec::new();
-    for i in 0..2 {
+    for (i, name) in names.iter().enumerate() {
         let v = run(
             i,
             &[
                 "session",
                 "new",
-                names[i],
+                name,
                 "--relay",
                 &far.url,
                 "--with-local",
@@ -598,7 +598,7 @@ fn sisters_of_two_daemons_prefer_loopback_and_fail_over_to_federation() {
         "three, by federation",
         "four, by federation",
     ];
-    for i in 0..2 {
+    for (i, name) in names.iter().enumerate() {
         let mut seen = await_at(i, "three, by federation");
         if seen.len() < all.len() {
             seen = await_at(i, "four, by federation");
@@ -607,7 +607,7 @@ fn sisters_of_two_daemons_prefer_loopback_and_fail_over_to_federation() {
         sorted.sort();
         let mut want = all.map(str::to_owned).to_vec();
         want.sort();
-        assert_eq!(sorted, want, "each message exactly once at {}", names[i]);
+        assert_eq!(sorted, want, "each message exactly once at {name}");
         let pos = |b: &str| seen.iter().position(|x| x == b).expect("present");
         assert!(
             pos(all[0]) < pos(all[2]) && pos(all[1]) < pos(all[3]),
