@@ -97,7 +97,12 @@ pub fn resolve(state: &MemState, name: &str) -> Result<Found, anyhow::Error> {
 
 /// Up to three known names within edit distance 3 of `name`, closest first.
 pub fn suggest(state: &MemState, name: &str) -> Vec<String> {
-    let mut pool: Vec<String> = Vec::new();
+    suggest_with(state, name, Vec::new())
+}
+
+/// [`suggest`], with `more` names (the sister sessions of this machine) in the pool.
+pub fn suggest_with(state: &MemState, name: &str, more: Vec<String>) -> Vec<String> {
+    let mut pool: Vec<String> = more;
     for p in state.peers.values() {
         pool.push(p.character.nickname.clone());
         pool.push(p.handle.clone());

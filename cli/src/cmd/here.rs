@@ -32,6 +32,8 @@ struct Sister {
     nickname: Option<String>,
     emoji: Option<String>,
     tag: Option<String>,
+    /// How this session stands with it: `paired`, `dialed`, `rejected`, `pending` or `none`.
+    state: Option<String>,
     /// Why its identity could not be read, if it could not.
     problem: Option<String>,
 }
@@ -51,16 +53,16 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<ExitCode> {
         .into_iter()
         .filter(|s| s.name != chosen.name)
         .map(|s| {
-            match ctx
-                .agent
-                .session(&s.name)
-                .and_then(|x| Ok(x.session.identity()?))
-            {
-                Ok(i) => Sister {
+            match ctx.agent.session(&s.name).and_then(|x| {
+                let i = x.session.identity()?;
+                Ok((x, i))
+            }) {
+                Ok((sister, i)) => Sister {
                     name: s.name,
                     nickname: Some(i.character.nickname),
                     emoji: Some(i.character.emoji),
                     tag: Some(i.character.tag),
+                    state: Some(super::session::standing(&live, &sister)),
                     problem: None,
                 },
                 Err(e) => Sister {
@@ -68,6 +70,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<ExitCode> {
                     nickname: None,
                     emoji: None,
                     tag: None,
+                    state: None,
                     problem: Some(e.to_string()),
                 },
             }
@@ -127,8 +130,31 @@ fn prose(ctx: &Ctx, here: &Here<'_>, id: &wire_engine::Identity) -> String {
     if here.sessions.is_empty() {
         let _ = writeln!(s, "No other sessions on this machine.");
     } else {
-        let names: Vec<&str> = here.sessions.iter().map(|x| x.name.as_str()).collect();
-        let _ = writeln!(s, "Other sessions here: {}.", names.join(", "));
+        let _ = writeln!(s, "Sister sessions on this machine:");
+        for x in &here.sessions {
+            let face = match (&x.emoji, &x.tag, &x.nickname) {
+                (Some(e), Some(t), Some(n)) => {
+                    if ctx.out.style().emoji {
+                        format!("{e} {n}")
+                    } else {
+                        format!("[{t}] {n}")
+                    }
+                }
+                _ => "(unreadable)".into(),
+            };
+            let state = match x.state.as_deref() {
+                Some("paired") => "paired".to_owned(),
+                Some("pending") => "asked to pair with you".to_owned(),
+                Some("dialed") => "dialed, waiting for them".to_owned(),
+                Some("rejected") => "rejected".to_owned(),
+                Some(_) => "not paired (`wire session pair-all-local`)".to_owned(),
+                None => x
+                    .problem
+                    .clone()
+                    .map_or_else(String::new, |p| format!("cannot be read: {p}")),
+            };
+            let _ = writeln!(s, "  {:<16} {face}: {state}", x.name);
+        }
     }
     s
 }

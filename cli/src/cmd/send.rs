@@ -124,7 +124,19 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
                         .context("the sister was paired but is not a peer")?,
                 )))
             }
-            None => other,
+            // A miss: suggest sister sessions too.
+            None => other.map_err(|e| match e.downcast::<crate::names::Miss>() {
+                Ok(miss) => crate::names::Miss {
+                    candidates: crate::names::suggest_with(
+                        &state,
+                        &miss.name,
+                        super::session::sister_names(ctx, &live),
+                    ),
+                    name: miss.name,
+                }
+                .into(),
+                Err(e) => e,
+            }),
         },
     };
     let peer = match found? {

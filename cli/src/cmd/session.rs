@@ -677,7 +677,8 @@ fn sisters(ctx: &Ctx) -> anyhow::Result<Vec<Arc<Live>>> {
     Ok(out)
 }
 
-fn standing(me: &Live, other: &Live) -> String {
+/// How `me` stands with sister `other`: `paired`, `dialed`, `rejected`, `pending` or `none`.
+pub fn standing(me: &Live, other: &Live) -> String {
     let Ok(state) = me.session.state() else {
         return "unknown".into();
     };
@@ -763,6 +764,21 @@ pub fn find_sister(ctx: &Ctx, me: &Live, name: &str) -> anyhow::Result<Option<Ar
         }
     }
     Ok(None)
+}
+
+/// The names sisters answer to (session names and Character nicknames), for did-you-mean.
+pub fn sister_names(ctx: &Ctx, me: &Live) -> Vec<String> {
+    let mut names = Vec::new();
+    for s in sisters(ctx).unwrap_or_default() {
+        if s.key == me.key {
+            continue;
+        }
+        names.push(s.name.clone());
+        if let Ok(id) = s.session.identity() {
+            names.push(id.character.nickname);
+        }
+    }
+    names
 }
 
 /// What pairing two sisters came to.

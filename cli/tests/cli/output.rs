@@ -74,7 +74,12 @@ fn here_and_identity_list_show_every_session() {
     let out = env.run(&["init", "bob", "--offline", "--session", "work"], &[]);
     assert!(out.status.success());
     let (here, _) = env.prose(&["here"], &[]);
-    assert!(here.contains("Other sessions here: work."), "{here}");
+    assert!(here.contains("Sister sessions on this machine:"), "{here}");
+    assert!(
+        here.lines()
+            .any(|l| l.trim_start().starts_with("work") && l.contains("not paired")),
+        "{here}"
+    );
     let (list, _) = env.json(&["identity", "list"]);
     let names: Vec<_> = list
         .as_array()

@@ -267,6 +267,55 @@ fn the_nearest_binding_wins_and_destroy_leaves_the_others() {
 }
 
 #[test]
+fn a_session_can_receive_over_the_local_relays_unix_socket_too() {
+    let sock_dir = tempfile::tempdir().expect("tempdir");
+    let sock = sock_dir.path().join("relay.sock");
+    let sock_str = sock.to_str().expect("utf-8").to_owned();
+    let rig = Rig::new(&["--local-only", "--uds", &sock_str]);
+    let m = Machine::new(&rig);
+    let url = rig.url();
+    let dirs = [m.dir("one"), m.dir("two")];
+    for d in &dirs {
+        let v = m.json_in(
+            d,
+            &[
+                "session",
+                "new",
+                "--local-only",
+                "--local-relay",
+                &url,
+                "--with-uds",
+                "--uds-relay",
+                &sock_str,
+            ],
+        );
+        let relays: Vec<&str> = v["relays"]
+            .as_array()
+            .expect("relays")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(relays, [url.as_str(), &format!("unix:{sock_str}")], "{v}");
+    }
+    let mesh = m.json_in(&dirs[0], &["session", "pair-all-local"]);
+    assert_eq!(mesh["paired"], 1, "{mesh}");
+    let sent = m.json_in(&dirs[0], &["send", "two", "over the socket or in process"]);
+    assert_eq!(
+        sent["outcome"], "delivered",
+        "sisters of one daemon: {sent}"
+    );
+    await_body(&m, &dirs[1], "over the socket or in process");
+    // A typo gets the sister's name suggested.
+    let miss = m.run_in(&dirs[0], &["send", "twoo", "hi"], &[]);
+    assert_ne!(miss.code, 0);
+    assert!(
+        miss.stderr.contains("did you mean two"),
+        "{}",
+        miss.describe()
+    );
+}
+
+#[test]
 fn session_names_and_missing_flags_get_clear_errors() {
     let rig = Rig::new(&["--local-only"]);
     let m = Machine::new(&rig);
