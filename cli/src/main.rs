@@ -91,6 +91,11 @@ enum Command {
     RelayServer(cmd::relay::Args),
     /// The MCP server on stdin/stdout, for Claude Code, Cursor and other hosts.
     Mcp(cmd::mcp::Args),
+    /// Print a shell completion script: `wire completions bash > ~/.local/share/bash-completion/completions/wire`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Keep the daemon (and the local relay) running across logins: systemd or launchd.
     #[command(subcommand)]
     Service(cmd::service::Command),
@@ -141,6 +146,7 @@ impl Command {
                 | Command::Setup(_)
                 | Command::Service(_)
                 | Command::Upgrade(_)
+                | Command::Completions { .. }
         )
     }
 }
@@ -166,6 +172,11 @@ fn main() -> ExitCode {
             Command::Daemon(args) => cmd::daemon::run(&out, &chosen, args, cli.no_daemon),
             Command::Setup(args) => cmd::setup::run(&out, args),
             Command::Service(command) => cmd::service::run(&out, command),
+            Command::Completions { shell } => {
+                let mut command = <Cli as clap::CommandFactory>::command();
+                clap_complete::generate(shell, &mut command, "wire", &mut std::io::stdout());
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Upgrade(args) => cmd::service::upgrade(&out, args),
             // stdout belongs to JSON-RPC: the server reports its own failures on stderr.
             Command::Mcp(args) => return cmd::mcp::run(chosen, args),
@@ -292,6 +303,7 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         | Command::Setup(_)
         | Command::Service(_)
         | Command::Upgrade(_)
+        | Command::Completions { .. }
         | Command::Demo(_) => {
             anyhow::bail!("this command runs in its own process, not inside the daemon")
         }

@@ -95,3 +95,36 @@ fn here_and_identity_list_show_every_session() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["session"]["rule"], "WIRE_SESSION");
 }
+
+#[test]
+fn completions_cover_the_verbs_and_parse_in_bash() {
+    let env = Env::empty();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = env.run(&["completions", shell], &[]);
+        assert!(
+            out.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let script = String::from_utf8_lossy(&out.stdout);
+        for verb in ["pair-all-local", "send", "service", "dial"] {
+            assert!(script.contains(verb), "{shell} completions lack {verb}");
+        }
+        if shell == "bash" {
+            let path = env.home.path().join("wire.bash");
+            std::fs::write(&path, script.as_bytes()).expect("write");
+            let check = std::process::Command::new("bash")
+                .arg("-n")
+                .arg(&path)
+                .output()
+                .expect("bash");
+            assert!(
+                check.status.success(),
+                "{}",
+                String::from_utf8_lossy(&check.stderr)
+            );
+        }
+    }
+    let bad = env.run(&["completions", "tcsh"], &[]);
+    assert!(!bad.status.success());
+}
