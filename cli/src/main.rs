@@ -65,6 +65,8 @@ enum Command {
     Accept(cmd::decide::AcceptArgs),
     /// Refuse a pair request; the refusal sticks.
     Reject(cmd::decide::RejectArgs),
+    /// Mint a signed invite URL that pairs whoever presents it (`wire accept '<url>'`).
+    Invite(cmd::invite::Args),
     /// Your peers and where each line stands.
     Peers(cmd::peers::Args),
     /// Send a message to a peer.
@@ -99,6 +101,15 @@ enum Command {
     /// Move to a new mailbox slot and tell every peer.
     #[command(hide = true)]
     RotateSlot(cmd::rotate::Args),
+    /// Deprecated: `wire accept`.
+    #[command(hide = true)]
+    PairAccept(cmd::decide::AcceptArgs),
+    /// Deprecated: `wire reject`.
+    #[command(hide = true)]
+    PairReject(cmd::decide::RejectArgs),
+    /// Deprecated: `wire pending`.
+    #[command(hide = true)]
+    PairListInbound(cmd::pending::Args),
     /// Measure the local engine end to end (see docs/BENCHMARKS.md).
     #[command(hide = true)]
     Bench(cmd::bench::Args),
@@ -114,6 +125,16 @@ enum Command {
 }
 
 impl Command {
+    /// The verb that replaced a deprecated one, with the deprecated spelling.
+    fn deprecated(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Command::PairAccept(_) => Some(("pair-accept", "accept")),
+            Command::PairReject(_) => Some(("pair-reject", "reject")),
+            Command::PairListInbound(_) => Some(("pair-list-inbound", "pending")),
+            _ => None,
+        }
+    }
+
     /// Commands that never touch a session store run in this process.
     fn is_local(&self) -> bool {
         matches!(
@@ -134,6 +155,9 @@ impl Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = Out::from_env(cli.json);
+    if let Some((old, new)) = cli.command.deprecated() {
+        nag_deprecated(&out, old, new);
+    }
     let chosen = cmd::Chosen::from_env(cli.session.clone());
     if cli.command.is_local() {
         let result = match cli.command {
@@ -180,6 +204,38 @@ fn main() -> ExitCode {
         chosen,
     };
     finish(&out, daemon::forward(&home, &request))
+}
+
+/// The variable that silences the note about `verb` for one shell session.
+fn nagged_var(verb: &str) -> String {
+    format!(
+        "WIRE_DEPRECATION_NAGGED_{}",
+        verb.replace('-', "_").to_ascii_uppercase()
+    )
+}
+
+/// Tells the operator, once per shell session, that `old` is now `new`. Never in JSON mode,
+/// where stderr may be parsed too, and never from the daemon (the client prints it). "Once"
+/// is `WIRE_DEPRECATION_NAGGED_<VERB>=1` in the environment, or a marker for the parent
+/// process (the shell) under the state root, since a command cannot set its shell's variables.
+fn nag_deprecated(out: &Out, old: &str, new: &str) {
+    let var = nagged_var(old);
+    if out.style().json || std::env::var_os(&var).is_some_and(|v| !v.is_empty()) {
+        return;
+    }
+    if let Ok(home) = wire_engine::Home::from_env() {
+        let dir = home.root().join("nagged");
+        let marker = dir.join(format!("{old}.{}", std::os::unix::process::parent_id()));
+        if marker.exists() {
+            return;
+        }
+        let _ =
+            wire_log::keyfile::create_private_dir(&dir).and_then(|()| std::fs::write(&marker, b""));
+    }
+    out.write_stderr(&format!(
+        "wire: `wire {old}` is deprecated; use `wire {new}` (it takes the same arguments). \
+         `export {var}=1` hides this note for the rest of this shell session.\n"
+    ));
 }
 
 fn finish(out: &Out, result: anyhow::Result<ExitCode>) -> ExitCode {
@@ -237,8 +293,10 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Whois(args) => cmd::whois::run(ctx, args),
         Command::Dial(args) => cmd::dial::run(ctx, args),
         Command::Pending(args) => cmd::pending::run(ctx, args),
-        Command::Accept(args) => cmd::decide::accept(ctx, args),
-        Command::Reject(args) => cmd::decide::reject(ctx, args),
+        Command::Accept(args) | Command::PairAccept(args) => cmd::decide::accept(ctx, args),
+        Command::Reject(args) | Command::PairReject(args) => cmd::decide::reject(ctx, args),
+        Command::Invite(args) => cmd::invite::run(ctx, args),
+        Command::PairListInbound(args) => cmd::pending::run(ctx, args),
         Command::Forget(args) => cmd::decide::forget(ctx, args),
         Command::Peers(args) => cmd::peers::run(ctx, args),
         Command::Send(args) => cmd::send::run(ctx, args),

@@ -136,7 +136,7 @@ impl Session {
         cap: &str,
     ) -> Result<Intro, EngineError> {
         let endpoints = self.our_endpoints()?;
-        let sealed = PairRequest::seal(our_card, &endpoints, cap, &their_card.x25519)
+        let sealed = PairRequest::seal(our_card, &endpoints, cap, None, &their_card.x25519)
             .map_err(|e| EngineError::Refused(format!("cannot build the pair request: {e}")))?;
         let to = format!("{}@{}", their_card.nick, their_card.domain);
         Intro::sign(self.secret(), &to, self.now_ms(), sealed)

@@ -10,6 +10,7 @@ pub mod cbor;
 pub mod event;
 pub mod identity;
 pub mod intro;
+pub mod invite;
 pub mod keyfile;
 pub mod kind;
 pub mod line;

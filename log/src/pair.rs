@@ -5,6 +5,7 @@
 //! ```text
 //! request = [1, card: text (the dialer's signed agent card, JSON), endpoints: [1*4 [relay, slot]],
 //!            cap: text]                      canonical CBOR, sealed with Purpose::PairRequest
+//! request = [2, card, endpoints, cap, invite: bstr16]     the same, redeeming an invite (§24)
 //! ```
 //!
 //! The intro envelope around it is signed by the dialer; the card inside must be signed by the
@@ -17,12 +18,16 @@ use crate::body::{BodyError, ENDPOINTS_MAX, Endpoint, check_capability};
 use crate::card::{CardError, SignedCard, VerifiedCard};
 use crate::cbor::{self, CborError, FieldError, Fields};
 use crate::intro::{INTRO_SEALED_MAX, Intro};
+use crate::invite::InviteNonce;
 use crate::keyfile::SecretKey;
 use crate::seal::{self, Purpose, SEAL_OVERHEAD, SealError};
 use crate::types::AuthorKey;
 
-/// The only pair request version this build writes or reads.
+/// The pair request version of a plain dial.
 pub const PAIR_REQUEST_VERSION: u64 = 1;
+
+/// The pair request version that names an invite it redeems.
+pub const PAIR_REQUEST_INVITE_VERSION: u64 = 2;
 
 /// Why a pair request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +41,7 @@ pub enum PairRequestError {
     #[error("pair request: {0}")]
     Body(#[from] BodyError),
     #[error(
-        "pair request version {0} is not supported (this build reads version {PAIR_REQUEST_VERSION})"
+        "pair request version {0} is not supported (this build reads versions {PAIR_REQUEST_VERSION} and {PAIR_REQUEST_INVITE_VERSION})"
     )]
     Version(u64),
     #[error("pair request card: {0}")]
@@ -53,6 +58,8 @@ pub struct PairRequest {
     pub card: VerifiedCard,
     pub endpoints: Vec<Endpoint>,
     pub cap: String,
+    /// The invite this request redeems (version 2), if any.
+    pub invite: Option<InviteNonce>,
 }
 
 impl PairRequest {
@@ -62,6 +69,7 @@ impl PairRequest {
         card: &SignedCard,
         endpoints: &[Endpoint],
         cap: &str,
+        invite: Option<&InviteNonce>,
         to_x25519: &[u8; 32],
     ) -> Result<Vec<u8>, PairRequestError> {
         if endpoints.is_empty() || endpoints.len() > ENDPOINTS_MAX {
@@ -76,8 +84,12 @@ impl PairRequest {
         }
         check_capability(cap)?;
         let card_json = serde_json::to_string(card).map_err(|e| CardError::Json(e.to_string()))?;
-        let plain = cbor::encode(&Value::Array(vec![
-            cbor::uint(PAIR_REQUEST_VERSION),
+        let version = match invite {
+            None => PAIR_REQUEST_VERSION,
+            Some(_) => PAIR_REQUEST_INVITE_VERSION,
+        };
+        let mut items = vec![
+            cbor::uint(version),
             cbor::text(&card_json),
             Value::Array(
                 endpoints
@@ -86,7 +98,11 @@ impl PairRequest {
                     .collect(),
             ),
             cbor::text(cap),
-        ]));
+        ];
+        if let Some(n) = invite {
+            items.push(cbor::bytes(&n.0));
+        }
+        let plain = cbor::encode(&Value::Array(items));
         if plain.len() + SEAL_OVERHEAD > INTRO_SEALED_MAX {
             return Err(PairRequestError::TooLarge);
         }
@@ -103,14 +119,34 @@ impl PairRequest {
     /// Checks an opened request from `from`.
     pub fn decode(plain: &[u8], from: &AuthorKey) -> Result<PairRequest, PairRequestError> {
         let value = cbor::decode_canonical(plain, INTRO_SEALED_MAX)?;
-        let mut f = Fields::new("pair request", value, 4)?;
-        let version = f.uint("version")?;
-        if version != PAIR_REQUEST_VERSION {
-            return Err(PairRequestError::Version(version));
+        // The version (the first item) says how many items follow.
+        let version = match &value {
+            Value::Array(items) => items.first().and_then(|v| v.as_integer()),
+            _ => None,
         }
+        .and_then(|v| u64::try_from(v).ok());
+        let len = match version {
+            Some(PAIR_REQUEST_VERSION) => 4,
+            Some(PAIR_REQUEST_INVITE_VERSION) => 5,
+            Some(v) => return Err(PairRequestError::Version(v)),
+            None => 4,
+        };
+        let mut f = Fields::new("pair request", value, len)?;
+        let version = f.uint("version")?;
         let card_json = f.text("card")?;
         let items = f.array("endpoints", ENDPOINTS_MAX)?;
         let cap = f.text("cap")?;
+        let invite = if version == PAIR_REQUEST_INVITE_VERSION {
+            let n = f.bytes("invite")?;
+            Some(InviteNonce(<[u8; 16]>::try_from(n.as_slice()).map_err(
+                |_| FieldError {
+                    what: "pair request",
+                    problem: "field invite is not 16 bytes".into(),
+                },
+            )?))
+        } else {
+            None
+        };
         if items.is_empty() {
             return Err(BodyError::Invalid {
                 field: "endpoints",
@@ -137,6 +173,7 @@ impl PairRequest {
             card,
             endpoints,
             cap,
+            invite,
         })
     }
 }
@@ -156,7 +193,7 @@ mod tests {
         }];
         let cap = format!("wac1_{}", "A".repeat(43));
         let sealed =
-            PairRequest::seal(&card, &endpoints, &cap, &bob.x25519_public()).expect("seal");
+            PairRequest::seal(&card, &endpoints, &cap, None, &bob.x25519_public()).expect("seal");
         let intro = Intro::sign(&alice, "bob@127.0.0.1:8771", 9, sealed.clone()).expect("intro");
         let req = PairRequest::open(&bob, &intro).expect("open");
         assert_eq!(req.card.key, alice.author());
@@ -170,7 +207,20 @@ mod tests {
             PairRequest::open(&bob, &forwarded),
             Err(PairRequestError::CardMismatch)
         );
-        assert!(PairRequest::seal(&card, &[], &cap, &bob.x25519_public()).is_err());
-        assert!(PairRequest::seal(&card, &endpoints, "wac1_short", &bob.x25519_public()).is_err());
+        assert!(PairRequest::seal(&card, &[], &cap, None, &bob.x25519_public()).is_err());
+        assert!(
+            PairRequest::seal(&card, &endpoints, "wac1_short", None, &bob.x25519_public()).is_err()
+        );
+        assert_eq!(req.invite, None);
+
+        // A request that redeems an invite names it, and the name survives the seal.
+        let nonce = InviteNonce([7; 16]);
+        let sealed = PairRequest::seal(&card, &endpoints, &cap, Some(&nonce), &bob.x25519_public())
+            .expect("seal");
+        let intro = Intro::sign(&alice, "bob@127.0.0.1:8771", 9, sealed).expect("intro");
+        assert_eq!(
+            PairRequest::open(&bob, &intro).expect("open").invite,
+            Some(nonce)
+        );
     }
 }

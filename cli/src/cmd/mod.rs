@@ -11,6 +11,7 @@ pub mod dial;
 pub mod here;
 pub mod identity;
 pub mod init;
+pub mod invite;
 pub mod mcp;
 pub mod peers;
 pub mod pending;

@@ -4,6 +4,7 @@
 
 mod errors;
 mod http;
+mod invite;
 mod line;
 mod mcp;
 mod output;
