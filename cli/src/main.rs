@@ -67,6 +67,14 @@ enum Command {
     Reject(cmd::decide::RejectArgs),
     /// Mint a signed invite URL that pairs whoever presents it (`wire accept '<url>'`).
     Invite(cmd::invite::Args),
+    /// Pair by a code read aloud: show a code, compare a short authentication string.
+    PairHost(cmd::pair::HostArgs),
+    /// Join a pairing by the code the host's operator read out.
+    PairJoin(cmd::pair::JoinArgs),
+    /// Where pairings by code stand (the SAS to compare, paired, failed).
+    PairCheck(cmd::pair::CheckArgs),
+    /// Answer a pairing by code: the SAS digits, yes, or no.
+    PairConfirm(cmd::pair::ConfirmArgs),
     /// Your peers and where each line stands.
     Peers(cmd::peers::Args),
     /// Send a message to a peer.
@@ -179,6 +187,9 @@ fn main() -> ExitCode {
         Ok(h) => h,
         Err(e) => return finish(&out, Err(e.into())),
     };
+    // `pair-host`/`pair-join` on a terminal: the client talks to the operator and steers the
+    // pairing (which runs in the daemon, or here with --no-daemon) through its detached form.
+    let start = interactive_pairing(&cli.command);
     if cli.no_daemon {
         let rt = match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -189,6 +200,23 @@ fn main() -> ExitCode {
             Err(e) => return finish(&out, Err(e.into())),
         };
         let agent = Agent::new(home, rt.handle().clone(), false);
+        if let Some(start) = start {
+            let call = |argv: &[String]| {
+                let captured = Arc::new(std::sync::Mutex::new((Vec::new(), Vec::new())));
+                let sink = {
+                    let c = captured.clone();
+                    output::Sink::Remote(Arc::new(move |is_err: bool, bytes: &[u8]| {
+                        let mut c = c.lock().expect("capture lock");
+                        if is_err { &mut c.1 } else { &mut c.0 }.extend_from_slice(bytes);
+                        true
+                    }))
+                };
+                let code = run_in_daemon(agent.clone(), pairing_request(&out, &chosen, argv), sink);
+                let c = captured.lock().expect("capture lock");
+                captured_json(&c.0, &c.1, code)
+            };
+            return finish(&out, cmd::pair::drive(&out, start, &call));
+        }
         let ctx = cmd::Ctx {
             chosen,
             out: out.clone(),
@@ -197,6 +225,13 @@ fn main() -> ExitCode {
         let result = dispatch(&ctx, cli.command);
         return finish(&out, result);
     }
+    if let Some(start) = start {
+        let call = |argv: &[String]| {
+            let (o, e, code) = daemon::capture(&home, &pairing_request(&out, &chosen, argv))?;
+            captured_json(o.as_bytes(), e.as_bytes(), code)
+        };
+        return finish(&out, cmd::pair::drive(&out, start, &call));
+    }
     let request = daemon::Request {
         v: 1,
         argv: std::env::args().collect(),
@@ -204,6 +239,67 @@ fn main() -> ExitCode {
         chosen,
     };
     finish(&out, daemon::forward(&home, &request))
+}
+
+/// The detached command line that starts an interactive `pair-host`/`pair-join`, if this is one.
+fn interactive_pairing(command: &Command) -> Option<Vec<String>> {
+    let mut argv = match command {
+        Command::PairHost(a) if !a.detach => {
+            let mut v = vec!["pair-host".to_owned(), "--detach".to_owned()];
+            if a.require_sas {
+                v.push("--require-sas".into());
+            }
+            if let Some(r) = &a.relay {
+                v.extend(["--relay".into(), r.clone()]);
+            }
+            v
+        }
+        Command::PairJoin(a) if !a.detach => {
+            let mut v = vec!["pair-join".to_owned(), "--detach".to_owned()];
+            if let Some(r) = &a.relay {
+                v.extend(["--relay".into(), r.clone()]);
+            }
+            v.extend(["--".into(), a.code.clone()]);
+            v
+        }
+        _ => return None,
+    };
+    argv.shrink_to_fit();
+    Some(argv)
+}
+
+/// A request for one step of an interactive pairing: JSON out, the chosen session.
+fn pairing_request(out: &Out, chosen: &cmd::Chosen, argv: &[String]) -> daemon::Request {
+    let mut full = vec!["wire".to_owned(), "--json".to_owned()];
+    full.extend_from_slice(argv);
+    let mut style = out.style();
+    style.json = true;
+    daemon::Request {
+        v: 1,
+        argv: full,
+        style,
+        chosen: chosen.clone(),
+    }
+}
+
+/// A step's JSON output, or its error as an error.
+fn captured_json(stdout: &[u8], stderr: &[u8], code: u8) -> anyhow::Result<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_slice(stdout).map_err(|e| {
+        anyhow::anyhow!(
+            "the pairing step answered no JSON ({e}): {}",
+            String::from_utf8_lossy(stderr).trim()
+        )
+    })?;
+    if code != 0 {
+        anyhow::bail!(
+            "{}",
+            v["error"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| String::from_utf8_lossy(stderr).trim().to_owned())
+        );
+    }
+    Ok(v)
 }
 
 /// The variable that silences the note about `verb` for one shell session.
@@ -296,6 +392,10 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Accept(args) | Command::PairAccept(args) => cmd::decide::accept(ctx, args),
         Command::Reject(args) | Command::PairReject(args) => cmd::decide::reject(ctx, args),
         Command::Invite(args) => cmd::invite::run(ctx, args),
+        Command::PairHost(args) => cmd::pair::host(ctx, args),
+        Command::PairJoin(args) => cmd::pair::join(ctx, args),
+        Command::PairCheck(args) => cmd::pair::check(ctx, args),
+        Command::PairConfirm(args) => cmd::pair::confirm(ctx, args),
         Command::PairListInbound(args) => cmd::pending::run(ctx, args),
         Command::Forget(args) => cmd::decide::forget(ctx, args),
         Command::Peers(args) => cmd::peers::run(ctx, args),

@@ -1,7 +1,9 @@
-//! Pairing by invite: issuing a signed invite (recorded in our self log with its use count),
-//! redeeming someone else's (a pair request that names it), and taking a request that names
-//! one of ours. The invite is the issuer's consent, so a valid redemption pairs at once; the
-//! issuer's own log decides whether it is still valid, never the relay.
+//! Pairing without trusting discovery. By invite: issuing a signed invite (recorded in our self
+//! log with its use count), redeeming someone else's (a pair request that names it), and
+//! taking a request that names one of ours; the invite is the issuer's consent, so a valid
+//! redemption pairs at once, and the issuer's own log decides whether it is still valid, never
+//! the relay. By code (SPAKE2 + SAS): recording the pairing once the operator confirmed the
+//! short authentication string and the other side's card box opened.
 
 use wire_log::body::{
     Body, CapGranted, Endpoint, EndpointLearned, EndpointOffer, InviteIssued, InviteRedeemed,
@@ -178,6 +180,77 @@ impl Session {
             (self.self_log(), Kind::PAIR_REQUESTED, card.encode()),
             (self.self_log(), Kind::ENDPOINT_LEARNED, learned.encode()),
             (self.self_log(), Kind::INVITE_REDEEMED, redeemed.encode()),
+            (
+                self.self_log(),
+                Kind::PAIR_ACCEPTED,
+                PeerRef { peer }.encode(),
+            ),
+            (self.self_log(), Kind::CAP_GRANTED, grant.encode()),
+            (
+                LogId::pair_log(&me, &peer),
+                Kind::ENDPOINT_OFFERED,
+                offer.encode(),
+            ),
+        ])?;
+        self.peer(&peer)
+    }
+
+    /// Pins the peer whose card box opened under the key of a pairing by code, after our
+    /// operator confirmed the SAS: the card, where it receives and the capability it gave us,
+    /// `pair.code_confirmed`, our acceptance, the capability we minted for it on `endpoint`,
+    /// and our endpoint offer, in one transaction.
+    pub fn accept_by_code(
+        &self,
+        their: &PairRequest,
+        endpoint: &Endpoint,
+        cap_id: &str,
+        cap: &str,
+    ) -> Result<Peer, EngineError> {
+        let peer = their.card.key;
+        self.check_not_me(&peer)?;
+        match self.peer_state(&peer)? {
+            Some(PeerState::Paired) => {
+                return Err(EngineError::Refused(format!(
+                    "already paired with {}",
+                    their.card.signed.handle
+                )));
+            }
+            Some(PeerState::Rejected) => {
+                return Err(EngineError::Refused(format!(
+                    "you rejected {} earlier; `wire forget` clears that before pairing",
+                    their.card.signed.handle
+                )));
+            }
+            _ => {}
+        }
+        let card = PeerCard {
+            peer,
+            handle: their.card.signed.handle.clone(),
+            x25519: their.card.x25519,
+        };
+        let learned = EndpointLearned {
+            peer,
+            endpoints: their.endpoints.clone(),
+            cap: their.cap.clone(),
+        };
+        let grant = CapGranted {
+            peer,
+            endpoint: endpoint.clone(),
+            cap_id: cap_id.to_owned(),
+        };
+        let offer = EndpointOffer {
+            endpoints: self.our_endpoints()?,
+            cap: cap.to_owned(),
+        };
+        let me = self.key();
+        self.append_batch(vec![
+            (self.self_log(), Kind::PAIR_REQUESTED, card.encode()),
+            (self.self_log(), Kind::ENDPOINT_LEARNED, learned.encode()),
+            (
+                self.self_log(),
+                Kind::PAIR_CODE_CONFIRMED,
+                PeerRef { peer }.encode(),
+            ),
             (
                 self.self_log(),
                 Kind::PAIR_ACCEPTED,

@@ -57,6 +57,9 @@ impl Kind {
     /// A pair request presented one of our invites; one use is spent. Body:
     /// [`crate::body::InviteRedeemed`].
     pub const INVITE_REDEEMED: Kind = Kind(1031);
+    /// Our operator confirmed the SAS of a pairing by code with this peer (just before our
+    /// acceptance, in the same transaction). Body: [`crate::body::PeerRef`].
+    pub const PAIR_CODE_CONFIRMED: Kind = Kind(1032);
     /// Local display name and emoji. Body: [`crate::body::Renamed`].
     pub const IDENTITY_RENAMED: Kind = Kind(10001);
     /// How far replication with a peer has come in one log. Body: [`crate::body::CursorAdvanced`].
@@ -108,6 +111,7 @@ impl Kind {
             Kind::HANDLE_CLAIMED => "handle.claimed",
             Kind::INVITE_ISSUED => "invite.issued",
             Kind::INVITE_REDEEMED => "invite.redeemed",
+            Kind::PAIR_CODE_CONFIRMED => "pair.code_confirmed",
             Kind::IDENTITY_RENAMED => "identity.renamed",
             Kind::CURSOR_ADVANCED => "cursor.advanced",
             _ => return None,

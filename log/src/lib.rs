@@ -15,6 +15,7 @@ pub mod keyfile;
 pub mod kind;
 pub mod line;
 pub mod pair;
+pub mod pake;
 pub mod seal;
 pub mod segment;
 pub mod store;

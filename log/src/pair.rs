@@ -109,6 +109,43 @@ impl PairRequest {
         Ok(seal::seal(to_x25519, Purpose::PairRequest, &plain)?)
     }
 
+    /// The version-1 plaintext: what a pairing by code seals in its card box (PROTOCOL.md §25).
+    pub fn encode_plain(
+        card: &SignedCard,
+        endpoints: &[Endpoint],
+        cap: &str,
+    ) -> Result<Vec<u8>, PairRequestError> {
+        if endpoints.is_empty() || endpoints.len() > ENDPOINTS_MAX {
+            return Err(BodyError::Invalid {
+                field: "endpoints",
+                reason: format!("must list 1 to {ENDPOINTS_MAX} endpoints"),
+            }
+            .into());
+        }
+        for e in endpoints {
+            e.check()?;
+        }
+        check_capability(cap)?;
+        let card_json = serde_json::to_string(card).map_err(|e| CardError::Json(e.to_string()))?;
+        Ok(cbor::encode(&Value::Array(vec![
+            cbor::uint(PAIR_REQUEST_VERSION),
+            cbor::text(&card_json),
+            Value::Array(
+                endpoints
+                    .iter()
+                    .map(|e| Value::Array(vec![cbor::text(&e.relay), cbor::text(&e.slot)]))
+                    .collect(),
+            ),
+            cbor::text(cap),
+        ])))
+    }
+
+    /// Checks a plaintext whose sender is whoever its card names (a card box, where the AEAD
+    /// key, not a signature, says who wrote it).
+    pub fn decode_own(plain: &[u8]) -> Result<PairRequest, PairRequestError> {
+        Self::decode_from(plain, None)
+    }
+
     /// Opens the request inside a checked intro and checks it: the card verifies and belongs to
     /// the intro's sender, the endpoints and capability are well-formed.
     pub fn open(key: &SecretKey, intro: &Intro) -> Result<PairRequest, PairRequestError> {
@@ -118,6 +155,13 @@ impl PairRequest {
 
     /// Checks an opened request from `from`.
     pub fn decode(plain: &[u8], from: &AuthorKey) -> Result<PairRequest, PairRequestError> {
+        Self::decode_from(plain, Some(from))
+    }
+
+    fn decode_from(
+        plain: &[u8],
+        from: Option<&AuthorKey>,
+    ) -> Result<PairRequest, PairRequestError> {
         let value = cbor::decode_canonical(plain, INTRO_SEALED_MAX)?;
         // The version (the first item) says how many items follow.
         let version = match &value {
@@ -166,7 +210,7 @@ impl PairRequest {
         }
         check_capability(&cap)?;
         let card = SignedCard::from_json(card_json.as_bytes())?.verify()?;
-        if card.key != *from {
+        if from.is_some_and(|f| card.key != *f) {
             return Err(PairRequestError::CardMismatch);
         }
         Ok(PairRequest {

@@ -287,6 +287,14 @@ fn self_event(
             });
             state.set_identity(identity)
         }
+        Kind::PAIR_CODE_CONFIRMED => {
+            // Recorded between the card (as a request) and the acceptance it leads to.
+            let r: PeerRef = body(event)?;
+            if state.pending(&r.peer)?.is_none() {
+                return Err(rejected(event, "no card from this peer is waiting"));
+            }
+            Ok(())
+        }
         Kind::INVITE_REDEEMED => {
             let r: InviteRedeemed = body(event)?;
             not_self(event, &identity, &r.peer)?;

@@ -166,6 +166,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub limiters: Limiters,
     pub started: Instant,
+    /// Pairings by code in progress (memory only).
+    pub pairs: crate::pairs::PairSlots,
 }
 
 impl std::fmt::Debug for dyn BlobStore {
@@ -199,6 +201,7 @@ impl App {
             hub,
             metrics,
             limiters,
+            pairs: crate::pairs::PairSlots::default(),
             started: Instant::now(),
         };
         (Arc::new(app), thread)

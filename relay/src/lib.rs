@@ -10,6 +10,7 @@ pub mod error;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod pairs;
 pub mod server;
 pub mod store;
 pub mod token;

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod init;
 pub mod invite;
 pub mod mcp;
+pub mod pair;
 pub mod peers;
 pub mod pending;
 pub mod relay;

@@ -8,6 +8,7 @@ mod invite;
 mod line;
 mod mcp;
 mod output;
+mod pair;
 mod relay;
 mod setup;
 
