@@ -10,7 +10,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(inv) = Invite::decode(data) {
         let again = Invite::decode(inv.signed_bytes()).expect("decoded bytes decode again");
         assert_eq!(again, inv);
-        assert_eq!(Invite::from_url(&inv.to_url()).expect("its URL parses"), inv);
+        assert_eq!(
+            Invite::from_url(&inv.to_url()).expect("its URL parses"),
+            inv
+        );
     }
     if let Ok(text) = std::str::from_utf8(data)
         && let Ok(inv) = Invite::from_url(text)

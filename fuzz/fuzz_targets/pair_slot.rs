@@ -20,8 +20,15 @@ fuzz_target!(|data: &[u8]| {
     }
     // The seed's key: boxes sealed under it (the corpus has one) open and their bundle is
     // checked; anything else is refused.
-    let host = HostHello { flags: 1, spake: [[0x41].as_slice(), &[0x22; 32]].concat() }.encode();
-    let join = JoinHello { spake: [[0x42].as_slice(), &[0x33; 32]].concat() }.encode();
+    let host = HostHello {
+        flags: 1,
+        spake: [[0x41].as_slice(), &[0x22; 32]].concat(),
+    }
+    .encode();
+    let join = JoinHello {
+        spake: [[0x42].as_slice(), &[0x33; 32]].concat(),
+    }
+    .encode();
     let key = pake::aead_key_of(&pake::transcript_of(&K, &host, &join));
     if let Ok(plain) = pake::open_box(&key, Side::Host, data) {
         let _ = PairRequest::decode_own(&plain);

@@ -319,7 +319,10 @@ fn invites_and_pairing_by_code_match_their_golden_vectors() {
     let plain = wire_log::pair::PairRequest::encode_plain(&card, &endpoints, &cap).expect("plain");
     let card_box = keys.seal_with_nonce(Side::Host, &plain, &[0x44; 24]);
     let joiner = Keys::derive(Side::Join, &k, &host_hello, &join_hello);
-    assert_eq!(joiner.open_card(&card_box).expect("open").card.key, alice.author());
+    assert_eq!(
+        joiner.open_card(&card_box).expect("open").card.key,
+        alice.author()
+    );
 
     check(
         "pairing.json",

@@ -92,11 +92,11 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
 /// `600000` → `10 minutes`.
 pub fn ttl_words(ms: u64) -> String {
     let s = ms / 1000;
-    if s % 86_400 == 0 {
+    if s.is_multiple_of(86_400) {
         crate::output::count(s / 86_400, "day", "days")
-    } else if s % 3600 == 0 {
+    } else if s.is_multiple_of(3600) {
         crate::output::count(s / 3600, "hour", "hours")
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         crate::output::count(s / 60, "minute", "minutes")
     } else {
         crate::output::count(s, "second", "seconds")

@@ -351,8 +351,8 @@ fn seed_invite_and_pair_slot_corpora() {
     write("invite", "seed-bytes", inv.signed_bytes());
     write("invite", "seed-url", inv.to_url().as_bytes());
     let mallory = SecretKey::from_seed(&[4; 32]);
-    let foreign = Invite::sign_as(&mallory, &card, "http://127.0.0.1:8771", inv.nonce, 1, 1)
-        .expect("invite");
+    let foreign =
+        Invite::sign_as(&mallory, &card, "http://127.0.0.1:8771", inv.nonce, 1, 1).expect("invite");
     write("invite", "seed-foreign", foreign.signed_bytes());
 
     let host = HostHello {
@@ -436,7 +436,10 @@ fn corpus_pair_slot() {
             opened += 1;
             assert!(PairRequest::decode_own(&plain).is_ok(), "{at}");
         }
-        assert!(pake::open_box(&[0x5a; 32], Side::Join, &data).is_err(), "{at}");
+        assert!(
+            pake::open_box(&[0x5a; 32], Side::Join, &data).is_err(),
+            "{at}"
+        );
         if let Ok(text) = std::str::from_utf8(&data)
             && let Ok(c) = Code::parse(text)
         {
@@ -445,5 +448,8 @@ fn corpus_pair_slot() {
         let _ = Exchange::host(&code, 0).finish(&data);
         let _ = Exchange::join(&code).finish(&data);
     }
-    assert!(opened >= 1, "the seed card box no longer opens under its key");
+    assert!(
+        opened >= 1,
+        "the seed card box no longer opens under its key"
+    );
 }

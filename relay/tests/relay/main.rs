@@ -8,6 +8,7 @@ mod concurrency;
 mod corpus;
 mod directory;
 mod harness;
+mod pairs;
 mod python;
 mod routes;
 mod streaming;
