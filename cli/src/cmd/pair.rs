@@ -104,7 +104,7 @@ fn relay_of(ctx: &Ctx, live: &crate::agent::Live, relay: Option<String>) -> anyh
         .relay)
 }
 
-fn show(out: &Out, p: &PairingJson) -> String {
+pub fn show(out: &Out, p: &PairingJson) -> String {
     match &p.phase {
         Phase::Waiting => match &p.code {
             Some(code) => format!(

@@ -89,6 +89,18 @@ fn a_code_pairs_once_both_operators_confirm_the_same_sas() {
     assert_eq!(hosted["sas"], joined["sas"], "both sides show the same SAS");
     assert_eq!(digits(&hosted).len(), 6);
     assert_eq!(hosted["sas"]["emoji"].as_array().map(Vec::len), Some(4));
+    // Detached, the operator learns of the SAS waiting for them from `wire pending`.
+    let pending = alice.json(&["pending"]);
+    assert_eq!(pending["pairings"][0]["id"], hid.as_str(), "{pending}");
+    assert_eq!(pending["pairings"][0]["sas"], hosted["sas"], "{pending}");
+    let prose = crate::line::wire(&alice.home, &["pending"], &[("WIRE_NO_AUTO_JSON", "1")]).ok();
+    assert!(
+        prose
+            .stdout
+            .contains(&format!("wire pair-confirm {hid} yes")),
+        "{}",
+        prose.describe()
+    );
 
     // One side confirming is not enough: nothing is pinned until both have.
     let r = confirm(&alice, &hid, &digits(&hosted)).ok();
