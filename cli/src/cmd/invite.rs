@@ -119,6 +119,9 @@ fn intro_relay(slots: &[wire_log::body::Endpoint], handle: &str) -> anyhow::Resu
     Ok(wire_net::resolver_url(handle)?.1)
 }
 
+/// How long `wire accept '<url>'` waits for the issuer's answer before it returns.
+const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(8);
+
 #[derive(Debug, Serialize)]
 struct Redeemed {
     status: &'static str,
@@ -186,19 +189,46 @@ pub fn accept_url(ctx: &Ctx, url: &str) -> anyhow::Result<ExitCode> {
                 invite.relay, their.signed.handle
             )
         })?;
+    // With a daemon the answer usually comes within a second or two: wait a little for it, so
+    // the operator hears "paired" or why not, instead of a bare "dialed".
+    let mut peer = peer;
+    if ctx.agent.is_daemon() {
+        let deadline = std::time::Instant::now() + ANSWER_WAIT;
+        while std::time::Instant::now() < deadline {
+            if let Some(p) = live.session.find_peer(&their.key)?
+                && p.state == PeerState::Paired
+            {
+                peer = p;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let paired = peer.state == PeerState::Paired;
     ctx.out.print(
         &Redeemed {
-            status: "dialed",
+            status: if paired { "paired" } else { "dialed" },
             peer: PeerJson::of(&peer),
             expires_ms: invite.expires_ms,
         },
         || {
-            format!(
-                "Invite from {} ({}) checked and presented. You are paired as soon as their agent \
-                 reads it; `wire peers` shows when.\n",
-                ctx.out.face(&peer.character),
-                peer.handle
-            )
+            if paired {
+                format!(
+                    "Paired with {} ({}) by their invite. `wire send {} <message>` talks to them.\n",
+                    ctx.out.face(&peer.character),
+                    peer.handle,
+                    peer.character.nickname
+                )
+            } else {
+                format!(
+                    "Invite from {} ({}) checked and presented; no answer yet. You are paired as \
+                     soon as their agent takes it (`wire peers` shows when). If it never does, \
+                     their agent is offline, or the invite is used up or expired by their clock: \
+                     ask them for a new one.\n",
+                    ctx.out.face(&peer.character),
+                    peer.handle
+                )
+            }
         },
     );
     Ok(ExitCode::SUCCESS)

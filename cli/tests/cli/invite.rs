@@ -66,7 +66,11 @@ fn an_invite_pairs_without_a_question_once_and_then_is_used_up() {
     assert_eq!(parsed.relay, rig.url());
 
     let accepted = bob.json(&["accept", &url]);
-    assert_eq!(accepted["status"], "dialed", "{accepted}");
+    // With both daemons up the answer usually comes while `accept` waits (8 s) for it.
+    assert!(
+        accepted["status"] == "paired" || accepted["status"] == "dialed",
+        "{accepted}"
+    );
     assert_eq!(accepted["peer"]["did"], alice.did.as_str(), "{accepted}");
     // alice's daemon pairs on its own: the invite was her consent.
     poll("alice to pair with bob by the invite", || {
@@ -100,8 +104,17 @@ fn an_invite_pairs_without_a_question_once_and_then_is_used_up() {
     );
 
     // The same one-use URL again, from carol: her side cannot know it is spent, alice's does.
-    let second = carol.json(&["accept", &url]);
-    assert_eq!(second["status"], "dialed", "{second}");
+    let second = wire(
+        &carol.home,
+        &["accept", &url],
+        &[("WIRE_NO_AUTO_JSON", "1")],
+    )
+    .ok();
+    assert!(
+        second.stdout.contains("no answer yet") && second.stdout.contains("used up"),
+        "{}",
+        second.describe()
+    );
     await_refusal(&alice, "used up (1 of 1 uses spent)");
     assert!(alice.peer(&carol).is_none(), "{:?}", alice.peers());
     assert!(alice.pending().is_empty(), "{:?}", alice.pending());
