@@ -190,6 +190,16 @@ fn main() -> ExitCode {
     // `pair-host`/`pair-join` on a terminal: the client talks to the operator and steers the
     // pairing (which runs in the daemon, or here with --no-daemon) through its detached form.
     let start = interactive_pairing(&cli.command);
+    let detached = matches!(&cli.command, Command::PairHost(a) if a.detach)
+        || matches!(&cli.command, Command::PairJoin(a) if a.detach);
+    if cli.no_daemon && detached {
+        return finish(
+            &out,
+            Err(anyhow::anyhow!(
+                "--detach leaves the pairing to the daemon, and --no-daemon has none; drop one of the two"
+            )),
+        );
+    }
     if cli.no_daemon {
         let rt = match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -243,7 +253,7 @@ fn main() -> ExitCode {
 
 /// The detached command line that starts an interactive `pair-host`/`pair-join`, if this is one.
 fn interactive_pairing(command: &Command) -> Option<Vec<String>> {
-    let mut argv = match command {
+    let argv = match command {
         Command::PairHost(a) if !a.detach => {
             let mut v = vec!["pair-host".to_owned(), "--detach".to_owned()];
             if a.require_sas {
@@ -264,7 +274,6 @@ fn interactive_pairing(command: &Command) -> Option<Vec<String>> {
         }
         _ => return None,
     };
-    argv.shrink_to_fit();
     Some(argv)
 }
 

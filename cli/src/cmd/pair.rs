@@ -261,16 +261,20 @@ pub fn drive(out: &Out, start: Vec<String>, call: &Call<'_>) -> anyhow::Result<E
         .as_str()
         .context("the daemon did not name the pairing")?
         .to_owned();
-    let mut last = prose_of(out, &started);
-    say(&last);
+    let mut last = String::new();
     let mut asked = false;
+    // The start's own answer first (a joiner is at the SAS already), then each change.
+    let mut next = Some(started);
     loop {
-        let v = call(&[
-            "pair-check".into(),
-            id.clone(),
-            "--wait-ms".into(),
-            "20000".into(),
-        ])?;
+        let v = match next.take() {
+            Some(v) => v,
+            None => call(&[
+                "pair-check".into(),
+                id.clone(),
+                "--wait-ms".into(),
+                "20000".into(),
+            ])?,
+        };
         let phase = v["phase"].as_str().unwrap_or("").to_owned();
         let text = prose_of(out, &v);
         if text != last {

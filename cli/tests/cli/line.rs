@@ -377,7 +377,7 @@ impl Rig {
     }
 
     /// The same, without a daemon (for the many strangers of the flood).
-    fn agent_without_daemon(&self, nick: &str) -> Agent {
+    pub(crate) fn agent_without_daemon(&self, nick: &str) -> Agent {
         self.init(nick, &["--no-daemon"])
     }
 

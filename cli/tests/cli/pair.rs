@@ -542,3 +542,50 @@ fn serve(mut conn: TcpStream, state: &Mutex<MitmState>) -> std::io::Result<()> {
         ),
     }
 }
+
+#[test]
+fn without_a_daemon_the_pairing_runs_in_the_command_and_detach_is_refused() {
+    let rig = Rig::new(&[]);
+    let alice = rig.agent("pakealice");
+    let bob = rig.agent_without_daemon("pakebob");
+    let r = bob.run(&["pair-host", "--detach"]);
+    assert_eq!(r.code, 2, "{}", r.describe());
+    assert!(
+        r.stderr
+            .contains("--detach leaves the pairing to the daemon"),
+        "{}",
+        r.describe()
+    );
+    let (hid, code) = host(&alice, &[]);
+    // bob joins on a "terminal" without a daemon: his answer is ready on stdin.
+    let mut child = Command::new(EXE)
+        .args(["pair-join", "--no-daemon", &code])
+        .env_clear()
+        .env("WIRE_HOME", &bob.home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LANG", "C.UTF-8")
+        .env("WIRE_NO_AUTO_JSON", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pair-join");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"yes\n")
+        .expect("answer");
+    await_phase(&alice, &hid, "sas");
+    confirm(&alice, &hid, "yes").ok();
+    let out = child.wait_with_output().expect("pair-join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("Paired with"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    await_phase(&alice, &hid, "paired");
+    assert_eq!(alice.peer_state(&bob), "paired");
+    assert_eq!(bob.peer_state(&alice), "paired");
+}
