@@ -3,10 +3,13 @@
 //! relay; a slot is keyed by the hash of a code's nameplate, created by the host's first
 //! message, and dropped after a short idle time or a hard lifetime. Nothing is written to disk:
 //! a restart forgets every pairing in progress, and both sides fail cleanly and start again.
+//! Time is tokio's, so tests with paused time check the timeouts.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -132,7 +135,7 @@ impl PairSlots {
         cell: Cell,
         wait: Duration,
     ) -> Result<Option<Bytes>, PairError> {
-        let deadline = tokio::time::Instant::now() + wait.min(PAIR_WAIT_MAX);
+        let deadline = Instant::now() + wait.min(PAIR_WAIT_MAX);
         loop {
             let notify = {
                 let now = Instant::now();

@@ -173,3 +173,45 @@ async fn slots_live_in_memory_only_and_their_number_is_bounded() {
         .await;
     r.error(StatusCode::NOT_FOUND, "unknown_pair_slot");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_slot_is_dropped_and_no_slot_outlives_its_lifetime() {
+    use std::time::Duration;
+    use wire_relay::pairs::{PAIR_IDLE, PAIR_LIFETIME};
+
+    let relay = Relay::new();
+    let put = |slot: &str| {
+        relay
+            .req(Method::PUT, &path(slot, "host/0"))
+            .octets(b"h".to_vec())
+    };
+    let get = |slot: &str| relay.req(Method::GET, &path(slot, "host/0"));
+    // Left alone past the idle time: gone.
+    let idle = "aa112233445566778899aabbccddeeff";
+    assert_eq!(put(idle).send(&relay).await.status, StatusCode::CREATED);
+    tokio::time::advance(PAIR_IDLE - Duration::from_secs(1)).await;
+    assert_eq!(get(idle).send(&relay).await.status, StatusCode::OK);
+    tokio::time::advance(PAIR_IDLE + Duration::from_secs(1)).await;
+    get(idle)
+        .send(&relay)
+        .await
+        .error(StatusCode::NOT_FOUND, "unknown_pair_slot");
+    // Touched every half idle time, it still ends at its lifetime.
+    let busy = "bb112233445566778899aabbccddeeff";
+    assert_eq!(put(busy).send(&relay).await.status, StatusCode::CREATED);
+    let mut lived = Duration::ZERO;
+    while lived + PAIR_IDLE / 2 < PAIR_LIFETIME {
+        tokio::time::advance(PAIR_IDLE / 2).await;
+        lived += PAIR_IDLE / 2;
+        assert_eq!(
+            get(busy).send(&relay).await.status,
+            StatusCode::OK,
+            "after {lived:?}"
+        );
+    }
+    tokio::time::advance(PAIR_IDLE / 2).await;
+    get(busy)
+        .send(&relay)
+        .await
+        .error(StatusCode::NOT_FOUND, "unknown_pair_slot");
+}
