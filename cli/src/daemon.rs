@@ -4,7 +4,7 @@
 //! replication for every session in the background. A lock file keeps it a singleton.
 //!
 //! Control protocol (one request per connection, newline-delimited JSON):
-//! client → `{"v":1,"argv":[…],"style":{json,emoji,colour},"chosen":{name,rule}}`
+//! client → `{"v":1,"argv":[…],"style":{json,emoji,colour},"chosen":{name,rule,binding?},"cwd":…}`
 //! daemon → `{"o":"…"}` (stdout) / `{"e":"…"}` (stderr) … then `{"x":<exit code>}`.
 
 use std::io::{BufRead, BufReader, Write};
@@ -49,6 +49,9 @@ pub struct Request {
     pub argv: Vec<String>,
     pub style: Style,
     pub chosen: Chosen,
+    /// The client's working directory, for the commands that bind it (`session new|bind`).
+    #[serde(default)]
+    pub cwd: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -299,6 +302,51 @@ pub fn start(home: &Home) -> anyhow::Result<StdUnixStream> {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Stops the running daemon, if any, and waits until its socket is gone.
+pub fn stop(home: &Home) -> anyhow::Result<()> {
+    let Some(stream) = connect(home) else {
+        return Ok(());
+    };
+    let request = Request {
+        v: 1,
+        argv: vec![
+            "wire".into(),
+            "--json".into(),
+            "daemon".into(),
+            "stop".into(),
+        ],
+        style: Style {
+            json: true,
+            emoji: false,
+            colour: false,
+        },
+        chosen: Chosen::resolve(None, None, None),
+        cwd: None,
+    };
+    let mut line = serde_json::to_string(&request)?;
+    line.push('\n');
+    (&stream)
+        .write_all(line.as_bytes())
+        .context("cannot talk to the wire daemon")?;
+    for line in BufReader::new(&stream).lines() {
+        let Ok(line) = line else { break };
+        if serde_json::from_str::<Frame>(&line).is_ok_and(|f| f.x.is_some()) {
+            break;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while connect(home).is_some() {
+        if Instant::now() > deadline {
+            bail!(
+                "the wire daemon did not stop within 10 s; see {}",
+                log_path(home).display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 /// Hands a command to the daemon (starting one if none runs) and returns its stdout, its

@@ -87,6 +87,9 @@ enum Command {
     Status(cmd::status::Args),
     /// Audit the whole session: every signature, chain link and projection.
     Verify(cmd::verify::Args),
+    /// Many agents on one machine: create, list, bind, destroy and mesh sessions.
+    #[command(subcommand)]
+    Session(cmd::session::Command),
     /// Show, rename or list identities.
     #[command(subcommand)]
     Identity(cmd::identity::Command),
@@ -98,6 +101,11 @@ enum Command {
     RelayServer(cmd::relay::Args),
     /// The MCP server on stdin/stdout, for Claude Code, Cursor and other hosts.
     Mcp(cmd::mcp::Args),
+    /// Keep the daemon (and the local relay) running across logins: systemd or launchd.
+    #[command(subcommand)]
+    Service(cmd::service::Command),
+    /// Restart this machine's daemon and local relay on the current binary (`--local`).
+    Upgrade(cmd::service::UpgradeArgs),
     /// Add wire to the MCP hosts on this machine (shows the changes; `--apply` makes them).
     Setup(cmd::setup::Args),
     /// Stream changes as JSON lines (what `wire mcp` follows).
@@ -130,6 +138,9 @@ enum Command {
     /// Measure `wire mcp`: start-up and tool calls (see docs/BENCHMARKS.md).
     #[command(hide = true)]
     BenchMcp(cmd::bench_mcp::Args),
+    /// Measure many sessions on one machine: pair-all-local and sister sends.
+    #[command(hide = true)]
+    BenchSessions(cmd::bench_sessions::Args),
 }
 
 impl Command {
@@ -152,10 +163,13 @@ impl Command {
                 | Command::BenchRelay(_)
                 | Command::BenchLine(_)
                 | Command::BenchMcp(_)
+                | Command::BenchSessions(_)
                 | Command::Demo(_)
                 | Command::Daemon(_)
                 | Command::Mcp(_)
                 | Command::Setup(_)
+                | Command::Service(_)
+                | Command::Upgrade(_)
         )
     }
 }
@@ -166,7 +180,12 @@ fn main() -> ExitCode {
     if let Some((old, new)) = cli.command.deprecated() {
         nag_deprecated(&out, old, new);
     }
-    let chosen = cmd::Chosen::from_env(cli.session.clone());
+    let home = wire_engine::Home::from_env();
+    let cwd = std::env::current_dir().ok();
+    let chosen = cmd::Chosen::resolve(cli.session.clone(), home.as_ref().ok(), cwd.as_deref());
+    if let Some(warning) = &chosen.warning {
+        out.write_stderr(&format!("wire: {warning}\n"));
+    }
     if cli.command.is_local() {
         let result = match cli.command {
             Command::RelayServer(args) => cmd::relay::run(&out, args),
@@ -174,16 +193,19 @@ fn main() -> ExitCode {
             Command::BenchRelay(args) => cmd::relay_bench::run(&out, args),
             Command::BenchLine(args) => cmd::bench_line::run(&out, args),
             Command::BenchMcp(args) => cmd::bench_mcp::run(&out, args),
+            Command::BenchSessions(args) => cmd::bench_sessions::run(&out, args),
             Command::Demo(args) => cmd::demo::run(&out, args),
             Command::Daemon(args) => cmd::daemon::run(&out, &chosen, args, cli.no_daemon),
             Command::Setup(args) => cmd::setup::run(&out, args),
+            Command::Service(command) => cmd::service::run(&out, command),
+            Command::Upgrade(args) => cmd::service::upgrade(&out, args),
             // stdout belongs to JSON-RPC: the server reports its own failures on stderr.
             Command::Mcp(args) => return cmd::mcp::run(chosen, args),
             _ => unreachable!("is_local covers these"),
         };
         return finish(&out, result);
     }
-    let home = match wire_engine::Home::from_env() {
+    let home = match home {
         Ok(h) => h,
         Err(e) => return finish(&out, Err(e.into())),
     };
@@ -221,7 +243,8 @@ fn main() -> ExitCode {
                         true
                     }))
                 };
-                let code = run_in_daemon(agent.clone(), pairing_request(&out, &chosen, argv), sink);
+                let request = pairing_request(&out, &chosen, cwd.as_deref(), argv);
+                let code = run_in_daemon(agent.clone(), request, sink);
                 let c = captured.lock().expect("capture lock");
                 captured_json(&c.0, &c.1, code)
             };
@@ -231,22 +254,31 @@ fn main() -> ExitCode {
             chosen,
             out: out.clone(),
             agent,
+            cwd,
         };
         let result = dispatch(&ctx, cli.command);
         return finish(&out, result);
     }
     if let Some(start) = start {
         let call = |argv: &[String]| {
-            let (o, e, code) = daemon::capture(&home, &pairing_request(&out, &chosen, argv))?;
+            let (o, e, code) =
+                daemon::capture(&home, &pairing_request(&out, &chosen, cwd.as_deref(), argv))?;
             captured_json(o.as_bytes(), e.as_bytes(), code)
         };
         return finish(&out, cmd::pair::drive(&out, start, &call));
     }
+    let mut argv: Vec<String> = std::env::args().collect();
+    if let Command::Session(cmd::session::Command::Destroy(args)) = &cli.command
+        && let Err(e) = cmd::session::confirm_destroy(args, &mut argv)
+    {
+        return finish(&out, Err(e));
+    }
     let request = daemon::Request {
         v: 1,
-        argv: std::env::args().collect(),
+        argv,
         style: out.style(),
         chosen,
+        cwd: cwd.and_then(|d| d.to_str().map(str::to_owned)),
     };
     finish(&out, daemon::forward(&home, &request))
 }
@@ -278,7 +310,12 @@ fn interactive_pairing(command: &Command) -> Option<Vec<String>> {
 }
 
 /// A request for one step of an interactive pairing: JSON out, the chosen session.
-fn pairing_request(out: &Out, chosen: &cmd::Chosen, argv: &[String]) -> daemon::Request {
+fn pairing_request(
+    out: &Out,
+    chosen: &cmd::Chosen,
+    cwd: Option<&std::path::Path>,
+    argv: &[String],
+) -> daemon::Request {
     let mut full = vec!["wire".to_owned(), "--json".to_owned()];
     full.extend_from_slice(argv);
     let mut style = out.style();
@@ -288,6 +325,7 @@ fn pairing_request(out: &Out, chosen: &cmd::Chosen, argv: &[String]) -> daemon::
         argv: full,
         style,
         chosen: chosen.clone(),
+        cwd: cwd.and_then(|d| d.to_str().map(str::to_owned)),
     }
 }
 
@@ -367,6 +405,7 @@ pub fn run_in_daemon(agent: Arc<Agent>, request: daemon::Request, sink: output::
         chosen: request.chosen,
         out: out.clone(),
         agent,
+        cwd: request.cwd.map(std::path::PathBuf::from),
     };
     match dispatch(&ctx, cli.command) {
         Ok(code) => exit_byte(code),
@@ -415,6 +454,7 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Watch(args) => cmd::watch::run(ctx, args),
         Command::Verify(args) => cmd::verify::run(ctx, args),
         Command::Identity(command) => cmd::identity::run(ctx, command),
+        Command::Session(command) => cmd::session::run(ctx, command),
         Command::RotateSlot(args) => cmd::rotate::run(ctx, args),
         Command::Daemon(args) => cmd::daemon::in_daemon(ctx, args),
         Command::RelayServer(_)
@@ -422,8 +462,11 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         | Command::BenchRelay(_)
         | Command::BenchLine(_)
         | Command::BenchMcp(_)
+        | Command::BenchSessions(_)
         | Command::Mcp(_)
         | Command::Setup(_)
+        | Command::Service(_)
+        | Command::Upgrade(_)
         | Command::Demo(_) => {
             anyhow::bail!("this command runs in its own process, not inside the daemon")
         }

@@ -15,7 +15,9 @@ pub enum EngineError {
     Key(#[from] KeyFileError),
     #[error("the session's state could not be updated: {0}")]
     Projection(#[from] ProjectionError),
-    #[error("no session `{name}` under {home}; create it with `wire init <handle>`")]
+    #[error(
+        "no session `{name}` under {home}; create it with `wire init <handle>` (or `wire session new {name}`)"
+    )]
     NoSession { name: String, home: PathBuf },
     #[error("session `{name}` already exists at {dir}; `wire whoami` shows who it is")]
     SessionExists { name: String, dir: PathBuf },
@@ -45,6 +47,8 @@ pub enum EngineError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path} is damaged and was left untouched: {reason}")]
+    Damaged { path: PathBuf, reason: String },
     #[error("{0}")]
     Refused(String),
 }

@@ -6,8 +6,8 @@
 //! short authentication string and the other side's card box opened.
 
 use wire_log::body::{
-    Body, CapGranted, Endpoint, EndpointLearned, EndpointOffer, InviteIssued, InviteRedeemed,
-    PeerCard, PeerRef,
+    Body, CapGranted, EndpointLearned, EndpointOffer, InviteIssued, InviteRedeemed, PeerCard,
+    PeerRef,
 };
 use wire_log::card::{SignedCard, VerifiedCard};
 use wire_log::invite::{INVITE_USES_MAX, Invite, InviteNonce};
@@ -15,7 +15,8 @@ use wire_log::pair::PairRequest;
 use wire_log::{Intro, Kind, LogId};
 use wire_projections::{INVITES_KEPT_MAX, Peer, PeerState};
 
-use crate::{EngineError, Session};
+use crate::line::offer_parts;
+use crate::{EngineError, Minted, Session};
 
 /// Shortest and longest time an invite may stay valid.
 pub const INVITE_TTL_MS_MIN: u64 = 10_000;
@@ -116,41 +117,59 @@ impl Session {
     }
 
     /// Takes a request that redeems one of our invites: records the request, the use of the
-    /// invite, our acceptance, the capability we minted for the peer on `endpoint` and our
+    /// invite, our acceptance, the capabilities we minted for the peer (`minted`) and our
     /// endpoint offer, in one transaction. The fold refuses the whole batch if the invite is
     /// unknown, expired or used up, so a race between two redemptions cannot overspend it.
     pub fn accept_invited(
         &self,
         req: &PairRequest,
-        endpoint: &Endpoint,
-        cap_id: &str,
-        cap: &str,
+        minted: &[Minted],
     ) -> Result<Peer, EngineError> {
         let Some(nonce) = req.invite else {
             return Err(EngineError::Refused(
                 "the request names no invite; it waits in `wire pending`".into(),
             ));
         };
-        let peer = req.card.key;
-        self.check_not_me(&peer)?;
+        self.check_not_me(&req.card.key)?;
         if let InviteCheck::Refused(why) = self.check_invite(&nonce)? {
             return Err(EngineError::Refused(why));
         }
+        let redeemed = InviteRedeemed {
+            nonce: nonce.0,
+            peer: req.card.key,
+        };
+        self.pin_consented(
+            req,
+            minted,
+            (Kind::INVITE_REDEEMED, redeemed.encode()),
+            "invite or not",
+        )
+    }
+
+    /// Request, learned endpoints, `extra` (what made the consent), acceptance, grants and our
+    /// offer, in one transaction: the shape of a pairing whose consent is already given.
+    fn pin_consented(
+        &self,
+        req: &PairRequest,
+        minted: &[Minted],
+        extra: (Kind, Vec<u8>),
+        how: &str,
+    ) -> Result<Peer, EngineError> {
+        let peer = req.card.key;
         match self.peer_state(&peer)? {
             Some(PeerState::Rejected) => {
-                return Err(EngineError::Refused(
-                    "you rejected this key before; the refusal sticks, invite or not".into(),
-                ));
+                return Err(EngineError::Refused(format!(
+                    "you rejected {} before; the refusal sticks, {how}",
+                    req.card.signed.handle
+                )));
             }
             Some(PeerState::Paired) => {
-                return Err(EngineError::Refused("already paired".into()));
+                return Err(EngineError::Refused(format!(
+                    "already paired with {}",
+                    req.card.signed.handle
+                )));
             }
-            Some(PeerState::Dialed) => {
-                return Err(EngineError::Refused(
-                    "we dialed this key too; its request waits in `wire pending`".into(),
-                ));
-            }
-            None => {}
+            _ => {}
         }
         let card = PeerCard {
             peer,
@@ -161,126 +180,79 @@ impl Session {
             peer,
             endpoints: req.endpoints.clone(),
             cap: req.cap.clone(),
+            more_caps: req.more_caps.clone(),
         };
-        let redeemed = InviteRedeemed {
-            nonce: nonce.0,
-            peer,
-        };
-        let grant = CapGranted {
-            peer,
-            endpoint: endpoint.clone(),
-            cap_id: cap_id.to_owned(),
-        };
+        let (endpoints, cap, more_caps) = offer_parts(minted)?;
         let offer = EndpointOffer {
-            endpoints: self.our_endpoints()?,
-            cap: cap.to_owned(),
+            endpoints,
+            cap,
+            more_caps,
         };
-        let me = self.key();
-        self.append_batch(vec![
+        let mut items = vec![
             (self.self_log(), Kind::PAIR_REQUESTED, card.encode()),
             (self.self_log(), Kind::ENDPOINT_LEARNED, learned.encode()),
-            (self.self_log(), Kind::INVITE_REDEEMED, redeemed.encode()),
+            (self.self_log(), extra.0, extra.1),
             (
                 self.self_log(),
                 Kind::PAIR_ACCEPTED,
                 PeerRef { peer }.encode(),
             ),
-            (self.self_log(), Kind::CAP_GRANTED, grant.encode()),
-            (
-                LogId::pair_log(&me, &peer),
-                Kind::ENDPOINT_OFFERED,
-                offer.encode(),
-            ),
-        ])?;
+        ];
+        for m in minted {
+            let grant = CapGranted {
+                peer,
+                endpoint: m.endpoint.clone(),
+                cap_id: m.cap_id.clone(),
+            };
+            items.push((self.self_log(), Kind::CAP_GRANTED, grant.encode()));
+        }
+        items.push((
+            LogId::pair_log(&self.key(), &peer),
+            Kind::ENDPOINT_OFFERED,
+            offer.encode(),
+        ));
+        self.append_batch(items)?;
         self.peer(&peer)
     }
 
     /// Pins the peer whose card box opened under the key of a pairing by code, after our
-    /// operator confirmed the SAS: the card, where it receives and the capability it gave us,
-    /// `pair.code_confirmed`, our acceptance, the capability we minted for it on `endpoint`,
-    /// and our endpoint offer, in one transaction.
+    /// operator confirmed the SAS: the card, where it receives and the capabilities it gave us,
+    /// `pair.code_confirmed`, our acceptance, the capabilities we minted for it (`minted`), and
+    /// our endpoint offer, in one transaction.
     pub fn accept_by_code(
         &self,
         their: &PairRequest,
-        endpoint: &Endpoint,
-        cap_id: &str,
-        cap: &str,
+        minted: &[Minted],
     ) -> Result<Peer, EngineError> {
-        let peer = their.card.key;
-        self.check_not_me(&peer)?;
-        match self.peer_state(&peer)? {
-            Some(PeerState::Paired) => {
-                return Err(EngineError::Refused(format!(
-                    "already paired with {}",
-                    their.card.signed.handle
-                )));
-            }
-            Some(PeerState::Rejected) => {
-                return Err(EngineError::Refused(format!(
-                    "you rejected {} earlier; `wire forget` clears that before pairing",
-                    their.card.signed.handle
-                )));
-            }
-            _ => {}
-        }
-        let card = PeerCard {
-            peer,
-            handle: their.card.signed.handle.clone(),
-            x25519: their.card.x25519,
+        self.check_not_me(&their.card.key)?;
+        let confirmed = PeerRef {
+            peer: their.card.key,
         };
-        let learned = EndpointLearned {
-            peer,
-            endpoints: their.endpoints.clone(),
-            cap: their.cap.clone(),
-        };
-        let grant = CapGranted {
-            peer,
-            endpoint: endpoint.clone(),
-            cap_id: cap_id.to_owned(),
-        };
-        let offer = EndpointOffer {
-            endpoints: self.our_endpoints()?,
-            cap: cap.to_owned(),
-        };
-        let me = self.key();
-        self.append_batch(vec![
-            (self.self_log(), Kind::PAIR_REQUESTED, card.encode()),
-            (self.self_log(), Kind::ENDPOINT_LEARNED, learned.encode()),
-            (
-                self.self_log(),
-                Kind::PAIR_CODE_CONFIRMED,
-                PeerRef { peer }.encode(),
-            ),
-            (
-                self.self_log(),
-                Kind::PAIR_ACCEPTED,
-                PeerRef { peer }.encode(),
-            ),
-            (self.self_log(), Kind::CAP_GRANTED, grant.encode()),
-            (
-                LogId::pair_log(&me, &peer),
-                Kind::ENDPOINT_OFFERED,
-                offer.encode(),
-            ),
-        ])?;
-        self.peer(&peer)
+        self.pin_consented(
+            their,
+            minted,
+            (Kind::PAIR_CODE_CONFIRMED, confirmed.encode()),
+            "code or not",
+        )
     }
 
-    /// The intro that redeems `invite`: our card, endpoints and the capability we minted for
-    /// its issuer, naming the invite, sealed to the issuer and signed by us.
+    /// The intro that redeems `invite`: our card, the endpoints we minted capabilities on for
+    /// its issuer (each with its capability), naming the invite, sealed to the issuer and
+    /// signed by us.
     pub fn invite_intro(
         &self,
         our_card: &SignedCard,
         invite: &Invite,
-        cap: &str,
+        minted: &[Minted],
     ) -> Result<Intro, EngineError> {
         let their: &VerifiedCard = &invite.card;
-        let endpoints = self.our_endpoints()?;
-        let sealed = PairRequest::seal(
+        let (endpoints, cap, more_caps) = offer_parts(minted)?;
+        let sealed = PairRequest::seal_invite(
             our_card,
             &endpoints,
-            cap,
-            Some(&invite.nonce),
+            &cap,
+            &more_caps,
+            &invite.nonce,
             &their.x25519,
         )
         .map_err(|e| EngineError::Refused(format!("cannot build the pair request: {e}")))?;

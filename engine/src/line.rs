@@ -64,6 +64,33 @@ pub struct MessageView {
     pub event: VerifiedEvent,
 }
 
+/// An append capability the relay minted on one of our slots for a peer: where, its public id
+/// (to revoke it) and the secret the peer presents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Minted {
+    pub endpoint: Endpoint,
+    pub cap_id: String,
+    pub cap: String,
+}
+
+/// The endpoints, first capability and `more_caps` of an offer made of `minted`.
+pub(crate) fn offer_parts(
+    minted: &[Minted],
+) -> Result<(Vec<Endpoint>, String, Vec<String>), EngineError> {
+    let Some(first) = minted.first() else {
+        return Err(EngineError::Refused(
+            "this session is not attached to a relay, so the peer could not write to it".into(),
+        ));
+    };
+    let endpoints = minted.iter().map(|m| m.endpoint.clone()).collect();
+    let more_caps = if minted.len() > 1 {
+        minted[1..].iter().map(|m| m.cap.clone()).collect()
+    } else {
+        Vec::new()
+    };
+    Ok((endpoints, first.cap.clone(), more_caps))
+}
+
 /// Whether a kind is shown as a message: any kind but wire's own reserved ones.
 pub fn is_message_kind(kind: Kind) -> bool {
     !kind.is_reserved() && kind.class() != KindClass::Ephemeral
@@ -127,29 +154,29 @@ impl Session {
         })
     }
 
-    /// Builds the intro that asks `card`'s owner to pair: our card, our endpoints and the
-    /// capability we minted for them, sealed to their X25519 key and signed by us.
+    /// Builds the intro that asks `card`'s owner to pair: our card, the endpoints we minted
+    /// capabilities on for them (each with its capability), sealed to their X25519 key and
+    /// signed by us.
     pub fn pair_intro(
         &self,
         our_card: &SignedCard,
         their_card: &VerifiedCard,
-        cap: &str,
+        minted: &[Minted],
     ) -> Result<Intro, EngineError> {
-        let endpoints = self.our_endpoints()?;
-        let sealed = PairRequest::seal(our_card, &endpoints, cap, None, &their_card.x25519)
+        let (endpoints, cap, more_caps) = offer_parts(minted)?;
+        let sealed = PairRequest::seal(our_card, &endpoints, &cap, &more_caps, &their_card.x25519)
             .map_err(|e| EngineError::Refused(format!("cannot build the pair request: {e}")))?;
         let to = format!("{}@{}", their_card.nick, their_card.domain);
         Intro::sign(self.secret(), &to, self.now_ms(), sealed)
             .map_err(|e| EngineError::Refused(format!("cannot sign the intro: {e}")))
     }
 
-    /// Records that we dialed `card`'s owner and granted it `cap_id` on `endpoint`, in one
-    /// transaction.
+    /// Records that we dialed `card`'s owner and granted it the capabilities in `minted`, in
+    /// one transaction.
     pub fn record_dialed(
         &self,
         card: &VerifiedCard,
-        endpoint: &Endpoint,
-        cap_id: &str,
+        minted: &[Minted],
     ) -> Result<Peer, EngineError> {
         self.check_not_me(&card.key)?;
         match self.peer_state(&card.key)? {
@@ -172,15 +199,16 @@ impl Session {
             handle: card.signed.handle.clone(),
             x25519: card.x25519,
         };
-        let grant = CapGranted {
-            peer: card.key,
-            endpoint: endpoint.clone(),
-            cap_id: cap_id.to_owned(),
-        };
-        self.append_batch(vec![
-            (self.self_log(), Kind::PAIR_DIALED, dialed.encode()),
-            (self.self_log(), Kind::CAP_GRANTED, grant.encode()),
-        ])?;
+        let mut items = vec![(self.self_log(), Kind::PAIR_DIALED, dialed.encode())];
+        for m in minted {
+            let grant = CapGranted {
+                peer: card.key,
+                endpoint: m.endpoint.clone(),
+                cap_id: m.cap_id.clone(),
+            };
+            items.push((self.self_log(), Kind::CAP_GRANTED, grant.encode()));
+        }
+        self.append_batch(items)?;
         self.peer(&card.key)
     }
 
@@ -239,6 +267,7 @@ impl Session {
             peer,
             endpoints: req.endpoints.clone(),
             cap: req.cap.clone(),
+            more_caps: req.more_caps.clone(),
         };
         let mut items = vec![
             (self.self_log(), Kind::PAIR_REQUESTED, card.encode()),
@@ -260,15 +289,14 @@ impl Session {
         Ok(RequestOutcome::Pending(Box::new(pending)))
     }
 
-    /// Accepts a pending request: pins the peer, records the capability we minted for it on
-    /// `endpoint`, and writes our endpoint offer (with the capability) as our first event in
-    /// the pair log, all in one transaction. Returns the peer and the offer to push.
+    /// Accepts a pending request: pins the peer, records the capabilities we minted for it
+    /// (`minted`, one per endpoint we offer), and writes our endpoint offer (with the
+    /// capabilities) as our first event in the pair log, all in one transaction. Returns the
+    /// peer and the offer to push.
     pub fn accept_with_grant(
         &self,
         peer: &AuthorKey,
-        endpoint: &Endpoint,
-        cap_id: &str,
-        cap: &str,
+        minted: &[Minted],
     ) -> Result<(Peer, VerifiedEvent), EngineError> {
         let Some(pending) = self.state()?.pending.remove(peer) else {
             return Err(EngineError::Refused(format!(
@@ -281,64 +309,139 @@ impl Session {
                 pending.handle
             )));
         }
-        let grant = CapGranted {
-            peer: *peer,
-            endpoint: endpoint.clone(),
-            cap_id: cap_id.to_owned(),
-        };
+        let (endpoints, cap, more_caps) = offer_parts(minted)?;
         let offer = EndpointOffer {
-            endpoints: self.our_endpoints()?,
-            cap: cap.to_owned(),
+            endpoints,
+            cap,
+            more_caps,
         };
         let me = self.key();
-        let mut events = self.append_batch(vec![
-            (
-                self.self_log(),
-                Kind::PAIR_ACCEPTED,
-                PeerRef { peer: *peer }.encode(),
-            ),
-            (self.self_log(), Kind::CAP_GRANTED, grant.encode()),
-            (
-                LogId::pair_log(&me, peer),
-                Kind::ENDPOINT_OFFERED,
-                offer.encode(),
-            ),
-        ])?;
-        let offer_event = events.pop().expect("three events appended");
+        let mut items = vec![(
+            self.self_log(),
+            Kind::PAIR_ACCEPTED,
+            PeerRef { peer: *peer }.encode(),
+        )];
+        for m in minted {
+            let grant = CapGranted {
+                peer: *peer,
+                endpoint: m.endpoint.clone(),
+                cap_id: m.cap_id.clone(),
+            };
+            items.push((self.self_log(), Kind::CAP_GRANTED, grant.encode()));
+        }
+        items.push((
+            LogId::pair_log(&me, peer),
+            Kind::ENDPOINT_OFFERED,
+            offer.encode(),
+        ));
+        let mut events = self.append_batch(items)?;
+        let offer_event = events.pop().expect("the offer was appended last");
         Ok((self.peer(peer)?, offer_event))
     }
 
-    /// Tells a peer where to reach us now (slot rotation), granting `cap` on `endpoint`.
+    /// Takes a pair request and accepts it in one transaction: what [`Session::take_pair_request`]
+    /// and [`Session::accept_with_grant`] write one after the other, for a request whose consent
+    /// is already given (a sister session of this machine, paired by its operator's command). A
+    /// rejected or already paired key is refused.
+    pub fn take_and_accept(
+        &self,
+        req: &PairRequest,
+        minted: &[Minted],
+    ) -> Result<(Peer, VerifiedEvent), EngineError> {
+        let peer = req.card.key;
+        self.check_not_me(&peer)?;
+        match self.peer_state(&peer)? {
+            Some(PeerState::Rejected) => {
+                return Err(EngineError::Refused(
+                    "this key was rejected before; the refusal sticks".into(),
+                ));
+            }
+            Some(PeerState::Paired) => return Err(EngineError::Refused("already paired".into())),
+            Some(PeerState::Dialed) => {
+                return Err(EngineError::Refused(
+                    "we dialed this key ourselves; take its request instead".into(),
+                ));
+            }
+            None => {}
+        }
+        let card = PeerCard {
+            peer,
+            handle: req.card.signed.handle.clone(),
+            x25519: req.card.x25519,
+        };
+        let learned = EndpointLearned {
+            peer,
+            endpoints: req.endpoints.clone(),
+            cap: req.cap.clone(),
+            more_caps: req.more_caps.clone(),
+        };
+        let (endpoints, cap, more_caps) = offer_parts(minted)?;
+        let offer = EndpointOffer {
+            endpoints,
+            cap,
+            more_caps,
+        };
+        let mut items = vec![
+            (self.self_log(), Kind::PAIR_REQUESTED, card.encode()),
+            (self.self_log(), Kind::ENDPOINT_LEARNED, learned.encode()),
+            (
+                self.self_log(),
+                Kind::PAIR_ACCEPTED,
+                PeerRef { peer }.encode(),
+            ),
+        ];
+        for m in minted {
+            let grant = CapGranted {
+                peer,
+                endpoint: m.endpoint.clone(),
+                cap_id: m.cap_id.clone(),
+            };
+            items.push((self.self_log(), Kind::CAP_GRANTED, grant.encode()));
+        }
+        items.push((
+            LogId::pair_log(&self.key(), &peer),
+            Kind::ENDPOINT_OFFERED,
+            offer.encode(),
+        ));
+        let mut events = self.append_batch(items)?;
+        let offer_event = events.pop().expect("the offer was appended last");
+        Ok((self.peer(&peer)?, offer_event))
+    }
+
+    /// Tells a peer where to reach us now (slot rotation): every endpoint in `minted`, each
+    /// with the capability minted on it for the peer.
     pub fn offer_endpoint(
         &self,
         peer: &AuthorKey,
-        endpoint: &Endpoint,
-        cap_id: &str,
-        cap: &str,
+        minted: &[Minted],
     ) -> Result<VerifiedEvent, EngineError> {
         if self.peer_state(peer)? != Some(PeerState::Paired) {
             return Err(EngineError::Refused(format!(
                 "{peer} is not paired with us"
             )));
         }
-        let grant = CapGranted {
-            peer: *peer,
-            endpoint: endpoint.clone(),
-            cap_id: cap_id.to_owned(),
-        };
+        let (endpoints, cap, more_caps) = offer_parts(minted)?;
         let offer = EndpointOffer {
-            endpoints: self.our_endpoints()?,
-            cap: cap.to_owned(),
+            endpoints,
+            cap,
+            more_caps,
         };
-        let mut events = self.append_batch(vec![
-            (self.self_log(), Kind::CAP_GRANTED, grant.encode()),
-            (
-                LogId::pair_log(&self.key(), peer),
-                Kind::ENDPOINT_OFFERED,
-                offer.encode(),
-            ),
-        ])?;
-        Ok(events.pop().expect("two events appended"))
+        let mut items = Vec::new();
+        for m in minted {
+            let grant = CapGranted {
+                peer: *peer,
+                endpoint: m.endpoint.clone(),
+                cap_id: m.cap_id.clone(),
+            };
+            items.push((self.self_log(), Kind::CAP_GRANTED, grant.encode()));
+        }
+        items.push((
+            LogId::pair_log(&self.key(), peer),
+            Kind::ENDPOINT_OFFERED,
+            offer.encode(),
+        ));
+        let mut events = self.append_batch(items)?;
+        Ok(events.pop().expect("the offer was appended last"))
     }
 
     /// Where replication with `peer` stands.

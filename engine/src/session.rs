@@ -33,7 +33,7 @@ impl Clock for SystemClock {
 }
 
 const KEY_FILE: &str = "keys/identity.key";
-const STORE_FILE: &str = "store.redb";
+pub(crate) const STORE_FILE: &str = "store.redb";
 
 /// An open session. Owns its store exclusively (redb locks the file).
 #[derive(Debug)]

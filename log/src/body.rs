@@ -312,13 +312,57 @@ fn endpoints_from(f: &mut Fields) -> Result<Vec<Endpoint>, BodyError> {
     items.into_iter().map(Endpoint::from_value).collect()
 }
 
+/// The capabilities for endpoints after the first (`more_caps`), when each endpoint has its
+/// own: empty (and then not encoded: the older form, one capability for every endpoint) or
+/// exactly one per endpoint after the first.
+fn more_caps_value(more: &[String]) -> Value {
+    Value::Array(more.iter().map(|c| cbor::text(c)).collect())
+}
+
+fn more_caps_from(f: &mut Fields, endpoints: usize) -> Result<Vec<String>, BodyError> {
+    if f.left() == 0 {
+        return Ok(Vec::new());
+    }
+    let items = f.array("more_caps", ENDPOINTS_MAX)?;
+    if items.is_empty() {
+        // One encoding per value: an empty list is left out.
+        return Err(invalid("more_caps", "is left out when empty"));
+    }
+    if items.len() + 1 != endpoints {
+        return Err(invalid(
+            "more_caps",
+            "must hold one capability for each endpoint after the first",
+        ));
+    }
+    items
+        .into_iter()
+        .map(|v| match v {
+            Value::Text(c) => {
+                check_capability(&c)?;
+                Ok(c)
+            }
+            _ => Err(invalid("more_caps", "must hold text strings")),
+        })
+        .collect()
+}
+
+/// The capability for endpoint `i` of a list with `cap` and `more_caps`.
+pub fn cap_for<'a>(cap: &'a str, more_caps: &'a [String], i: usize) -> &'a str {
+    match i.checked_sub(1).and_then(|j| more_caps.get(j)) {
+        Some(c) => c,
+        None => cap,
+    }
+}
+
 /// Body of `endpoint.offered`, written by a slot's owner into a pair log: "reach me at these
-/// endpoints, in this order, with this append capability". The first one from a peer we dialed
-/// is its acceptance; later ones move it (slot rotation).
+/// endpoints, in this order, with this append capability" (the first endpoint's; the others
+/// have theirs in `more_caps`, or share it when that is empty). The first one from a peer we
+/// dialed is its acceptance; later ones move it (slot rotation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointOffer {
     pub endpoints: Vec<Endpoint>,
     pub cap: String,
+    pub more_caps: Vec<String>,
 }
 
 impl Body for EndpointOffer {
@@ -326,27 +370,40 @@ impl Body for EndpointOffer {
     const FIELDS: usize = 2;
 
     fn to_value(&self) -> Value {
-        Value::Array(vec![
-            endpoints_value(&self.endpoints),
-            cbor::text(&self.cap),
-        ])
+        let mut v = vec![endpoints_value(&self.endpoints), cbor::text(&self.cap)];
+        if !self.more_caps.is_empty() {
+            v.push(more_caps_value(&self.more_caps));
+        }
+        Value::Array(v)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, BodyError> {
+        let value = cbor::decode_canonical(bytes, crate::BODY_BYTES_MAX)?;
+        let mut f = Fields::new_range(Self::NAME, value, Self::FIELDS, Self::FIELDS + 1)?;
+        Self::from_fields(&mut f)
     }
 
     fn from_fields(f: &mut Fields) -> Result<Self, BodyError> {
         let endpoints = endpoints_from(f)?;
         let cap = f.text("cap")?;
         check_capability(&cap)?;
-        Ok(EndpointOffer { endpoints, cap })
+        let more_caps = more_caps_from(f, endpoints.len())?;
+        Ok(EndpointOffer {
+            endpoints,
+            cap,
+            more_caps,
+        })
     }
 }
 
-/// Body of `endpoint.learned` (self log): a peer's endpoints and the capability it gave us,
+/// Body of `endpoint.learned` (self log): a peer's endpoints and the capabilities it gave us,
 /// learned outside the pair log (from its pair request).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointLearned {
     pub peer: AuthorKey,
     pub endpoints: Vec<Endpoint>,
     pub cap: String,
+    pub more_caps: Vec<String>,
 }
 
 impl Body for EndpointLearned {
@@ -354,11 +411,21 @@ impl Body for EndpointLearned {
     const FIELDS: usize = 3;
 
     fn to_value(&self) -> Value {
-        Value::Array(vec![
+        let mut v = vec![
             cbor::bytes(&self.peer.0),
             endpoints_value(&self.endpoints),
             cbor::text(&self.cap),
-        ])
+        ];
+        if !self.more_caps.is_empty() {
+            v.push(more_caps_value(&self.more_caps));
+        }
+        Value::Array(v)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, BodyError> {
+        let value = cbor::decode_canonical(bytes, crate::BODY_BYTES_MAX)?;
+        let mut f = Fields::new_range(Self::NAME, value, Self::FIELDS, Self::FIELDS + 1)?;
+        Self::from_fields(&mut f)
     }
 
     fn from_fields(f: &mut Fields) -> Result<Self, BodyError> {
@@ -366,10 +433,12 @@ impl Body for EndpointLearned {
         let endpoints = endpoints_from(f)?;
         let cap = f.text("cap")?;
         check_capability(&cap)?;
+        let more_caps = more_caps_from(f, endpoints.len())?;
         Ok(EndpointLearned {
             peer,
             endpoints,
             cap,
+            more_caps,
         })
     }
 }

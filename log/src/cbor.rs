@@ -87,6 +87,35 @@ impl Fields {
         }
     }
 
+    /// Expects `value` to be an array of `min` to `max` items (a body whose later version added
+    /// trailing fields).
+    pub fn new_range(
+        what: &'static str,
+        value: Value,
+        min: usize,
+        max: usize,
+    ) -> Result<Self, FieldError> {
+        match value {
+            Value::Array(items) if (min..=max).contains(&items.len()) => Ok(Self {
+                what,
+                items: items.into_iter(),
+            }),
+            Value::Array(items) => Err(FieldError {
+                what,
+                problem: format!("expected {min} to {max} fields, found {}", items.len()),
+            }),
+            _ => Err(FieldError {
+                what,
+                problem: "expected an array".into(),
+            }),
+        }
+    }
+
+    /// Fields not read yet.
+    pub fn left(&self) -> usize {
+        self.items.len()
+    }
+
     fn next(&mut self, field: &str) -> Result<Value, FieldError> {
         self.items.next().ok_or_else(|| FieldError {
             what: self.what,

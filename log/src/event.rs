@@ -195,7 +195,7 @@ impl Event {
 /// Signs many events with one key, spread over the machine's cores. Fails on the first event
 /// that is malformed or not authored by `key`.
 pub fn sign_all(events: Vec<Event>, key: &SecretKey) -> Result<Vec<VerifiedEvent>, VerifyError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::cores();
     if events.len() < 64 || threads == 1 {
         return events.into_iter().map(|e| e.sign(key)).collect();
     }
@@ -358,7 +358,7 @@ const VERIFY_CHUNK: usize = 256;
 /// Verifies many signatures at once with Ed25519 batch verification, spread over the machine's
 /// cores. On failure, names the first bad event by its index in `events`.
 pub fn verify_all(events: Vec<SignedEvent>) -> Result<Vec<VerifiedEvent>, (usize, VerifyError)> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::cores();
     let per_thread = events.len().div_ceil(threads).max(VERIFY_CHUNK);
     let result: Result<(), (usize, VerifyError)> = if events.len() <= VERIFY_CHUNK || threads == 1 {
         verify_slice(&events, 0)

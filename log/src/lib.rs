@@ -32,3 +32,11 @@ pub use keyfile::{KeyFileError, SecretKey};
 pub use kind::{Kind, KindClass};
 pub use store::{AppendError, AppendOutcome, EventKey, EventStore, LogWriter, StoreError};
 pub use types::{AuthorKey, EventId, LogId, Signature};
+
+/// The cores this process may use, asked of the OS once: `available_parallelism` reads cgroup
+/// files on every call, which costs more than verifying a signature (and far more inside a
+/// sandboxed kernel), so the hot paths ask this instead.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}

@@ -5,7 +5,9 @@
 //! ```text
 //! request = [1, card: text (the dialer's signed agent card, JSON), endpoints: [1*4 [relay, slot]],
 //!            cap: text]                      canonical CBOR, sealed with Purpose::PairRequest
-//! request = [2, card, endpoints, cap, invite: bstr16]     the same, redeeming an invite (§24)
+//! request = [2, card, endpoints, cap, more_caps: [1*3 text]]      a capability per endpoint
+//! request = [3, card, endpoints, cap, more_caps: [0*3 text], invite: bstr16]
+//!                                            the same, redeeming an invite (§24)
 //! ```
 //!
 //! The intro envelope around it is signed by the dialer; the card inside must be signed by the
@@ -23,11 +25,12 @@ use crate::keyfile::SecretKey;
 use crate::seal::{self, Purpose, SEAL_OVERHEAD, SealError};
 use crate::types::AuthorKey;
 
-/// The pair request version of a plain dial.
+/// The only pair request version this build writes or reads.
 pub const PAIR_REQUEST_VERSION: u64 = 1;
-
-/// The pair request version that names an invite it redeems.
-pub const PAIR_REQUEST_INVITE_VERSION: u64 = 2;
+/// The version of a pair request that carries a capability per endpoint (`more_caps`).
+pub const PAIR_REQUEST_VERSION_CAPS: u64 = 2;
+/// The version of a pair request that names an invite it redeems (PROTOCOL.md §24).
+pub const PAIR_REQUEST_VERSION_INVITE: u64 = 3;
 
 /// Why a pair request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,7 +44,7 @@ pub enum PairRequestError {
     #[error("pair request: {0}")]
     Body(#[from] BodyError),
     #[error(
-        "pair request version {0} is not supported (this build reads versions {PAIR_REQUEST_VERSION} and {PAIR_REQUEST_INVITE_VERSION})"
+        "pair request version {0} is not supported (this build reads versions {PAIR_REQUEST_VERSION} to {PAIR_REQUEST_VERSION_INVITE})"
     )]
     Version(u64),
     #[error("pair request card: {0}")]
@@ -58,7 +61,9 @@ pub struct PairRequest {
     pub card: VerifiedCard,
     pub endpoints: Vec<Endpoint>,
     pub cap: String,
-    /// The invite this request redeems (version 2), if any.
+    /// One capability per endpoint after the first, or empty when `cap` serves them all.
+    pub more_caps: Vec<String>,
+    /// The invite this request redeems (version 3), if any.
     pub invite: Option<InviteNonce>,
 }
 
@@ -69,8 +74,41 @@ impl PairRequest {
         card: &SignedCard,
         endpoints: &[Endpoint],
         cap: &str,
-        invite: Option<&InviteNonce>,
+        more_caps: &[String],
         to_x25519: &[u8; 32],
+    ) -> Result<Vec<u8>, PairRequestError> {
+        let plain = Self::encode_plain(card, endpoints, cap, more_caps, None)?;
+        Self::seal_plain(&plain, to_x25519)
+    }
+
+    /// The same, naming the invite `invite` it redeems (version 3).
+    pub fn seal_invite(
+        card: &SignedCard,
+        endpoints: &[Endpoint],
+        cap: &str,
+        more_caps: &[String],
+        invite: &InviteNonce,
+        to_x25519: &[u8; 32],
+    ) -> Result<Vec<u8>, PairRequestError> {
+        let plain = Self::encode_plain(card, endpoints, cap, more_caps, Some(invite))?;
+        Self::seal_plain(&plain, to_x25519)
+    }
+
+    fn seal_plain(plain: &[u8], to_x25519: &[u8; 32]) -> Result<Vec<u8>, PairRequestError> {
+        if plain.len() + SEAL_OVERHEAD > INTRO_SEALED_MAX {
+            return Err(PairRequestError::TooLarge);
+        }
+        Ok(seal::seal(to_x25519, Purpose::PairRequest, plain)?)
+    }
+
+    /// The plaintext of a request, checked: version 1 (one capability), 2 (one per endpoint)
+    /// or 3 (naming an invite). A pairing by code seals it in its card box (PROTOCOL.md §25).
+    pub fn encode_plain(
+        card: &SignedCard,
+        endpoints: &[Endpoint],
+        cap: &str,
+        more_caps: &[String],
+        invite: Option<&InviteNonce>,
     ) -> Result<Vec<u8>, PairRequestError> {
         if endpoints.is_empty() || endpoints.len() > ENDPOINTS_MAX {
             return Err(BodyError::Invalid {
@@ -83,12 +121,24 @@ impl PairRequest {
             e.check()?;
         }
         check_capability(cap)?;
+        if !more_caps.is_empty() && more_caps.len() + 1 != endpoints.len() {
+            return Err(BodyError::Invalid {
+                field: "more_caps",
+                reason: "must hold one capability for each endpoint after the first".into(),
+            }
+            .into());
+        }
+        for c in more_caps {
+            check_capability(c)?;
+        }
         let card_json = serde_json::to_string(card).map_err(|e| CardError::Json(e.to_string()))?;
-        let version = match invite {
-            None => PAIR_REQUEST_VERSION,
-            Some(_) => PAIR_REQUEST_INVITE_VERSION,
+        let version = match (invite, more_caps.is_empty()) {
+            (Some(_), _) => PAIR_REQUEST_VERSION_INVITE,
+            (None, true) => PAIR_REQUEST_VERSION,
+            (None, false) => PAIR_REQUEST_VERSION_CAPS,
         };
-        let mut items = vec![
+        // Do not reorder or change: the callee decodes these positions.
+        let mut fields = vec![
             cbor::uint(version),
             cbor::text(&card_json),
             Value::Array(
@@ -99,45 +149,15 @@ impl PairRequest {
             ),
             cbor::text(cap),
         ];
+        if !more_caps.is_empty() || invite.is_some() {
+            fields.push(Value::Array(
+                more_caps.iter().map(|c| cbor::text(c)).collect(),
+            ));
+        }
         if let Some(n) = invite {
-            items.push(cbor::bytes(&n.0));
+            fields.push(cbor::bytes(&n.0));
         }
-        let plain = cbor::encode(&Value::Array(items));
-        if plain.len() + SEAL_OVERHEAD > INTRO_SEALED_MAX {
-            return Err(PairRequestError::TooLarge);
-        }
-        Ok(seal::seal(to_x25519, Purpose::PairRequest, &plain)?)
-    }
-
-    /// The version-1 plaintext: what a pairing by code seals in its card box (PROTOCOL.md §25).
-    pub fn encode_plain(
-        card: &SignedCard,
-        endpoints: &[Endpoint],
-        cap: &str,
-    ) -> Result<Vec<u8>, PairRequestError> {
-        if endpoints.is_empty() || endpoints.len() > ENDPOINTS_MAX {
-            return Err(BodyError::Invalid {
-                field: "endpoints",
-                reason: format!("must list 1 to {ENDPOINTS_MAX} endpoints"),
-            }
-            .into());
-        }
-        for e in endpoints {
-            e.check()?;
-        }
-        check_capability(cap)?;
-        let card_json = serde_json::to_string(card).map_err(|e| CardError::Json(e.to_string()))?;
-        Ok(cbor::encode(&Value::Array(vec![
-            cbor::uint(PAIR_REQUEST_VERSION),
-            cbor::text(&card_json),
-            Value::Array(
-                endpoints
-                    .iter()
-                    .map(|e| Value::Array(vec![cbor::text(&e.relay), cbor::text(&e.slot)]))
-                    .collect(),
-            ),
-            cbor::text(cap),
-        ])))
+        Ok(cbor::encode(&Value::Array(fields)))
     }
 
     /// Checks a plaintext whose sender is whoever its card names (a card box, where the AEAD
@@ -163,34 +183,24 @@ impl PairRequest {
         from: Option<&AuthorKey>,
     ) -> Result<PairRequest, PairRequestError> {
         let value = cbor::decode_canonical(plain, INTRO_SEALED_MAX)?;
-        // The version (the first item) says how many items follow.
-        let version = match &value {
-            Value::Array(items) => items.first().and_then(|v| v.as_integer()),
-            _ => None,
-        }
-        .and_then(|v| u64::try_from(v).ok());
-        let len = match version {
-            Some(PAIR_REQUEST_VERSION) => 4,
-            Some(PAIR_REQUEST_INVITE_VERSION) => 5,
-            Some(v) => return Err(PairRequestError::Version(v)),
-            None => 4,
-        };
-        let mut f = Fields::new("pair request", value, len)?;
+        let mut f = Fields::new_range("pair request", value, 4, 6)?;
         let version = f.uint("version")?;
+        let fields = match version {
+            PAIR_REQUEST_VERSION => 4,
+            PAIR_REQUEST_VERSION_CAPS => 5,
+            PAIR_REQUEST_VERSION_INVITE => 6,
+            v => return Err(PairRequestError::Version(v)),
+        };
+        if f.left() + 1 != fields {
+            return Err(BodyError::Invalid {
+                field: "version",
+                reason: format!("version {version} has {fields} fields"),
+            }
+            .into());
+        }
         let card_json = f.text("card")?;
         let items = f.array("endpoints", ENDPOINTS_MAX)?;
         let cap = f.text("cap")?;
-        let invite = if version == PAIR_REQUEST_INVITE_VERSION {
-            let n = f.bytes("invite")?;
-            Some(InviteNonce(<[u8; 16]>::try_from(n.as_slice()).map_err(
-                |_| FieldError {
-                    what: "pair request",
-                    problem: "field invite is not 16 bytes".into(),
-                },
-            )?))
-        } else {
-            None
-        };
         if items.is_empty() {
             return Err(BodyError::Invalid {
                 field: "endpoints",
@@ -209,6 +219,43 @@ impl PairRequest {
             endpoints.push(endpoint);
         }
         check_capability(&cap)?;
+        let mut more_caps = Vec::new();
+        if f.left() > 0 {
+            let items = f.array("more_caps", ENDPOINTS_MAX)?;
+            // Version 3 may leave it empty (one capability for every endpoint); version 2 not.
+            let may_be_empty = version == PAIR_REQUEST_VERSION_INVITE;
+            if (items.is_empty() && !may_be_empty)
+                || (!items.is_empty() && items.len() + 1 != endpoints.len())
+            {
+                return Err(BodyError::Invalid {
+                    field: "more_caps",
+                    reason: "must hold one capability for each endpoint after the first".into(),
+                }
+                .into());
+            }
+            for item in items {
+                let Value::Text(c) = item else {
+                    return Err(BodyError::Invalid {
+                        field: "more_caps",
+                        reason: "must hold text strings".into(),
+                    }
+                    .into());
+                };
+                check_capability(&c)?;
+                more_caps.push(c);
+            }
+        }
+        let invite = if f.left() > 0 {
+            let n = f.bytes("invite")?;
+            Some(InviteNonce(<[u8; 16]>::try_from(n.as_slice()).map_err(
+                |_| FieldError {
+                    what: "pair request",
+                    problem: "field invite is not 16 bytes".into(),
+                },
+            )?))
+        } else {
+            None
+        };
         let card = SignedCard::from_json(card_json.as_bytes())?.verify()?;
         if from.is_some_and(|f| card.key != *f) {
             return Err(PairRequestError::CardMismatch);
@@ -217,6 +264,7 @@ impl PairRequest {
             card,
             endpoints,
             cap,
+            more_caps,
             invite,
         })
     }
@@ -237,7 +285,7 @@ mod tests {
         }];
         let cap = format!("wac1_{}", "A".repeat(43));
         let sealed =
-            PairRequest::seal(&card, &endpoints, &cap, None, &bob.x25519_public()).expect("seal");
+            PairRequest::seal(&card, &endpoints, &cap, &[], &bob.x25519_public()).expect("seal");
         let intro = Intro::sign(&alice, "bob@127.0.0.1:8771", 9, sealed.clone()).expect("intro");
         let req = PairRequest::open(&bob, &intro).expect("open");
         assert_eq!(req.card.key, alice.author());
@@ -251,20 +299,102 @@ mod tests {
             PairRequest::open(&bob, &forwarded),
             Err(PairRequestError::CardMismatch)
         );
-        assert!(PairRequest::seal(&card, &[], &cap, None, &bob.x25519_public()).is_err());
+        assert!(PairRequest::seal(&card, &[], &cap, &[], &bob.x25519_public()).is_err());
         assert!(
-            PairRequest::seal(&card, &endpoints, "wac1_short", None, &bob.x25519_public()).is_err()
+            PairRequest::seal(&card, &endpoints, "wac1_short", &[], &bob.x25519_public()).is_err()
         );
-        assert_eq!(req.invite, None);
+    }
 
-        // A request that redeems an invite names it, and the name survives the seal.
+    #[test]
+    fn a_request_that_redeems_an_invite_names_it_as_version_3() {
+        let alice = SecretKey::from_seed(&[1; 32]);
+        let bob = SecretKey::from_seed(&[2; 32]);
+        let card = SignedCard::sign(&alice, "alice@127.0.0.1:8771", 5).expect("card");
+        let endpoints = [Endpoint {
+            relay: "http://127.0.0.1:8771".into(),
+            slot: "00112233445566778899aabbccddeeff".into(),
+        }];
+        let cap = format!("wac1_{}", "A".repeat(43));
         let nonce = InviteNonce([7; 16]);
-        let sealed = PairRequest::seal(&card, &endpoints, &cap, Some(&nonce), &bob.x25519_public())
-            .expect("seal");
+        let sealed =
+            PairRequest::seal_invite(&card, &endpoints, &cap, &[], &nonce, &bob.x25519_public())
+                .expect("seal");
         let intro = Intro::sign(&alice, "bob@127.0.0.1:8771", 9, sealed).expect("intro");
-        assert_eq!(
-            PairRequest::open(&bob, &intro).expect("open").invite,
-            Some(nonce)
+        let req = PairRequest::open(&bob, &intro).expect("open");
+        assert_eq!(req.invite, Some(nonce));
+        assert!(req.more_caps.is_empty());
+        let plain = PairRequest::encode_plain(&card, &endpoints, &cap, &[], None).expect("plain");
+        assert_eq!(PairRequest::decode_own(&plain).expect("own").invite, None);
+    }
+
+    #[test]
+    fn a_request_carries_one_capability_per_endpoint_as_version_2() {
+        let alice = SecretKey::from_seed(&[1; 32]);
+        let card = SignedCard::sign(&alice, "alice@127.0.0.1:8771", 5).expect("card");
+        let endpoints = [
+            Endpoint {
+                relay: "http://127.0.0.1:8771".into(),
+                slot: "00112233445566778899aabbccddeeff".into(),
+            },
+            Endpoint {
+                relay: "https://relay.example".into(),
+                slot: "ffeeddccbbaa99887766554433221100".into(),
+            },
+        ];
+        let (cap, other) = (
+            format!("wac1_{}", "A".repeat(43)),
+            format!("wac1_{}", "B".repeat(43)),
+        );
+        let card_json = serde_json::to_string(&card).expect("json");
+        let plain = |version: u64, more: Option<Vec<Value>>| {
+            let mut v = vec![
+                cbor::uint(version),
+                cbor::text(&card_json),
+                Value::Array(
+                    endpoints
+                        .iter()
+                        .map(|e| Value::Array(vec![cbor::text(&e.relay), cbor::text(&e.slot)]))
+                        .collect(),
+                ),
+                cbor::text(&cap),
+            ];
+            v.extend(more.map(Value::Array));
+            cbor::encode(&Value::Array(v))
+        };
+        let two = plain(2, Some(vec![cbor::text(&other)]));
+        let req = PairRequest::decode(&two, &alice.author()).expect("version 2");
+        assert_eq!(req.more_caps, std::slice::from_ref(&other));
+        let one = PairRequest::decode(&plain(1, None), &alice.author()).expect("version 1");
+        assert!(one.more_caps.is_empty());
+        // Each version has exactly its own shape.
+        for (bad, why) in [
+            (
+                plain(1, Some(vec![cbor::text(&other)])),
+                "v1 with more_caps",
+            ),
+            (plain(2, None), "v2 without more_caps"),
+            (plain(2, Some(vec![])), "v2 with an empty list"),
+            (
+                plain(2, Some(vec![cbor::text(&other), cbor::text(&other)])),
+                "more caps than endpoints",
+            ),
+            (
+                plain(2, Some(vec![cbor::text("wac1_short")])),
+                "a bad capability",
+            ),
+        ] {
+            assert!(PairRequest::decode(&bad, &alice.author()).is_err(), "{why}");
+        }
+        let bob = SecretKey::from_seed(&[2; 32]);
+        assert!(
+            PairRequest::seal(
+                &card,
+                &endpoints,
+                &cap,
+                &[other.clone(), other],
+                &bob.x25519_public()
+            )
+            .is_err()
         );
     }
 }

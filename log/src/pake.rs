@@ -15,7 +15,7 @@
 //!               digits = u32be(sas[0..4]) mod 10^6 (6 digits), emoji = EMOJI[sas[4..8][i] & 0x7f]
 //! aead key    = BLAKE3-derive-key("wire 2026-12-01 pair aead v1", transcript)
 //! card box    = 0x03 ‖ nonce (24) ‖ XChaCha20-Poly1305(aead key, nonce, bundle, aad = 0x03 ‖ side)
-//! bundle      = [1, card: text, endpoints: [1*4 endpoint], cap: text]       (a pair request)
+//! bundle      = a version 1 or 2 pair request: [1, card, endpoints, cap] or [2, …, more_caps]
 //! ```
 //!
 //! Only the nameplate (`NNNN`) is hashed into the slot id: hashing the whole code would let the
@@ -429,8 +429,9 @@ impl Keys {
         card: &SignedCard,
         endpoints: &[Endpoint],
         cap: &str,
+        more_caps: &[String],
     ) -> Result<Vec<u8>, PakeError> {
-        let plain = PairRequest::encode_plain(card, endpoints, cap)?;
+        let plain = PairRequest::encode_plain(card, endpoints, cap, more_caps, None)?;
         let mut nonce = [0u8; NONCE_BYTES];
         rand::fill(&mut nonce[..]);
         Ok(self.seal_with_nonce(self.side, &plain, &nonce))
@@ -538,7 +539,7 @@ mod tests {
         let hk = host.finish(&jh).expect("host");
         let jk = join.finish(&hh).expect("join");
         assert_eq!(hk.sas(), jk.sas());
-        let sealed = hk.seal_card(&card, &endpoints(), &cap).expect("seal");
+        let sealed = hk.seal_card(&card, &endpoints(), &cap, &[]).expect("seal");
         let got = jk.open_card(&sealed).expect("open");
         assert_eq!(got.card.key, alice.author());
         // A box cannot be reflected to its writer.
@@ -557,7 +558,7 @@ mod tests {
         let hk = host.finish(&jh).expect("host");
         let jk = join.finish(&hh).expect("join");
         assert_ne!(hk.sas(), jk.sas());
-        let sealed = hk.seal_card(&card, &endpoints(), &cap).expect("seal");
+        let sealed = hk.seal_card(&card, &endpoints(), &cap, &[]).expect("seal");
         assert_eq!(jk.open_card(&sealed).err(), Some(PakeError::Open));
     }
 

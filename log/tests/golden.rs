@@ -316,7 +316,8 @@ fn invites_and_pairing_by_code_match_their_golden_vectors() {
         relay: "http://127.0.0.1:8771".into(),
         slot: "00112233445566778899aabbccddeeff".into(),
     }];
-    let plain = wire_log::pair::PairRequest::encode_plain(&card, &endpoints, &cap).expect("plain");
+    let plain = wire_log::pair::PairRequest::encode_plain(&card, &endpoints, &cap, &[], None)
+        .expect("plain");
     let card_box = keys.seal_with_nonce(Side::Host, &plain, &[0x44; 24]);
     let joiner = Keys::derive(Side::Join, &k, &host_hello, &join_hello);
     assert_eq!(

@@ -257,7 +257,8 @@ impl RelayClient {
     }
 
     /// `PUT /v1/handles/{nick}` with the slot's owner token; `card_json` is the signed card
-    /// (PROTOCOL.md §16) as JSON text, sent as it is.
+    /// (PROTOCOL.md §16) as JSON text, sent as it is. The handle is not listed in the
+    /// relay's phonebook (a listed one becomes unlisted).
     pub async fn claim(
         &self,
         nick: &str,
@@ -265,16 +266,49 @@ impl RelayClient {
         token: &str,
         card_json: &str,
     ) -> Result<Claimed, NetError> {
+        self.claim_as(nick, slot, token, card_json, None).await
+    }
+
+    /// As [`claim`](Self::claim), and lists the handle in the relay's phonebook with a
+    /// one-line `profile` (PROTOCOL.md §18.4, "Listing"). A relay older than the phonebook
+    /// refuses the claim with `bad_json`.
+    pub async fn claim_listed(
+        &self,
+        nick: &str,
+        slot: &str,
+        token: &str,
+        card_json: &str,
+        profile: &str,
+    ) -> Result<Claimed, NetError> {
+        self.claim_as(nick, slot, token, card_json, Some(profile))
+            .await
+    }
+
+    async fn claim_as(
+        &self,
+        nick: &str,
+        slot: &str,
+        token: &str,
+        card_json: &str,
+        profile: Option<&str>,
+    ) -> Result<Claimed, NetError> {
         #[derive(serde::Serialize)]
         struct Body<'a> {
             slot: &'a str,
             card: &'a serde_json::value::RawValue,
+            // Sent only when listing, so unlisted claims still suit relays that predate it.
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            listed: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            profile: Option<&'a str>,
         }
         let card: &serde_json::value::RawValue = serde_json::from_str(card_json)
             .map_err(|e| NetError::BadInput(format!("the card is not JSON: {e}")))?;
         let body = serde_json::to_vec(&Body {
             slot: id(slot)?,
             card,
+            listed: profile.is_some(),
+            profile: profile.filter(|p| !p.is_empty()),
         })
         .map_err(|e| NetError::BadInput(format!("cannot encode the claim: {e}")))?;
         let call = Call::new(Method::PUT, format!("/v1/handles/{}", nick_of(nick)?))

@@ -316,6 +316,7 @@ fn self_event(
             let endpoint = Some(PeerEndpoint {
                 endpoints: l.endpoints,
                 cap: l.cap,
+                more_caps: l.more_caps,
                 since_ms: event.ts_ms,
             });
             if let Some(mut p) = state.pending(&l.peer)? {
@@ -359,6 +360,7 @@ fn peer_offer(state: &mut impl State, event: &VerifiedEvent) -> Result<(), Proje
             p.endpoint = Some(PeerEndpoint {
                 endpoints: offer.endpoints,
                 cap: offer.cap,
+                more_caps: offer.more_caps,
                 since_ms: event.ts_ms,
             });
             state.set_peer(p)

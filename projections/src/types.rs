@@ -85,7 +85,17 @@ pub struct Peer {
 pub struct PeerEndpoint {
     pub endpoints: Vec<Endpoint>,
     pub cap: String,
+    /// The capabilities of the endpoints after the first, when each has its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_caps: Vec<String>,
     pub since_ms: u64,
+}
+
+impl PeerEndpoint {
+    /// The capability to present at endpoint `i`.
+    pub fn cap_for(&self, i: usize) -> &str {
+        wire_log::body::cap_for(&self.cap, &self.more_caps, i)
+    }
 }
 
 /// An append capability we minted for a peer on one of our slots.

@@ -6,6 +6,7 @@ use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::commit::Committer;
+use crate::history::{History, HistoryConfig};
 use crate::hub::{Hub, HubLimits};
 use crate::limits::{Limiter, Rate, Source};
 use crate::metrics::{Gauges, Metrics};
@@ -36,6 +37,8 @@ pub struct Config {
     pub rates: Rates,
     /// How far an intro's timestamp may be from the relay's clock.
     pub intro_skew_ms: u64,
+    /// How often the metrics history behind `/stats` takes a point.
+    pub history: HistoryConfig,
 }
 
 /// Rate limits for unauthenticated routes.
@@ -113,6 +116,7 @@ impl Config {
             read_bytes_max: 4 << 20,
             rates: Rates::default(),
             intro_skew_ms: 15 * 60 * 1000,
+            history: HistoryConfig::default(),
         })
     }
 }
@@ -165,9 +169,12 @@ pub struct App {
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub limiters: Limiters,
+    pub history: History,
     pub started: Instant,
     /// Pairings by code in progress (memory only).
     pub pairs: crate::pairs::PairSlots,
+    /// Wall-clock start, for the uptime shown on the landing page.
+    pub started_ms: u64,
 }
 
 impl std::fmt::Debug for dyn BlobStore {
@@ -177,19 +184,25 @@ impl std::fmt::Debug for dyn BlobStore {
 }
 
 impl App {
-    /// Opens the redb store in `config.data_dir` and starts the commit thread. The thread ends
-    /// once the returned `App` (and every clone of its committer) is dropped.
+    /// Opens the redb store and the metrics history in `config.data_dir` and starts the commit
+    /// thread. The thread ends once the returned `App` (and every clone of its committer) is
+    /// dropped.
     pub fn open(config: Config) -> Result<(Arc<App>, JoinHandle<()>), StoreError> {
         let store: Arc<dyn BlobStore> = Arc::new(RedbStore::open(
             &config.data_dir,
             config.quotas.clone(),
             config.cache_bytes,
         )?);
-        Ok(App::with_store(config, store))
+        let history = History::load(&config.data_dir, config.history)?;
+        Ok(App::with_store(config, store, history))
     }
 
     /// Serves from any [`BlobStore`].
-    pub fn with_store(config: Config, store: Arc<dyn BlobStore>) -> (Arc<App>, JoinHandle<()>) {
+    pub fn with_store(
+        config: Config,
+        store: Arc<dyn BlobStore>,
+        history: History,
+    ) -> (Arc<App>, JoinHandle<()>) {
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(config.hub, metrics.clone());
         let (committer, thread) = Committer::start(store.clone(), hub.clone(), metrics.clone());
@@ -202,7 +215,9 @@ impl App {
             metrics,
             limiters,
             pairs: crate::pairs::PairSlots::default(),
+            history,
             started: Instant::now(),
+            started_ms: now_ms(),
         };
         (Arc::new(app), thread)
     }

@@ -115,6 +115,9 @@ pub async fn serve(
         let _ = tx.send(true);
     });
     let stopping = rx.clone();
+    // The sampler has its own stop, so it ends (and lets go of the store) however serving ends.
+    let (sampler_stop, sampler_rx) = tokio::sync::watch::channel(false);
+    let sampler = tokio::spawn(crate::history::run(app.clone(), sampler_rx));
     let uds_path = bound.uds.as_ref().map(|(_, p)| p.clone());
     let served = serve_until_drained(router(app.clone()), bound, rx);
     let deadline = async move {
@@ -132,6 +135,8 @@ pub async fn serve(
     if let Some(path) = uds_path {
         let _ = std::fs::remove_file(path);
     }
+    let _ = sampler_stop.send(true);
+    let _ = sampler.await;
     app.committer.stop();
     result
 }

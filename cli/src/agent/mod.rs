@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::Context;
 use serde::Serialize;
 use wire_engine::{Home, PeerState, Session, SystemClock};
 use wire_log::AuthorKey;
@@ -52,6 +51,8 @@ pub struct Live {
     held: Mutex<HashMap<AuthorKey, Vec<Vec<u8>>>>,
     pub report: Mutex<Report>,
     readers: Mutex<Vec<Endpoint>>,
+    /// The background tasks of this session, aborted when it is closed.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 /// What replication refused or set aside, for `wire status`.
@@ -162,6 +163,38 @@ impl Agent {
         Ok(self.adopt(session))
     }
 
+    /// Mints an append capability for a new peer on every slot of ours, newest first (the
+    /// order an offer lists them in). A relay that does not answer is left out of the offer,
+    /// unless none answers.
+    pub async fn mint_caps(&self, live: &Live) -> anyhow::Result<Vec<wire_engine::Minted>> {
+        let mut minted = Vec::new();
+        let mut problems = Vec::new();
+        for endpoint in live.session.our_endpoints()? {
+            let token = live.session.slot_token(&endpoint)?;
+            let client = self.client(&endpoint.relay)?;
+            match client.mint_cap(&endpoint.slot, &token).await {
+                Ok(cap) => minted.push(wire_engine::Minted {
+                    endpoint,
+                    cap_id: cap.cap_id,
+                    cap: cap.cap,
+                }),
+                Err(e) => problems.push(format!("{}: {e}", endpoint.relay)),
+            }
+        }
+        if minted.is_empty() {
+            if problems.is_empty() {
+                anyhow::bail!(
+                    "this session is not attached to a relay, so the peer could not write to it; `wire session new` or `wire init --relay URL` attaches one"
+                );
+            }
+            anyhow::bail!(
+                "no relay of ours minted a capability for the peer ({})",
+                problems.join("; ")
+            );
+        }
+        Ok(minted)
+    }
+
     /// Opens every session under the state root (the daemon does this at start).
     pub fn open_all(self: &Arc<Self>) -> Vec<(String, anyhow::Error)> {
         let mut problems = Vec::new();
@@ -194,6 +227,7 @@ impl Agent {
             held: Mutex::new(HashMap::new()),
             report: Mutex::new(Report::default()),
             readers: Mutex::new(Vec::new()),
+            tasks: Mutex::new(Vec::new()),
         });
         lives.insert(live.name.clone(), live.clone());
         drop(lives);
@@ -231,7 +265,24 @@ impl Agent {
         self.ensure_readers(live);
         let agent = self.clone();
         let l = live.clone();
-        self.rt.spawn(async move { agent.ticker(l).await });
+        let task = self.rt.spawn(async move { agent.ticker(l).await });
+        live.tasks
+            .lock()
+            .expect("tasks lock")
+            .push(task.abort_handle());
+    }
+
+    /// Closes session `name`: its background tasks stop and the agent forgets it. Work already
+    /// handed to a blocking thread finishes (each commit is all or nothing). Returns whether it
+    /// was open.
+    pub fn close(&self, name: &str) -> bool {
+        let Some(live) = self.lives.lock().expect("lives lock").remove(name) else {
+            return false;
+        };
+        for task in live.tasks.lock().expect("tasks lock").drain(..) {
+            task.abort();
+        }
+        true
     }
 
     /// Starts a reader for every slot that has none (after init or rotation).
@@ -246,8 +297,13 @@ impl Agent {
                 readers.push(ep.clone());
                 let agent = self.clone();
                 let l = live.clone();
-                self.rt
+                let task = self
+                    .rt
                     .spawn(async move { agent.read_slot_forever(l, ep).await });
+                live.tasks
+                    .lock()
+                    .expect("tasks lock")
+                    .push(task.abort_handle());
             }
         }
     }
@@ -281,40 +337,50 @@ impl Agent {
         }
     }
 
-    /// Slots that are not our newest are read until every peer has our newer endpoint and the
-    /// slot is empty; then their capabilities are revoked and the slot retired.
+    /// A slot superseded by a newer one on the same relay (rotation) is read until every
+    /// peer has that newer endpoint and our chain past it, and the slot is empty; then its
+    /// capabilities are revoked and it is retired. Slots on different relays (a session that
+    /// receives at several) supersede nothing.
     async fn retire_slots(self: &Arc<Self>, live: &Arc<Live>) -> anyhow::Result<()> {
         let identity = live.session.identity()?;
-        if identity.slots.len() < 2 {
+        let slots = &identity.slots;
+        let superseded: Vec<(Endpoint, Endpoint)> = slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, old)| {
+                let newer = slots[i + 1..].iter().rev().find(|n| n.relay == old.relay)?;
+                Some((old.clone(), newer.clone()))
+            })
+            .collect();
+        if superseded.is_empty() {
             return Ok(());
         }
-        let newest = identity.slots.last().cloned().context("no slot")?;
         let peers = live.session.peers()?;
-        for p in &peers {
-            if p.state != PeerState::Paired {
-                continue;
+        'slots: for (old, newer) in superseded {
+            for p in &peers {
+                if p.state != PeerState::Paired {
+                    continue;
+                }
+                if !p.grants.iter().any(|g| g.endpoint == newer) {
+                    continue 'slots;
+                }
+                let line = live.session.line(&p.key)?;
+                if line.acked < line.our_head {
+                    continue 'slots;
+                }
             }
-            if !p.grants.iter().any(|g| g.endpoint == newest) {
-                return Ok(());
-            }
-            let line = live.session.line(&p.key)?;
-            if line.acked < line.our_head {
-                return Ok(());
-            }
-        }
-        for old in &identity.slots[..identity.slots.len() - 1] {
-            let token = live.session.slot_token(old)?;
+            let token = live.session.slot_token(&old)?;
             let client = self.client(&old.relay)?;
             let info = client.slot_info(&old.slot, &token).await?;
             if info.last_seq > info.acked_through {
                 continue;
             }
             for p in &peers {
-                for g in p.grants.iter().filter(|g| g.endpoint == *old) {
+                for g in p.grants.iter().filter(|g| g.endpoint == old) {
                     let _ = client.revoke_cap(&old.slot, &token, &g.cap_id).await;
                 }
             }
-            live.session.retire_slot(old)?;
+            live.session.retire_slot(&old)?;
         }
         Ok(())
     }

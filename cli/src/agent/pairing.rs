@@ -428,25 +428,15 @@ async fn drive(
         .cloned()
         .ok_or("claim a handle first (`wire claim`): your card names it")?;
     let card = live.session.sign_card(&handle).map_err(|e| e.to_string())?;
-    let endpoint = live
-        .session
-        .our_endpoints()
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .next()
-        .ok_or("this session is not attached to a relay")?;
-    let token = live
-        .session
-        .slot_token(&endpoint)
-        .map_err(|e| e.to_string())?;
-    let cap = agent
-        .client(&endpoint.relay)
-        .map_err(|e| e.to_string())?
-        .mint_cap(&endpoint.slot, &token)
+    let minted = agent
+        .mint_caps(live)
         .await
-        .map_err(|e| format!("could not mint the capability for the other side: {e}"))?;
-    let endpoints = live.session.our_endpoints().map_err(|e| e.to_string())?;
-    let sealed = keys.seal_card(&card, &endpoints, &cap.cap).map_err(pake)?;
+        .map_err(|e| format!("could not mint capabilities for the other side: {e:#}"))?;
+    let endpoints: Vec<_> = minted.iter().map(|m| m.endpoint.clone()).collect();
+    let more_caps: Vec<String> = minted[1..].iter().map(|m| m.cap.clone()).collect();
+    let sealed = keys
+        .seal_card(&card, &endpoints, &minted[0].cap, &more_caps)
+        .map_err(pake)?;
     client
         .pair_put(&slot, me.as_str(), 1, Bytes::from(sealed))
         .await
@@ -464,7 +454,7 @@ async fn drive(
     let request = keys.open_card(&theirs).map_err(pake)?;
     let peer = live
         .session
-        .accept_by_code(&request, &endpoint, &cap.cap_id, &cap.cap)
+        .accept_by_code(&request, &minted)
         .map_err(|e| e.to_string())?;
     p.set(Phase::Paired {
         sas,

@@ -269,9 +269,7 @@ impl Agent {
     /// Opens records in parallel (sealing is the dominant cost of a catch-up); records that do
     /// not open are refused and reported.
     fn open_records(&self, live: &Live, records: &[Record]) -> Vec<Segment> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8);
+        let threads = wire_log::cores().min(8);
         let chunk = records.len().div_ceil(threads).max(OPEN_PER_THREAD_MIN);
         let open_all = |part: &[Record]| {
             part.iter()
@@ -440,11 +438,19 @@ impl Agent {
             return Ok((0, 0));
         }
         let (mut taken, mut junk) = (0, 0);
+        let mut unreachable = None;
         for ep in identity.slots {
             let token = live.session.slot_token(&ep)?;
             let client = self.client(&ep.relay)?;
             loop {
-                let page = self.block_on(client.intros(&ep.slot, &token, 0, 256))?;
+                // One relay down must not keep the others' intros from being read.
+                let page = match self.block_on(client.intros(&ep.slot, &token, 0, 256)) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        unreachable = Some(e);
+                        break;
+                    }
+                };
                 let Some(end) = page.records.last().map(|r| r.seq) else {
                     break;
                 };
@@ -473,6 +479,12 @@ impl Agent {
                     break;
                 }
             }
+        }
+        if taken == 0
+            && junk == 0
+            && let Some(e) = unreachable
+        {
+            return Err(e.into());
         }
         Ok((taken, junk))
     }
@@ -507,22 +519,11 @@ impl Agent {
             }
             None => {}
         }
-        let Some(slot) = live.session.our_endpoints()?.into_iter().next() else {
-            return refused("this session is not attached to a relay".into());
+        let minted = match self.block_on(self.mint_caps(live)) {
+            Ok(m) => m,
+            Err(e) => return refused(format!("could not mint its capabilities: {e:#}")),
         };
-        let minted = (|| -> anyhow::Result<wire_net::types::CapGrant> {
-            let token = live.session.slot_token(&slot)?;
-            let client = self.client(&slot.relay)?;
-            Ok(self.block_on(client.mint_cap(&slot.slot, &token))?)
-        })();
-        let cap = match minted {
-            Ok(c) => c,
-            Err(e) => return refused(format!("could not mint its capability: {e:#}")),
-        };
-        match live
-            .session
-            .accept_invited(req, &slot, &cap.cap_id, &cap.cap)
-        {
+        match live.session.accept_invited(req, &minted) {
             Ok(peer) => Ok(RequestOutcome::Paired(Box::new(peer))),
             Err(wire_engine::EngineError::Refused(why)) => refused(why),
             Err(e) => Err(e),

@@ -239,10 +239,13 @@ impl Agent {
             .session
             .seal_segments(peer, have, events)
             .map_err(|e| Failed::Permanent(e.to_string()))?;
-        let mut order = endpoint.endpoints.clone();
-        order.sort_by_key(|e| scope(&e.relay));
+        let mut order: Vec<(usize, &wire_log::body::Endpoint)> =
+            endpoint.endpoints.iter().enumerate().collect();
+        order.sort_by_key(|(_, e)| scope(&e.relay));
         let mut last_error = String::from("no endpoint");
-        'endpoints: for ep in &order {
+        'endpoints: for (i, ep) in order {
+            // Each endpoint has its own capability (PROTOCOL §5).
+            let cap = endpoint.cap_for(i);
             let client = match self.client(&ep.relay) {
                 Ok(c) => c,
                 Err(e) => {
@@ -252,11 +255,7 @@ impl Agent {
             };
             for seg in &segments {
                 match client
-                    .append(
-                        &ep.slot,
-                        &endpoint.cap,
-                        bytes::Bytes::from(seg.bytes.clone()),
-                    )
+                    .append(&ep.slot, cap, bytes::Bytes::from(seg.bytes.clone()))
                     .await
                 {
                     Ok(_) => {}

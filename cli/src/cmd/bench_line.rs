@@ -67,11 +67,11 @@ struct Floors {
 }
 
 #[derive(Debug, Serialize)]
-struct Percentiles {
-    n: usize,
-    p50: u64,
-    p99: u64,
-    max: u64,
+pub(crate) struct Percentiles {
+    pub(crate) n: usize,
+    pub(crate) p50: u64,
+    pub(crate) p99: u64,
+    pub(crate) max: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,7 +95,7 @@ fn cpu_now(relay_pid: u32) -> (f64, f64) {
     )
 }
 
-fn percentiles(mut v: Vec<u64>) -> Percentiles {
+pub(crate) fn percentiles(mut v: Vec<u64>) -> Percentiles {
     v.sort_unstable();
     let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
     Percentiles {
@@ -106,10 +106,10 @@ fn percentiles(mut v: Vec<u64>) -> Percentiles {
     }
 }
 
-struct Procs {
-    relay: Child,
-    exe: PathBuf,
-    homes: Vec<PathBuf>,
+pub(crate) struct Procs {
+    pub(crate) relay: Child,
+    pub(crate) exe: PathBuf,
+    pub(crate) homes: Vec<PathBuf>,
 }
 
 impl Drop for Procs {
@@ -127,7 +127,7 @@ impl Drop for Procs {
     }
 }
 
-fn wire(exe: &Path, home: &Path, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+pub(crate) fn wire(exe: &Path, home: &Path, args: &[&str]) -> anyhow::Result<serde_json::Value> {
     let out = Command::new(exe)
         .args(args)
         .arg("--json")
@@ -144,7 +144,11 @@ fn wire(exe: &Path, home: &Path, args: &[&str]) -> anyhow::Result<serde_json::Va
     Ok(serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
 }
 
-fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
+pub(crate) fn wait_for(
+    what: &str,
+    deadline: Duration,
+    mut done: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
     let end = Instant::now() + deadline;
     while !done() {
         if Instant::now() > end {

@@ -81,6 +81,7 @@ pub fn run(out: &Out, chosen: &Chosen, args: Args, _no_daemon: bool) -> anyhow::
                 argv: std::env::args().collect(),
                 style: out.style(),
                 chosen: chosen.clone(),
+                cwd: None,
             };
             let code = daemon::forward(&home, &request)?;
             if matches!(action, Action::Stop) {

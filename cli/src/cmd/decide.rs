@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde::Serialize;
 use wire_engine::PeerState;
 use wire_log::AuthorKey;
@@ -62,18 +62,7 @@ pub fn accept(ctx: &Ctx, args: AcceptArgs) -> anyhow::Result<ExitCode> {
 /// Accepts the pending request from `key`: mints its capability on our newest slot, records
 /// the decision and our endpoint offer, and pushes the offer.
 pub fn accept_key(ctx: &Ctx, live: &Arc<Live>, key: &AuthorKey) -> anyhow::Result<ExitCode> {
-    let slot =
-        live.session.our_endpoints()?.into_iter().next().context(
-            "this session is not attached to a relay, so the peer could not write to it",
-        )?;
-    let token = live.session.slot_token(&slot)?;
-    let client = ctx.agent.client(&slot.relay)?;
-    let cap = ctx.agent.block_on(client.mint_cap(&slot.slot, &token))?;
-    let (peer, _offer) = live
-        .session
-        .accept_with_grant(key, &slot, &cap.cap_id, &cap.cap)?;
-    let agent = ctx.agent.clone();
-    let outcome = ctx.agent.block_on(agent.push(live, key, Why::Send))?;
+    let (peer, outcome) = accept_quietly(ctx, live, key)?;
     ctx.out.print(
         &Decided {
             status: "paired",
@@ -96,6 +85,20 @@ pub fn accept_key(ctx: &Ctx, live: &Arc<Live>, key: &AuthorKey) -> anyhow::Resul
         },
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The accept itself, printing nothing: mints the capability, records the decision and the
+/// offer, and pushes it. Returns the peer and how the offer went.
+pub fn accept_quietly(
+    ctx: &Ctx,
+    live: &Arc<Live>,
+    key: &AuthorKey,
+) -> anyhow::Result<(wire_engine::Peer, PushOutcome)> {
+    let minted = ctx.agent.block_on(ctx.agent.mint_caps(live))?;
+    let (peer, _offer) = live.session.accept_with_grant(key, &minted)?;
+    let agent = ctx.agent.clone();
+    let outcome = ctx.agent.block_on(agent.push(live, key, Why::Send))?;
+    Ok((peer, outcome))
 }
 
 pub fn reject(ctx: &Ctx, args: RejectArgs) -> anyhow::Result<ExitCode> {

@@ -63,20 +63,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     let our_handle = live.session.identity()?.claimed.first().cloned().context(
         "claim a handle first (`wire claim`), so the peer can see who is calling and answer",
     )?;
-    let slot = live
-        .session
-        .our_endpoints()?
-        .into_iter()
-        .next()
-        .context("this session is not attached to a relay")?;
-    let token = live.session.slot_token(&slot)?;
-    let our_client = ctx.agent.client(&slot.relay)?;
-    let cap = ctx
-        .agent
-        .block_on(our_client.mint_cap(&slot.slot, &token))?;
-    let peer = live.session.record_dialed(&card, &slot, &cap.cap_id)?;
+    let minted = ctx.agent.block_on(ctx.agent.mint_caps(&live))?;
+    let peer = live.session.record_dialed(&card, &minted)?;
     let our_card = live.session.sign_card(&our_handle)?;
-    let intro = live.session.pair_intro(&our_card, &card, &cap.cap)?;
+    let intro = live.session.pair_intro(&our_card, &card, &minted)?;
     ctx.agent
         .block_on(client.send_intro(&nick, bytes::Bytes::copy_from_slice(intro.signed_bytes())))
         .with_context(|| format!("the pair request could not be left for {}", args.handle))?;

@@ -95,7 +95,7 @@ fn prose(ctx: &Ctx, here: &Here<'_>, id: &wire_engine::Identity) -> String {
         ctx.out.face(&id.character),
         id.handle,
         chosen.name,
-        chosen.rule
+        chosen.why()
     );
     if here.peer_list.is_empty() {
         let _ = writeln!(s, "No peers yet.");

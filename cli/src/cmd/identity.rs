@@ -101,7 +101,7 @@ fn show(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 s,
                 "  session   {} (chosen by {}), {}",
                 chosen.name,
-                chosen.rule,
+                chosen.why(),
                 crate::output::count(events, "event", "events")
             );
             let _ = writeln!(s, "  state in  {dir}");

@@ -2,14 +2,17 @@
 
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
 use serde::Serialize;
 use wire_engine::{Session, SystemClock};
 use wire_log::SecretKey;
 use wire_log::body::Endpoint;
+use wire_net::RelayClient;
 
 use super::{Chosen, Ctx, IdentityJson};
-use crate::agent::DEFAULT_RELAY;
+use crate::agent::{DEFAULT_RELAY, Live};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,61 +41,115 @@ struct Created<'a> {
     identity: IdentityJson<'a>,
 }
 
-pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
-    let key = args
-        .key_file
-        .as_deref()
-        .map(|p| SecretKey::read(p).with_context(|| format!("cannot import {}", p.display())))
-        .transpose()?;
-    wire_log::identity::check_handle(&args.handle)
-        .map_err(|reason| anyhow::anyhow!("invalid handle `{}`: {reason}", args.handle))?;
-    let chosen = ctx.chosen();
+/// A relay a new session attaches to, and whether the operator named it (a default that does
+/// not answer gets advice on starting one).
+#[derive(Debug, Clone)]
+pub struct Attach {
+    pub relay: String,
+    pub named: bool,
+}
+
+/// A session just created.
+pub struct Made {
+    pub live: Arc<Live>,
+    /// The relays it receives at, in the order attached (the first carries the handle).
+    pub relays: Vec<String>,
+    pub claimed: Option<String>,
+    pub claim_problem: Option<String>,
+    /// Every handle claimed, one per relay that took it.
+    pub handles: Vec<String>,
+    pub claim_problems: Vec<String>,
+}
+
+/// Creates session `name` with `handle`: reaches every relay and allocates a slot on each
+/// before creating anything (never a session that silently can't receive), then creates the
+/// identity, attaches the slots and claims the handle on the first relay.
+pub fn create(
+    ctx: &Ctx,
+    name: &str,
+    handle: &str,
+    key: Option<SecretKey>,
+    relays: &[Attach],
+) -> anyhow::Result<Made> {
+    wire_log::identity::check_handle(handle)
+        .map_err(|reason| anyhow::anyhow!("invalid handle `{handle}`: {reason}"))?;
     let home = ctx.home()?;
-    // Reach the relay before creating anything: never a session that silently can't receive.
-    let attach = if args.offline {
-        None
-    } else {
-        let url = args
-            .relay
-            .clone()
-            .unwrap_or_else(|| DEFAULT_RELAY.to_owned());
-        let client = ctx.agent.client(&url)?;
+    if home.has_session(name) {
+        bail!(
+            "session `{name}` already exists; `wire session list` shows the sessions, `wire session destroy {name}` removes it"
+        );
+    }
+    let mut attached = Vec::new();
+    for a in relays {
+        let client = ctx.agent.client(&a.relay)?;
+        if attached
+            .iter()
+            .any(|(c, _, _): &(RelayClient, _, _)| c.base_url() == client.base_url())
+        {
+            continue;
+        }
         if let Err(e) = ctx.agent.block_on(client.healthz()) {
-            if args.relay.is_none() {
+            if !a.named {
                 bail!(
-                    "no relay answers at {DEFAULT_RELAY}, and wire never creates a session that cannot receive. Start one with `wire relay-server` (in another terminal or as a service), pass `--relay URL` for another relay, or `--offline` for a keypair-only session ({e})"
+                    "no relay answers at {}, and wire never creates a session that cannot receive. Start one with `wire relay-server` (in another terminal, or `wire service install --local-relay`), pass `--relay URL` for another relay, or `--offline` for a keypair-only session ({e})",
+                    a.relay
                 );
             }
             bail!("{e}; nothing was created");
         }
         let info = ctx.agent.block_on(client.info())?;
         let grant = ctx.agent.block_on(client.allocate_slot())?;
-        Some((client, info, grant))
-    };
-    let session = Session::create(
-        &home,
-        &chosen.name,
-        &args.handle,
-        key,
-        Box::new(SystemClock),
-    )?;
+        attached.push((client, info, grant));
+    }
+    let session = Session::create(&home, name, handle, key, Box::new(SystemClock))?;
     let live = ctx.agent.adopt(session);
-    let mut relay = None;
-    let mut claimed = None;
-    let mut claim_problem = None;
-    if let Some((client, info, grant)) = attach {
+    let mut made = Made {
+        live: live.clone(),
+        relays: Vec::new(),
+        claimed: None,
+        claim_problem: None,
+        handles: Vec::new(),
+        claim_problems: Vec::new(),
+    };
+    // The handle is claimed on every relay: sisters dial the loopback one, others the first.
+    for (client, info, grant) in &attached {
         let endpoint = Endpoint {
             relay: client.base_url().to_owned(),
             slot: grant.slot.clone(),
         };
         live.session.attach_slot(&endpoint, &grant.token)?;
-        relay = Some(endpoint.relay.clone());
-        match super::claim::claim(ctx, &live, &args.handle, &info.domain) {
-            Ok(handle) => claimed = Some(handle),
-            Err(e) => claim_problem = Some(format!("{e:#}")),
+        made.relays.push(endpoint.relay.clone());
+        match super::claim::claim_at(ctx, &live, handle, &endpoint, &info.domain, None) {
+            Ok(h) => made.handles.push(h),
+            Err(e) => made.claim_problems.push(format!("{e:#}")),
         }
+    }
+    made.claimed = made.handles.first().cloned();
+    made.claim_problem = made.claim_problems.first().cloned();
+    if !attached.is_empty() {
         ctx.agent.ensure_readers(&live);
     }
+    Ok(made)
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
+    let key = args
+        .key_file
+        .as_deref()
+        .map(|p| SecretKey::read(p).with_context(|| format!("cannot import {}", p.display())))
+        .transpose()?;
+    let chosen = ctx.chosen();
+    let relays = if args.offline {
+        Vec::new()
+    } else {
+        vec![Attach {
+            named: args.relay.is_some(),
+            relay: args.relay.unwrap_or_else(|| DEFAULT_RELAY.to_owned()),
+        }]
+    };
+    let made = create(ctx, &chosen.name, &args.handle, key, &relays)?;
+    let (live, claimed, claim_problem) = (made.live, made.claimed, made.claim_problem);
+    let relay = made.relays.first().cloned();
     let id = live.session.identity()?;
     let dir = live.session.dir().display().to_string();
     ctx.out.print(

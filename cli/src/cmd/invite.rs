@@ -163,20 +163,10 @@ pub fn accept_url(ctx: &Ctx, url: &str) -> anyhow::Result<ExitCode> {
     let our_handle = live.session.identity()?.claimed.first().cloned().context(
         "claim a handle first (`wire claim`): the inviter's agent needs your card to answer",
     )?;
-    let slot = live
-        .session
-        .our_endpoints()?
-        .into_iter()
-        .next()
-        .context("this session is not attached to a relay")?;
-    let token = live.session.slot_token(&slot)?;
-    let our_client = ctx.agent.client(&slot.relay)?;
-    let cap = ctx
-        .agent
-        .block_on(our_client.mint_cap(&slot.slot, &token))?;
-    let peer = live.session.record_dialed(their, &slot, &cap.cap_id)?;
+    let minted = ctx.agent.block_on(ctx.agent.mint_caps(&live))?;
+    let peer = live.session.record_dialed(their, &minted)?;
     let our_card = live.session.sign_card(&our_handle)?;
-    let intro = live.session.invite_intro(&our_card, &invite, &cap.cap)?;
+    let intro = live.session.invite_intro(&our_card, &invite, &minted)?;
     let client = ctx.agent.client(&invite.relay)?;
     ctx.agent
         .block_on(client.send_intro(

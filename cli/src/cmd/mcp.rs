@@ -72,6 +72,9 @@ impl DaemonBackend {
                 colour: false,
             },
             chosen: self.chosen.clone(),
+            cwd: std::env::current_dir()
+                .ok()
+                .and_then(|d| d.to_str().map(str::to_owned)),
         };
         let mut line = serde_json::to_string(&request).map_err(|e| e.to_string())?;
         line.push('\n');
@@ -197,8 +200,16 @@ impl Backend for DaemonBackend {
                 "WIRE_SESSION={name} is set in this server's environment (the MCP host's entry for `wire mcp`)"
             ),
             "--session" => format!("the host runs `wire mcp --session {name}`"),
+            "binding" => format!(
+                "the server runs in {}, which `wire session new` or `wire session bind` bound to `{name}`",
+                self.chosen
+                    .binding
+                    .as_deref()
+                    .unwrap_or("a bound directory")
+            ),
+            "WIRE_HOME" => format!("WIRE_HOME names the directory of session `{name}`"),
             _ => format!(
-                "neither WIRE_SESSION nor --session is set, so the session named `{name}` is used"
+                "neither WIRE_SESSION nor --session is set and no binding covers the server's directory, so the session named `{name}` is used"
             ),
         };
         let root = self.home.root().display().to_string();

@@ -96,8 +96,11 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
                     println!("  also on unix socket {uds}");
                 }
                 println!("  data in {}", config.data_dir.display());
+                println!("  pages at {url}/ and {url}/stats", url = config.public_url);
                 if config.local_only {
-                    println!("  local-only: loopback, no handle listing");
+                    println!("  local-only: loopback, no handle listing, no phonebook");
+                } else {
+                    println!("  phonebook at {}/phonebook", config.public_url);
                 }
             }
             use std::io::Write;

@@ -1,6 +1,8 @@
-//! `wire rotate-slot`: move to a new mailbox slot. Every peer gets a capability for it and our
-//! new endpoint through its pair log; the old slot is read until every peer has moved and it
-//! is empty, then retired and its capabilities revoked, so nothing is black-holed.
+//! `wire rotate-slot`: move to a new mailbox slot. Every peer gets a capability for it (and
+//! fresh ones for our other endpoints) and our new endpoints through its pair log; the slot it
+//! replaces on that relay is read until every peer has moved and it is empty, then retired and
+//! its capabilities revoked, so nothing is black-holed. A slot on another relay (a session
+//! that receives at several, `wire session new --with-local`) is not replaced.
 
 use std::process::ExitCode;
 
@@ -47,11 +49,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     let peers = live.session.peers()?;
     let mut told = 0;
     for p in peers.iter().filter(|p| p.state == PeerState::Paired) {
-        let cap = ctx
-            .agent
-            .block_on(client.mint_cap(&grant.slot, &grant.token))?;
-        live.session
-            .offer_endpoint(&p.key, &endpoint, &cap.cap_id, &cap.cap)?;
+        let minted = ctx.agent.block_on(ctx.agent.mint_caps(&live))?;
+        live.session.offer_endpoint(&p.key, &minted)?;
         let agent = ctx.agent.clone();
         outcomes.push(ctx.agent.block_on(agent.push(&live, &p.key, Why::Send))?);
         told += 1;

@@ -102,7 +102,32 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     }
     let (live, _) = ctx.open()?;
     let state = live.session.state()?;
-    let peer = match resolve(&state, &args.peer)? {
+    let found = match resolve(&state, &args.peer) {
+        Ok(Found::Peer(p)) if p.state == PeerState::Paired => Ok(Found::Peer(p)),
+        // An unpaired (or half-paired) sister session on this machine: pair first.
+        other => match super::session::find_sister(ctx, &live, &args.peer)? {
+            Some(sister) => {
+                let r = super::session::pair_sisters(ctx, &live, &sister);
+                if r.result == "skipped" {
+                    bail!(
+                        "{} is a session on this machine, but pairing with it failed: {}. Nothing was sent",
+                        sister.name,
+                        r.reason.unwrap_or_default()
+                    );
+                }
+                let state = live.session.state()?;
+                Ok(Found::Peer(Box::new(
+                    state
+                        .peers
+                        .get(&sister.key)
+                        .cloned()
+                        .context("the sister was paired but is not a peer")?,
+                )))
+            }
+            None => other,
+        },
+    };
+    let peer = match found? {
         Found::Peer(p) => p,
         Found::Pending(p) => bail!(
             "{} asked to pair but you have not accepted; `wire accept {}` first. Nothing was sent",

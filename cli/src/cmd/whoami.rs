@@ -32,7 +32,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<ExitCode> {
                 id.handle,
                 id.did,
                 chosen.name,
-                chosen.rule
+                chosen.why()
             )
         },
     );

@@ -151,11 +151,12 @@ fn a_request_naming_an_invite_never_issued_is_refused_not_queued() {
         slot: "00112233445566778899aabbccddeeff".into(),
     };
     let cap = format!("wac1_{}", "A".repeat(43));
-    let sealed = PairRequest::seal(
+    let sealed = PairRequest::seal_invite(
         &card,
         &[endpoint],
         &cap,
-        Some(&InviteNonce([0x5a; 16])),
+        &[],
+        &InviteNonce([0x5a; 16]),
         &x25519,
     )
     .expect("seal");

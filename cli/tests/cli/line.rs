@@ -26,7 +26,7 @@ use crate::http::{self, Target};
 /// How long a condition that normally holds within milliseconds may take.
 pub(crate) const POLL_DEADLINE: Duration = Duration::from_secs(20);
 /// How long one `wire` command may take before the test gives up on it (and kills it).
-const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
+pub(crate) const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
 pub(crate) const EXE: &str = env!("CARGO_BIN_EXE_wire");
 /// Largest record the relay sends (its blob cap).
 const RECORD_MAX: usize = 1 << 20;
@@ -73,7 +73,21 @@ fn run_wire(
     vars: &[(&str, &str)],
     deadline: Duration,
 ) -> Result<Run, String> {
+    run_wire_in(home, None, args, vars, deadline)
+}
+
+/// [`run_wire`] in working directory `cwd` (the test's own when `None`).
+pub(crate) fn run_wire_in(
+    home: &Path,
+    cwd: Option<&Path>,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    deadline: Duration,
+) -> Result<Run, String> {
     let mut cmd = Command::new(EXE);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
     cmd.args(args)
         .env_clear()
         .env("WIRE_HOME", home)
@@ -261,7 +275,11 @@ pub(crate) struct Rig {
 
 /// Starts `wire relay-server` bound to `bind` with its data in `root/relay`; returns it and its
 /// address once it has announced itself, or why it did not start.
-fn spawn_relay(root: &Path, bind: &str, args: &[String]) -> Result<(Child, SocketAddr), String> {
+pub(crate) fn spawn_relay(
+    root: &Path,
+    bind: &str,
+    args: &[String],
+) -> Result<(Child, SocketAddr), String> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -1580,4 +1598,40 @@ fn the_relay_never_holds_message_text() {
     );
     await_drained(&rig, &slot, &token);
     scan("after delivery");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The relay's phonebook
+
+#[test]
+fn claim_listed_puts_the_handle_in_the_phonebook_and_a_plain_claim_takes_it_out() {
+    let rig = Rig::new(&[]);
+    let alice = rig.agent("pbalice");
+    let phonebook = || {
+        http::request(&rig.target(), "GET", "/phonebook", &[], b"")
+            .expect("GET /phonebook")
+            .text()
+    };
+    let entry = format!("data-handle=\"{}\"", alice.handle);
+    assert!(!phonebook().contains(&entry), "init does not list");
+    let v = alice.json(&["claim", "--listed", "--profile", "Reads <b>logs</b>"]);
+    assert_eq!(v["listed"], true, "{v}");
+    assert_eq!(v["handle"], alice.handle.as_str(), "{v}");
+    let page = phonebook();
+    assert!(page.contains(&entry), "{page}");
+    assert!(page.contains("Reads &lt;b&gt;logs&lt;/b&gt;"), "{page}");
+    assert!(
+        page.contains(&alice.nickname),
+        "the Character is shown: {page}"
+    );
+    let v = alice.json(&["claim"]);
+    assert_eq!(v["listed"], false, "{v}");
+    assert!(!phonebook().contains(&entry), "a plain claim unlists");
+    // A profile needs --listed, and the relay's rule on profiles reaches the user.
+    let r = alice.run(&["claim", "--profile", "x"]);
+    assert_ne!(r.code, 0, "{}", r.describe());
+    let long = "x".repeat(121);
+    let r = alice.run(&["claim", "--listed", "--profile", &long]);
+    assert_ne!(r.code, 0, "{}", r.describe());
+    assert!(r.stderr.contains("120 characters"), "{}", r.describe());
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `wire` binary as a process: prose and JSON output (insta snapshots),
 //! exit codes, `wire verify` catching damage written behind its back, and agents on a line
-//! (relay, daemons, pairing, floods, crashes, tampering) in `line`.
+//! (relay, daemons, pairing, floods, crashes, tampering) in `line`, and many sessions on one
+//! machine in `session`.
 
 mod errors;
 mod http;
@@ -10,6 +11,7 @@ mod mcp;
 mod output;
 mod pair;
 mod relay;
+mod session;
 mod setup;
 
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use wire_engine::{Home, InviteCheck, PeerState, Session};
+use wire_engine::{Home, InviteCheck, Minted, PeerState, Session};
 use wire_log::body::{Body, Endpoint, InviteRedeemed};
 use wire_log::card::SignedCard;
 use wire_log::invite::{Invite, InviteNonce};
@@ -31,12 +31,24 @@ fn request(alice: &Session, seed: u8, nonce: Option<InviteNonce>) -> PairRequest
     let key = SecretKey::from_seed(&[seed; 32]);
     let card = SignedCard::sign(&key, &format!("peer{seed}@127.0.0.1:8771"), 1).expect("card");
     let x25519 = alice.identity().expect("identity").x25519.0;
-    let sealed =
-        PairRequest::seal(&card, &[slot(seed)], &cap(seed), nonce.as_ref(), &x25519).expect("seal");
+    let sealed = match nonce {
+        Some(n) => PairRequest::seal_invite(&card, &[slot(seed)], &cap(seed), &[], &n, &x25519),
+        None => PairRequest::seal(&card, &[slot(seed)], &cap(seed), &[], &x25519),
+    }
+    .expect("seal");
     let intro = Intro::sign(&key, "alice@127.0.0.1:8771", 5, sealed).expect("intro");
     alice
         .open_pair_request(intro.signed_bytes())
         .expect("a well-formed request opens")
+}
+
+/// One capability minted on alice's slot, with the id `cap_id`.
+fn minted(cap_id: &str) -> Vec<Minted> {
+    vec![Minted {
+        endpoint: slot(1),
+        cap_id: cap_id.to_owned(),
+        cap: cap(1),
+    }]
 }
 
 fn refused(check: InviteCheck) -> String {
@@ -70,7 +82,7 @@ fn an_invite_pairs_up_to_its_uses_until_it_expires_and_nothing_else_does() {
     assert_eq!(back.nonce, once.nonce);
     let bob = request(&alice, 2, Some(once.nonce));
     let peer = alice
-        .accept_invited(&bob, &slot(1), "0011223344556677", &cap(1))
+        .accept_invited(&bob, &minted("0011223344556677"))
         .expect("the first use pairs");
     assert_eq!(peer.state, PeerState::Paired);
     assert!(alice.pending().expect("pending").is_empty());
@@ -78,7 +90,7 @@ fn an_invite_pairs_up_to_its_uses_until_it_expires_and_nothing_else_does() {
     let why = refused(alice.check_invite(&once.nonce).expect("check"));
     assert!(why.contains("used up (1 of 1"), "{why}");
     let err = alice
-        .accept_invited(&carol, &slot(1), "1111223344556677", &cap(1))
+        .accept_invited(&carol, &minted("1111223344556677"))
         .expect_err("a second use is refused");
     assert!(err.to_string().contains("used up"), "{err}");
     assert!(alice.find_peer(&carol.card.key).expect("peer").is_none());
@@ -90,7 +102,7 @@ fn an_invite_pairs_up_to_its_uses_until_it_expires_and_nothing_else_does() {
     assert!(why.contains("never issued"), "{why}");
     assert!(
         alice
-            .accept_invited(&dave, &slot(1), "2211223344556677", &cap(1))
+            .accept_invited(&dave, &minted("2211223344556677"))
             .is_err()
     );
 
@@ -102,7 +114,7 @@ fn an_invite_pairs_up_to_its_uses_until_it_expires_and_nothing_else_does() {
     let erin = request(&alice, 5, Some(twice.nonce));
     assert!(
         alice
-            .accept_invited(&erin, &slot(1), "3311223344556677", &cap(1))
+            .accept_invited(&erin, &minted("3311223344556677"))
             .is_err()
     );
 
@@ -122,7 +134,7 @@ fn an_invite_pairs_up_to_its_uses_until_it_expires_and_nothing_else_does() {
     let frank = request(&alice, 6, None);
     assert!(
         alice
-            .accept_invited(&frank, &slot(1), "4411223344556677", &cap(1))
+            .accept_invited(&frank, &minted("4411223344556677"))
             .is_err()
     );
 

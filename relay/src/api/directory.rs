@@ -7,6 +7,34 @@ use super::*;
 pub struct ClaimBody {
     pub slot: String,
     pub card: SignedCard,
+    /// List the handle in the phonebook (`/phonebook`). Absent means not listed.
+    #[serde(default)]
+    pub listed: bool,
+    /// A one-line profile for the phonebook.
+    #[serde(default)]
+    pub profile: Option<String>,
+}
+
+/// Longest profile line, in characters.
+pub const PROFILE_CHARS_MAX: usize = 120;
+
+/// A profile line: at most [`PROFILE_CHARS_MAX`] characters, no control characters (so one
+/// line, no terminal escapes). Returned trimmed.
+pub fn check_profile(profile: &str) -> Result<String, ApiError> {
+    let p = profile.trim();
+    if p.chars().count() > PROFILE_CHARS_MAX {
+        return Err(ApiError::bad_request(
+            "bad_profile",
+            format!("a profile line has at most {PROFILE_CHARS_MAX} characters"),
+        ));
+    }
+    if p.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "bad_profile",
+            "a profile line is one line of text, without control characters",
+        ));
+    }
+    Ok(p.to_owned())
 }
 
 /// Decodes a claim body (also the fuzz target's entry point).
@@ -41,8 +69,14 @@ pub(super) async fn claim(
         return Err(limited(&app, wait, "too many claims from your address"));
     }
     let body = read_body(req.into_body(), JSON_BODY_MAX).await?;
-    let ClaimBody { slot, card } = decode_claim(&body)?;
+    let ClaimBody {
+        slot,
+        card,
+        listed,
+        profile,
+    } = decode_claim(&body)?;
     let slot = parse_slot(&slot)?;
+    let profile = check_profile(profile.as_deref().unwrap_or_default())?;
     let verified = card
         .verify()
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_card", e.to_string()))?;
@@ -80,6 +114,8 @@ pub(super) async fn claim(
             .map_err(|e| ApiError::from(crate::store::StoreError(format!("card: {e}"))))?,
         issued_ms: verified.issued_ms,
         claimed_ms: now_ms(),
+        listed,
+        profile,
     };
     let did = verified.did.to_string();
     let character = character_of(&verified.did);

@@ -1,28 +1,6 @@
-//! Informational routes: landing page, health, stats, metrics, relay info.
+//! Informational routes: health, stats, metrics, relay info (the pages are in `crate::pages`).
 
 use super::*;
-
-pub(super) async fn landing(State(app): State<Arc<App>>) -> Html<String> {
-    let domain = html_escape(&app.config.domain);
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>wire relay · {domain}</title>\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head><body>\
-         <h1>wire relay</h1><p>This is a <a href=\"https://example.invalid/wire\">wire</a> relay for \
-         <code>{domain}</code>. It stores and forwards sealed messages between AI agents; it can read or \
-         forge none of them.</p><p>Agents reach each other here as <code>nick@{domain}</code>. \
-         Run <code>wire init &lt;nick&gt; --relay {url}</code> to get a mailbox.</p>\
-         <p><a href=\"/healthz\">health</a> · <a href=\"/stats.json\">stats</a> · <a href=\"/metrics\">metrics</a></p>\
-         </body></html>",
-        url = html_escape(&app.config.public_url),
-    ))
-}
-
-pub(super) fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 pub(super) async fn healthz() -> &'static str {
     "ok\n"

@@ -12,7 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -28,6 +28,7 @@ use crate::error::ApiError;
 use crate::frames::{self, BLOBS_CONTENT_TYPE, RECORDS_CONTENT_TYPE};
 use crate::hub::SubscribeError;
 use crate::limits::Source;
+use crate::pages;
 use crate::store::{
     AckOutcome, AppendItem, AppendOutcome, ClaimOutcome, Credential, HandleRecord, IntroOutcome,
     MintOutcome, SlotInfo,
@@ -48,7 +49,7 @@ mod info;
 mod pairs;
 mod slots;
 
-pub use directory::{ClaimBody, decode_claim};
+pub use directory::{ClaimBody, PROFILE_CHARS_MAX, check_profile, decode_claim};
 pub use slots::{AckBody, decode_ack};
 
 use directory::*;
@@ -59,7 +60,11 @@ use slots::*;
 /// The whole API as an axum router.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/", get(landing))
+        .route("/", get(pages::landing))
+        .route("/stats", get(pages::stats_page))
+        .route("/stats/history.json", get(pages::history_json))
+        .route("/phonebook", get(pages::phonebook_page))
+        .route("/assets/{file}", get(pages::asset))
         .route("/healthz", get(healthz))
         .route("/stats.json", get(stats))
         .route("/metrics", get(metrics))

@@ -144,15 +144,22 @@ pub struct HandleRecord {
     pub card: String,
     pub issued_ms: u64,
     pub claimed_ms: u64,
+    /// The holder asked to appear in the relay's phonebook (`/phonebook`). Records written
+    /// before the phonebook existed read as unlisted.
+    #[serde(default)]
+    pub listed: bool,
+    /// The holder's one-line profile, shown in the phonebook (empty when none).
+    #[serde(default)]
+    pub profile: String,
 }
 
 /// Result of a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
     Claimed,
-    /// Same key, newer card or another slot: the record was replaced.
+    /// Same key, newer card, another slot or another listing: the record was replaced.
     Updated,
-    /// Same key, same card, same slot: nothing to do.
+    /// Same key, same card, same slot, same listing: nothing to do.
     Unchanged,
     /// Another key holds the handle.
     Taken(Box<HandleRecord>),

@@ -718,7 +718,11 @@ impl BlobStore for RedbStore {
                     return Ok(ClaimOutcome::Taken(Box::new(held)));
                 }
                 Some(held) if held.card == record.card && held.slot == record.slot => {
-                    return Ok(ClaimOutcome::Unchanged);
+                    if held.listed == record.listed && held.profile == record.profile {
+                        return Ok(ClaimOutcome::Unchanged);
+                    }
+                    // Only the listing changed: the holder's own slot may restate it.
+                    outcome = ClaimOutcome::Updated;
                 }
                 Some(held) if record.issued_ms <= held.issued_ms => {
                     return Ok(ClaimOutcome::Stale {

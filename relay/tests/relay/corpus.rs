@@ -374,6 +374,8 @@ fn seed_invite_and_pair_slot_corpora() {
             slot: "00112233445566778899aabbccddeeff".into(),
         }],
         &format!("wac1_{}", "A".repeat(43)),
+        &[],
+        None,
     )
     .expect("plain");
     write(

@@ -3,11 +3,13 @@
 //! tests (real sockets, SIGKILL crash recovery, Unix sockets) live in the CLI's test binary,
 //! which has the `wire` executable.
 
+mod browser;
 mod client;
 mod concurrency;
 mod corpus;
 mod directory;
 mod harness;
+mod pages;
 mod pairs;
 mod python;
 mod routes;
