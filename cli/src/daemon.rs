@@ -349,6 +349,39 @@ pub fn stop(home: &Home) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Hands a command to the daemon (starting one if none runs) and returns its stdout, its
+/// stderr and its exit code, for a client that drives several commands (`pair-host`).
+pub fn capture(home: &Home, request: &Request) -> anyhow::Result<(String, String, u8)> {
+    let stream = match connect(home) {
+        Some(s) => s,
+        None => start(home)?,
+    };
+    let mut line = serde_json::to_string(request)?;
+    line.push('\n');
+    (&stream)
+        .write_all(line.as_bytes())
+        .context("cannot talk to the wire daemon")?;
+    let (mut out, mut err) = (String::new(), String::new());
+    for line in BufReader::new(&stream).lines() {
+        let line = line.context("lost the wire daemon mid-command")?;
+        let frame: Frame = serde_json::from_str(&line)
+            .with_context(|| format!("the wire daemon sent an unreadable line: {line:?}"))?;
+        if let Some(o) = frame.o {
+            out.push_str(&o);
+        }
+        if let Some(e) = frame.e {
+            err.push_str(&e);
+        }
+        if let Some(x) = frame.x {
+            return Ok((out, err, x));
+        }
+    }
+    bail!(
+        "the wire daemon hung up before the command finished; see {}",
+        log_path(home).display()
+    )
+}
+
 /// Hands a command to the daemon (starting one if none runs) and relays its output.
 pub fn forward(home: &Home, request: &Request) -> anyhow::Result<ExitCode> {
     let stream = match connect(home) {

@@ -65,6 +65,16 @@ enum Command {
     Accept(cmd::decide::AcceptArgs),
     /// Refuse a pair request; the refusal sticks.
     Reject(cmd::decide::RejectArgs),
+    /// Mint a signed invite URL that pairs whoever presents it (`wire accept '<url>'`).
+    Invite(cmd::invite::Args),
+    /// Pair by a code read aloud: show a code, compare a short authentication string.
+    PairHost(cmd::pair::HostArgs),
+    /// Join a pairing by the code the host's operator read out.
+    PairJoin(cmd::pair::JoinArgs),
+    /// Where pairings by code stand (the SAS to compare, paired, failed).
+    PairCheck(cmd::pair::CheckArgs),
+    /// Answer a pairing by code: the SAS digits, yes, or no.
+    PairConfirm(cmd::pair::ConfirmArgs),
     /// Your peers and where each line stands.
     Peers(cmd::peers::Args),
     /// Send a message to a peer.
@@ -112,6 +122,15 @@ enum Command {
     /// Move to a new mailbox slot and tell every peer.
     #[command(hide = true)]
     RotateSlot(cmd::rotate::Args),
+    /// Deprecated: `wire accept`.
+    #[command(hide = true)]
+    PairAccept(cmd::decide::AcceptArgs),
+    /// Deprecated: `wire reject`.
+    #[command(hide = true)]
+    PairReject(cmd::decide::RejectArgs),
+    /// Deprecated: `wire pending`.
+    #[command(hide = true)]
+    PairListInbound(cmd::pending::Args),
     /// Measure the local engine end to end (see docs/BENCHMARKS.md).
     #[command(hide = true)]
     Bench(cmd::bench::Args),
@@ -130,6 +149,16 @@ enum Command {
 }
 
 impl Command {
+    /// The verb that replaced a deprecated one, with the deprecated spelling.
+    fn deprecated(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Command::PairAccept(_) => Some(("pair-accept", "accept")),
+            Command::PairReject(_) => Some(("pair-reject", "reject")),
+            Command::PairListInbound(_) => Some(("pair-list-inbound", "pending")),
+            _ => None,
+        }
+    }
+
     /// Commands that never touch a session store run in this process.
     fn is_local(&self) -> bool {
         matches!(
@@ -154,6 +183,9 @@ impl Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = Out::from_env(cli.json);
+    if let Some((old, new)) = cli.command.deprecated() {
+        nag_deprecated(&out, old, new);
+    }
     let home = wire_engine::Home::from_env();
     let cwd = std::env::current_dir().ok();
     let chosen = cmd::Chosen::resolve(cli.session.clone(), home.as_ref().ok(), cwd.as_deref());
@@ -188,6 +220,19 @@ fn main() -> ExitCode {
         Ok(h) => h,
         Err(e) => return finish(&out, Err(e.into())),
     };
+    // `pair-host`/`pair-join` on a terminal: the client talks to the operator and steers the
+    // pairing (which runs in the daemon, or here with --no-daemon) through its detached form.
+    let start = interactive_pairing(&cli.command);
+    let detached = matches!(&cli.command, Command::PairHost(a) if a.detach)
+        || matches!(&cli.command, Command::PairJoin(a) if a.detach);
+    if cli.no_daemon && detached {
+        return finish(
+            &out,
+            Err(anyhow::anyhow!(
+                "--detach leaves the pairing to the daemon, and --no-daemon has none; drop one of the two"
+            )),
+        );
+    }
     if cli.no_daemon {
         let rt = match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -198,6 +243,24 @@ fn main() -> ExitCode {
             Err(e) => return finish(&out, Err(e.into())),
         };
         let agent = Agent::new(home, rt.handle().clone(), false);
+        if let Some(start) = start {
+            let call = |argv: &[String]| {
+                let captured = Arc::new(std::sync::Mutex::new((Vec::new(), Vec::new())));
+                let sink = {
+                    let c = captured.clone();
+                    output::Sink::Remote(Arc::new(move |is_err: bool, bytes: &[u8]| {
+                        let mut c = c.lock().expect("capture lock");
+                        if is_err { &mut c.1 } else { &mut c.0 }.extend_from_slice(bytes);
+                        true
+                    }))
+                };
+                let request = pairing_request(&out, &chosen, cwd.as_deref(), argv);
+                let code = run_in_daemon(agent.clone(), request, sink);
+                let c = captured.lock().expect("capture lock");
+                captured_json(&c.0, &c.1, code)
+            };
+            return finish(&out, cmd::pair::drive(&out, start, &call));
+        }
         let ctx = cmd::Ctx {
             chosen,
             out: out.clone(),
@@ -206,6 +269,14 @@ fn main() -> ExitCode {
         };
         let result = dispatch(&ctx, cli.command);
         return finish(&out, result);
+    }
+    if let Some(start) = start {
+        let call = |argv: &[String]| {
+            let (o, e, code) =
+                daemon::capture(&home, &pairing_request(&out, &chosen, cwd.as_deref(), argv))?;
+            captured_json(o.as_bytes(), e.as_bytes(), code)
+        };
+        return finish(&out, cmd::pair::drive(&out, start, &call));
     }
     let mut argv: Vec<String> = std::env::args().collect();
     if let Command::Session(cmd::session::Command::Destroy(args)) = &cli.command
@@ -221,6 +292,104 @@ fn main() -> ExitCode {
         cwd: cwd.and_then(|d| d.to_str().map(str::to_owned)),
     };
     finish(&out, daemon::forward(&home, &request))
+}
+
+/// The detached command line that starts an interactive `pair-host`/`pair-join`, if this is one.
+fn interactive_pairing(command: &Command) -> Option<Vec<String>> {
+    let argv = match command {
+        Command::PairHost(a) if !a.detach => {
+            let mut v = vec!["pair-host".to_owned(), "--detach".to_owned()];
+            if a.require_sas {
+                v.push("--require-sas".into());
+            }
+            if let Some(r) = &a.relay {
+                v.extend(["--relay".into(), r.clone()]);
+            }
+            v
+        }
+        Command::PairJoin(a) if !a.detach => {
+            let mut v = vec!["pair-join".to_owned(), "--detach".to_owned()];
+            if let Some(r) = &a.relay {
+                v.extend(["--relay".into(), r.clone()]);
+            }
+            v.extend(["--".into(), a.code.clone()]);
+            v
+        }
+        _ => return None,
+    };
+    Some(argv)
+}
+
+/// A request for one step of an interactive pairing: JSON out, the chosen session.
+fn pairing_request(
+    out: &Out,
+    chosen: &cmd::Chosen,
+    cwd: Option<&std::path::Path>,
+    argv: &[String],
+) -> daemon::Request {
+    let mut full = vec!["wire".to_owned(), "--json".to_owned()];
+    full.extend_from_slice(argv);
+    let mut style = out.style();
+    style.json = true;
+    daemon::Request {
+        v: 1,
+        argv: full,
+        style,
+        chosen: chosen.clone(),
+        cwd: cwd.and_then(|d| d.to_str().map(str::to_owned)),
+    }
+}
+
+/// A step's JSON output, or its error as an error.
+fn captured_json(stdout: &[u8], stderr: &[u8], code: u8) -> anyhow::Result<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_slice(stdout).map_err(|e| {
+        anyhow::anyhow!(
+            "the pairing step answered no JSON ({e}): {}",
+            String::from_utf8_lossy(stderr).trim()
+        )
+    })?;
+    if code != 0 {
+        anyhow::bail!(
+            "{}",
+            v["error"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| String::from_utf8_lossy(stderr).trim().to_owned())
+        );
+    }
+    Ok(v)
+}
+
+/// The variable that silences the note about `verb` for one shell session.
+fn nagged_var(verb: &str) -> String {
+    format!(
+        "WIRE_DEPRECATION_NAGGED_{}",
+        verb.replace('-', "_").to_ascii_uppercase()
+    )
+}
+
+/// Tells the operator, once per shell session, that `old` is now `new`. Never in JSON mode,
+/// where stderr may be parsed too, and never from the daemon (the client prints it). "Once"
+/// is `WIRE_DEPRECATION_NAGGED_<VERB>=1` in the environment, or a marker for the parent
+/// process (the shell) under the state root, since a command cannot set its shell's variables.
+fn nag_deprecated(out: &Out, old: &str, new: &str) {
+    let var = nagged_var(old);
+    if out.style().json || std::env::var_os(&var).is_some_and(|v| !v.is_empty()) {
+        return;
+    }
+    if let Ok(home) = wire_engine::Home::from_env() {
+        let dir = home.root().join("nagged");
+        let marker = dir.join(format!("{old}.{}", std::os::unix::process::parent_id()));
+        if marker.exists() {
+            return;
+        }
+        let _ =
+            wire_log::keyfile::create_private_dir(&dir).and_then(|()| std::fs::write(&marker, b""));
+    }
+    out.write_stderr(&format!(
+        "wire: `wire {old}` is deprecated; use `wire {new}` (it takes the same arguments). \
+         `export {var}=1` hides this note for the rest of this shell session.\n"
+    ));
 }
 
 fn finish(out: &Out, result: anyhow::Result<ExitCode>) -> ExitCode {
@@ -279,8 +448,14 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Whois(args) => cmd::whois::run(ctx, args),
         Command::Dial(args) => cmd::dial::run(ctx, args),
         Command::Pending(args) => cmd::pending::run(ctx, args),
-        Command::Accept(args) => cmd::decide::accept(ctx, args),
-        Command::Reject(args) => cmd::decide::reject(ctx, args),
+        Command::Accept(args) | Command::PairAccept(args) => cmd::decide::accept(ctx, args),
+        Command::Reject(args) | Command::PairReject(args) => cmd::decide::reject(ctx, args),
+        Command::Invite(args) => cmd::invite::run(ctx, args),
+        Command::PairHost(args) => cmd::pair::host(ctx, args),
+        Command::PairJoin(args) => cmd::pair::join(ctx, args),
+        Command::PairCheck(args) => cmd::pair::check(ctx, args),
+        Command::PairConfirm(args) => cmd::pair::confirm(ctx, args),
+        Command::PairListInbound(args) => cmd::pending::run(ctx, args),
         Command::Forget(args) => cmd::decide::forget(ctx, args),
         Command::Peers(args) => cmd::peers::run(ctx, args),
         Command::Send(args) => cmd::send::run(ctx, args),

@@ -6,6 +6,7 @@ mod audit;
 mod error;
 mod home;
 mod ingest;
+mod invite;
 mod line;
 mod secrets;
 mod session;
@@ -14,6 +15,7 @@ pub use audit::{Progress, VerifyFailure, VerifyReport};
 pub use error::EngineError;
 pub use home::{BINDINGS_MAX, Bindings, Home, SessionInfo, binding_key, check_session_name};
 pub use ingest::{CheckedSegment, FUTURE_SKEW_MS, IngestReport};
+pub use invite::{INVITE_TTL_MS_MAX, INVITE_TTL_MS_MIN, InviteCheck};
 pub use line::{
     LineState, MessageView, Minted, PENDING_MAX, RequestOutcome, SealedSegment, is_message_kind,
 };

@@ -74,7 +74,9 @@ pub struct Minted {
 }
 
 /// The endpoints, first capability and `more_caps` of an offer made of `minted`.
-fn offer_parts(minted: &[Minted]) -> Result<(Vec<Endpoint>, String, Vec<String>), EngineError> {
+pub(crate) fn offer_parts(
+    minted: &[Minted],
+) -> Result<(Vec<Endpoint>, String, Vec<String>), EngineError> {
     let Some(first) = minted.first() else {
         return Err(EngineError::Refused(
             "this session is not attached to a relay, so the peer could not write to it".into(),

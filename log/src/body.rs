@@ -518,9 +518,95 @@ impl Body for HandleClaimed {
     }
 }
 
+/// Body of `invite.issued` (self log): we signed an invite that pairs whoever presents it,
+/// up to `uses` times until `expires_ms` (the issuer's clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteIssued {
+    pub nonce: [u8; 16],
+    pub expires_ms: u64,
+    pub uses: u64,
+}
+
+fn array16(f: &mut Fields, field: &'static str) -> Result<[u8; 16], BodyError> {
+    let b = f.bytes(field)?;
+    <[u8; 16]>::try_from(b.as_slice()).map_err(|_| invalid(field, "must be 16 bytes"))
+}
+
+impl Body for InviteIssued {
+    const NAME: &'static str = "invite.issued";
+    const FIELDS: usize = 3;
+
+    fn to_value(&self) -> Value {
+        Value::Array(vec![
+            cbor::bytes(&self.nonce),
+            cbor::uint(self.expires_ms),
+            cbor::uint(self.uses),
+        ])
+    }
+
+    fn from_fields(f: &mut Fields) -> Result<Self, BodyError> {
+        let nonce = array16(f, "nonce")?;
+        let expires_ms = f.uint("expires_ms")?;
+        let uses = f.uint("uses")?;
+        if uses == 0 || uses > crate::invite::INVITE_USES_MAX {
+            return Err(invalid("uses", "must be 1 to 100"));
+        }
+        Ok(InviteIssued {
+            nonce,
+            expires_ms,
+            uses,
+        })
+    }
+}
+
+/// Body of `invite.redeemed` (self log): `peer` presented the invite `nonce`, which counts one
+/// of its uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteRedeemed {
+    pub nonce: [u8; 16],
+    pub peer: AuthorKey,
+}
+
+impl Body for InviteRedeemed {
+    const NAME: &'static str = "invite.redeemed";
+    const FIELDS: usize = 2;
+
+    fn to_value(&self) -> Value {
+        Value::Array(vec![cbor::bytes(&self.nonce), cbor::bytes(&self.peer.0)])
+    }
+
+    fn from_fields(f: &mut Fields) -> Result<Self, BodyError> {
+        Ok(InviteRedeemed {
+            nonce: array16(f, "nonce")?,
+            peer: AuthorKey(f.array32("peer")?),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invite_bodies_round_trip() {
+        let issued = InviteIssued {
+            nonce: [3; 16],
+            expires_ms: 99,
+            uses: 2,
+        };
+        assert_eq!(InviteIssued::decode(&issued.encode()), Ok(issued));
+        let zero = InviteIssued {
+            nonce: [3; 16],
+            expires_ms: 99,
+            uses: 0,
+        };
+        assert!(InviteIssued::decode(&zero.encode()).is_err());
+        let used = InviteRedeemed {
+            nonce: [3; 16],
+            peer: AuthorKey([5; 32]),
+        };
+        assert_eq!(InviteRedeemed::decode(&used.encode()), Ok(used));
+    }
 
     #[test]
     fn bodies_round_trip_and_refuse_bad_fields() {

@@ -52,6 +52,14 @@ impl Kind {
     pub const SLOT_RETIRED: Kind = Kind(1024);
     /// A relay directory holds a handle for us. Body: [`crate::body::HandleClaimed`].
     pub const HANDLE_CLAIMED: Kind = Kind(1025);
+    /// We signed an invite URL. Body: [`crate::body::InviteIssued`].
+    pub const INVITE_ISSUED: Kind = Kind(1030);
+    /// A pair request presented one of our invites; one use is spent. Body:
+    /// [`crate::body::InviteRedeemed`].
+    pub const INVITE_REDEEMED: Kind = Kind(1031);
+    /// Our operator confirmed the SAS of a pairing by code with this peer (just before our
+    /// acceptance, in the same transaction). Body: [`crate::body::PeerRef`].
+    pub const PAIR_CODE_CONFIRMED: Kind = Kind(1032);
     /// Local display name and emoji. Body: [`crate::body::Renamed`].
     pub const IDENTITY_RENAMED: Kind = Kind(10001);
     /// How far replication with a peer has come in one log. Body: [`crate::body::CursorAdvanced`].
@@ -101,6 +109,9 @@ impl Kind {
             Kind::SLOT_ATTACHED => "slot.attached",
             Kind::SLOT_RETIRED => "slot.retired",
             Kind::HANDLE_CLAIMED => "handle.claimed",
+            Kind::INVITE_ISSUED => "invite.issued",
+            Kind::INVITE_REDEEMED => "invite.redeemed",
+            Kind::PAIR_CODE_CONFIRMED => "pair.code_confirmed",
             Kind::IDENTITY_RENAMED => "identity.renamed",
             Kind::CURSOR_ADVANCED => "cursor.advanced",
             _ => return None,

@@ -5,6 +5,9 @@
 //! ```text
 //! request = [1, card: text (the dialer's signed agent card, JSON), endpoints: [1*4 [relay, slot]],
 //!            cap: text]                      canonical CBOR, sealed with Purpose::PairRequest
+//! request = [2, card, endpoints, cap, more_caps: [1*3 text]]      a capability per endpoint
+//! request = [3, card, endpoints, cap, more_caps: [0*3 text], invite: bstr16]
+//!                                            the same, redeeming an invite (§24)
 //! ```
 //!
 //! The intro envelope around it is signed by the dialer; the card inside must be signed by the
@@ -17,6 +20,7 @@ use crate::body::{BodyError, ENDPOINTS_MAX, Endpoint, check_capability};
 use crate::card::{CardError, SignedCard, VerifiedCard};
 use crate::cbor::{self, CborError, FieldError, Fields};
 use crate::intro::{INTRO_SEALED_MAX, Intro};
+use crate::invite::InviteNonce;
 use crate::keyfile::SecretKey;
 use crate::seal::{self, Purpose, SEAL_OVERHEAD, SealError};
 use crate::types::AuthorKey;
@@ -25,6 +29,8 @@ use crate::types::AuthorKey;
 pub const PAIR_REQUEST_VERSION: u64 = 1;
 /// The version of a pair request that carries a capability per endpoint (`more_caps`).
 pub const PAIR_REQUEST_VERSION_CAPS: u64 = 2;
+/// The version of a pair request that names an invite it redeems (PROTOCOL.md §24).
+pub const PAIR_REQUEST_VERSION_INVITE: u64 = 3;
 
 /// Why a pair request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,7 +44,7 @@ pub enum PairRequestError {
     #[error("pair request: {0}")]
     Body(#[from] BodyError),
     #[error(
-        "pair request version {0} is not supported (this build reads versions {PAIR_REQUEST_VERSION} and {PAIR_REQUEST_VERSION_CAPS})"
+        "pair request version {0} is not supported (this build reads versions {PAIR_REQUEST_VERSION} to {PAIR_REQUEST_VERSION_INVITE})"
     )]
     Version(u64),
     #[error("pair request card: {0}")]
@@ -57,6 +63,8 @@ pub struct PairRequest {
     pub cap: String,
     /// One capability per endpoint after the first, or empty when `cap` serves them all.
     pub more_caps: Vec<String>,
+    /// The invite this request redeems (version 3), if any.
+    pub invite: Option<InviteNonce>,
 }
 
 impl PairRequest {
@@ -68,6 +76,39 @@ impl PairRequest {
         cap: &str,
         more_caps: &[String],
         to_x25519: &[u8; 32],
+    ) -> Result<Vec<u8>, PairRequestError> {
+        let plain = Self::encode_plain(card, endpoints, cap, more_caps, None)?;
+        Self::seal_plain(&plain, to_x25519)
+    }
+
+    /// The same, naming the invite `invite` it redeems (version 3).
+    pub fn seal_invite(
+        card: &SignedCard,
+        endpoints: &[Endpoint],
+        cap: &str,
+        more_caps: &[String],
+        invite: &InviteNonce,
+        to_x25519: &[u8; 32],
+    ) -> Result<Vec<u8>, PairRequestError> {
+        let plain = Self::encode_plain(card, endpoints, cap, more_caps, Some(invite))?;
+        Self::seal_plain(&plain, to_x25519)
+    }
+
+    fn seal_plain(plain: &[u8], to_x25519: &[u8; 32]) -> Result<Vec<u8>, PairRequestError> {
+        if plain.len() + SEAL_OVERHEAD > INTRO_SEALED_MAX {
+            return Err(PairRequestError::TooLarge);
+        }
+        Ok(seal::seal(to_x25519, Purpose::PairRequest, plain)?)
+    }
+
+    /// The plaintext of a request, checked: version 1 (one capability), 2 (one per endpoint)
+    /// or 3 (naming an invite). A pairing by code seals it in its card box (PROTOCOL.md §25).
+    pub fn encode_plain(
+        card: &SignedCard,
+        endpoints: &[Endpoint],
+        cap: &str,
+        more_caps: &[String],
+        invite: Option<&InviteNonce>,
     ) -> Result<Vec<u8>, PairRequestError> {
         if endpoints.is_empty() || endpoints.len() > ENDPOINTS_MAX {
             return Err(BodyError::Invalid {
@@ -91,12 +132,14 @@ impl PairRequest {
             check_capability(c)?;
         }
         let card_json = serde_json::to_string(card).map_err(|e| CardError::Json(e.to_string()))?;
+        let version = match (invite, more_caps.is_empty()) {
+            (Some(_), _) => PAIR_REQUEST_VERSION_INVITE,
+            (None, true) => PAIR_REQUEST_VERSION,
+            (None, false) => PAIR_REQUEST_VERSION_CAPS,
+        };
+        // Do not reorder or change: the callee decodes these positions.
         let mut fields = vec![
-            cbor::uint(if more_caps.is_empty() {
-                PAIR_REQUEST_VERSION
-            } else {
-                PAIR_REQUEST_VERSION_CAPS
-            }),
+            cbor::uint(version),
             cbor::text(&card_json),
             Value::Array(
                 endpoints
@@ -106,16 +149,21 @@ impl PairRequest {
             ),
             cbor::text(cap),
         ];
-        if !more_caps.is_empty() {
+        if !more_caps.is_empty() || invite.is_some() {
             fields.push(Value::Array(
                 more_caps.iter().map(|c| cbor::text(c)).collect(),
             ));
         }
-        let plain = cbor::encode(&Value::Array(fields));
-        if plain.len() + SEAL_OVERHEAD > INTRO_SEALED_MAX {
-            return Err(PairRequestError::TooLarge);
+        if let Some(n) = invite {
+            fields.push(cbor::bytes(&n.0));
         }
-        Ok(seal::seal(to_x25519, Purpose::PairRequest, &plain)?)
+        Ok(cbor::encode(&Value::Array(fields)))
+    }
+
+    /// Checks a plaintext whose sender is whoever its card names (a card box, where the AEAD
+    /// key, not a signature, says who wrote it).
+    pub fn decode_own(plain: &[u8]) -> Result<PairRequest, PairRequestError> {
+        Self::decode_from(plain, None)
     }
 
     /// Opens the request inside a checked intro and checks it: the card verifies and belongs to
@@ -127,12 +175,20 @@ impl PairRequest {
 
     /// Checks an opened request from `from`.
     pub fn decode(plain: &[u8], from: &AuthorKey) -> Result<PairRequest, PairRequestError> {
+        Self::decode_from(plain, Some(from))
+    }
+
+    fn decode_from(
+        plain: &[u8],
+        from: Option<&AuthorKey>,
+    ) -> Result<PairRequest, PairRequestError> {
         let value = cbor::decode_canonical(plain, INTRO_SEALED_MAX)?;
-        let mut f = Fields::new_range("pair request", value, 4, 5)?;
+        let mut f = Fields::new_range("pair request", value, 4, 6)?;
         let version = f.uint("version")?;
         let fields = match version {
             PAIR_REQUEST_VERSION => 4,
             PAIR_REQUEST_VERSION_CAPS => 5,
+            PAIR_REQUEST_VERSION_INVITE => 6,
             v => return Err(PairRequestError::Version(v)),
         };
         if f.left() + 1 != fields {
@@ -166,7 +222,11 @@ impl PairRequest {
         let mut more_caps = Vec::new();
         if f.left() > 0 {
             let items = f.array("more_caps", ENDPOINTS_MAX)?;
-            if items.is_empty() || items.len() + 1 != endpoints.len() {
+            // Version 3 may leave it empty (one capability for every endpoint); version 2 not.
+            let may_be_empty = version == PAIR_REQUEST_VERSION_INVITE;
+            if (items.is_empty() && !may_be_empty)
+                || (!items.is_empty() && items.len() + 1 != endpoints.len())
+            {
                 return Err(BodyError::Invalid {
                     field: "more_caps",
                     reason: "must hold one capability for each endpoint after the first".into(),
@@ -185,8 +245,19 @@ impl PairRequest {
                 more_caps.push(c);
             }
         }
+        let invite = if f.left() > 0 {
+            let n = f.bytes("invite")?;
+            Some(InviteNonce(<[u8; 16]>::try_from(n.as_slice()).map_err(
+                |_| FieldError {
+                    what: "pair request",
+                    problem: "field invite is not 16 bytes".into(),
+                },
+            )?))
+        } else {
+            None
+        };
         let card = SignedCard::from_json(card_json.as_bytes())?.verify()?;
-        if card.key != *from {
+        if from.is_some_and(|f| card.key != *f) {
             return Err(PairRequestError::CardMismatch);
         }
         Ok(PairRequest {
@@ -194,6 +265,7 @@ impl PairRequest {
             endpoints,
             cap,
             more_caps,
+            invite,
         })
     }
 }
@@ -231,6 +303,28 @@ mod tests {
         assert!(
             PairRequest::seal(&card, &endpoints, "wac1_short", &[], &bob.x25519_public()).is_err()
         );
+    }
+
+    #[test]
+    fn a_request_that_redeems_an_invite_names_it_as_version_3() {
+        let alice = SecretKey::from_seed(&[1; 32]);
+        let bob = SecretKey::from_seed(&[2; 32]);
+        let card = SignedCard::sign(&alice, "alice@127.0.0.1:8771", 5).expect("card");
+        let endpoints = [Endpoint {
+            relay: "http://127.0.0.1:8771".into(),
+            slot: "00112233445566778899aabbccddeeff".into(),
+        }];
+        let cap = format!("wac1_{}", "A".repeat(43));
+        let nonce = InviteNonce([7; 16]);
+        let sealed =
+            PairRequest::seal_invite(&card, &endpoints, &cap, &[], &nonce, &bob.x25519_public())
+                .expect("seal");
+        let intro = Intro::sign(&alice, "bob@127.0.0.1:8771", 9, sealed).expect("intro");
+        let req = PairRequest::open(&bob, &intro).expect("open");
+        assert_eq!(req.invite, Some(nonce));
+        assert!(req.more_caps.is_empty());
+        let plain = PairRequest::encode_plain(&card, &endpoints, &cap, &[], None).expect("plain");
+        assert_eq!(PairRequest::decode_own(&plain).expect("own").invite, None);
     }
 
     #[test]

@@ -274,3 +274,90 @@ fn line_keys_and_a_line_sealed_segment_match_their_golden_vectors() {
         }),
     );
 }
+
+#[test]
+fn invites_and_pairing_by_code_match_their_golden_vectors() {
+    use wire_log::card::SignedCard;
+    use wire_log::identity::{ADJECTIVES, NOUNS};
+    use wire_log::invite::{Invite, InviteNonce};
+    use wire_log::pake::{self, Code, HostHello, JoinHello, Keys, Side};
+
+    let alice = SecretKey::from_seed(&[1; 32]);
+    let card = SignedCard::sign(&alice, "alice@127.0.0.1:8771", 1_764_028_800_000).expect("card");
+    let invite = Invite::sign(
+        &alice,
+        &card,
+        "http://127.0.0.1:8771",
+        InviteNonce([0x0b; 16]),
+        1_764_029_400_000,
+        1,
+    )
+    .expect("invite");
+    let url = invite.to_url();
+    assert_eq!(Invite::from_url(&url).expect("parse"), invite);
+
+    let code = Code::parse(&format!(
+        "0042-{}-{}-{}-{}",
+        ADJECTIVES[1], NOUNS[2], ADJECTIVES[3], NOUNS[4]
+    ))
+    .expect("code");
+    let k = [0x11u8; 32];
+    let mut a = vec![0x41u8];
+    a.extend([0x22u8; 32]);
+    let mut b = vec![0x42u8];
+    b.extend([0x33u8; 32]);
+    let host_hello = HostHello { flags: 1, spake: a }.encode();
+    let join_hello = JoinHello { spake: b }.encode();
+    let transcript = pake::transcript_of(&k, &host_hello, &join_hello);
+    let sas = pake::sas_of(&transcript);
+    let keys = Keys::derive(Side::Host, &k, &host_hello, &join_hello);
+    let cap = format!("wac1_{}", "A".repeat(43));
+    let endpoints = [wire_log::body::Endpoint {
+        relay: "http://127.0.0.1:8771".into(),
+        slot: "00112233445566778899aabbccddeeff".into(),
+    }];
+    let plain = wire_log::pair::PairRequest::encode_plain(&card, &endpoints, &cap, &[], None)
+        .expect("plain");
+    let card_box = keys.seal_with_nonce(Side::Host, &plain, &[0x44; 24]);
+    let joiner = Keys::derive(Side::Join, &k, &host_hello, &join_hello);
+    assert_eq!(
+        joiner.open_card(&card_box).expect("open").card.key,
+        alice.author()
+    );
+
+    check(
+        "pairing.json",
+        json!({
+            "invite": {
+                "seed": "01 x 32",
+                "card_handle": "alice@127.0.0.1:8771",
+                "card_issued_ms": 1_764_028_800_000u64,
+                "relay": "http://127.0.0.1:8771",
+                "nonce": invite.nonce.to_hex(),
+                "expires_ms": invite.expires_ms,
+                "uses": invite.uses,
+                "signed_hex": hex::encode(invite.signed_bytes()),
+                "url": url,
+            },
+            "code": {
+                "code": code.as_str(),
+                "nameplate": code.nameplate(),
+                "slot": code.slot(),
+            },
+            "derivations": {
+                "k": hex::encode(k),
+                "host_hello_hex": hex::encode(&host_hello),
+                "join_hello_hex": hex::encode(&join_hello),
+                "transcript": hex::encode(transcript),
+                "sas_digits": sas.digits,
+                "sas_emoji": sas.emoji,
+                "sas_tags": sas.tags,
+                "aead_key": hex::encode(pake::aead_key_of(&transcript)),
+                "card_box_nonce": hex::encode([0x44u8; 24]),
+                "card_box_side": "host",
+                "card_box_plain_hex": hex::encode(&plain),
+                "card_box_hex": hex::encode(&card_box),
+            },
+        }),
+    );
+}

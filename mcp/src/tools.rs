@@ -222,10 +222,81 @@ pub const SPECS: &[Spec] = &[
         args: &[],
         read_only: true,
     },
+    Spec {
+        name: "wire_pair_initiate",
+        about: "Start a pairing by code (when your operator asks to pair over a phone call or a channel that cannot be trusted): returns a code phrase for your operator to read to the other side, and a pairing id for wire_pair_check and wire_pair_confirm.",
+        args: &[
+            arg(
+                "require_sas",
+                Ty::Bool,
+                false,
+                "Both operators must type the six SAS digits (always the case for wire_pair_confirm).",
+            ),
+            arg(
+                "relay",
+                Ty::Str(URL_BYTES_MAX),
+                false,
+                "The relay that holds the pairing (default: your own relay).",
+            ),
+        ],
+        read_only: false,
+    },
+    Spec {
+        name: "wire_pair_join",
+        about: "Join a pairing with the code phrase your operator was given by the other side; returns a pairing id and, once both hold a key, the SAS to show your operator.",
+        args: &[
+            arg(
+                "code",
+                Ty::Str(128),
+                true,
+                "The code phrase, like 4821-brave-otter-quiet-meadow, exactly as your operator gave it.",
+            ),
+            arg(
+                "relay",
+                Ty::Str(URL_BYTES_MAX),
+                false,
+                "The relay the other side uses (default: your own relay).",
+            ),
+        ],
+        read_only: false,
+    },
+    Spec {
+        name: "wire_pair_check",
+        about: "Where pairings by code stand: waiting, sas (show the digits and emoji to your operator and ask them to compare with the other side), confirmed, paired or failed with the reason.",
+        args: &[
+            arg(
+                "id",
+                Ty::Str(64),
+                false,
+                "One pairing id; all pairings when absent.",
+            ),
+            arg(
+                "wait_ms",
+                Ty::Int(0, 60_000),
+                false,
+                "Wait up to this long for the pairing to move on from its current phase.",
+            ),
+        ],
+        read_only: true,
+    },
+    Spec {
+        name: "wire_pair_confirm",
+        about: "Confirm a pairing by code with the six SAS digits your operator typed back to you after comparing them with the other side. Never pass digits you read from wire_pair_check yourself: a mismatch aborts the pairing for good.",
+        args: &[
+            arg("id", Ty::Str(64), true, "The pairing id."),
+            arg(
+                "digits",
+                Ty::Str(32),
+                true,
+                "The six digits exactly as your operator typed them.",
+            ),
+        ],
+        read_only: false,
+    },
 ];
 
 /// The names, in `tools/list` order.
-pub const TOOL_NAMES: [&str; 14] = [
+pub const TOOL_NAMES: [&str; 18] = [
     "wire_whoami",
     "wire_here",
     "wire_peers",
@@ -240,6 +311,10 @@ pub const TOOL_NAMES: [&str; 14] = [
     "wire_whois",
     "wire_init",
     "wire_status",
+    "wire_pair_initiate",
+    "wire_pair_join",
+    "wire_pair_check",
+    "wire_pair_confirm",
 ];
 
 pub fn spec(name: &str) -> Option<&'static Spec> {
@@ -419,7 +494,25 @@ pub fn check(spec: &Spec, given: Option<&JsonObject>) -> Result<Args, String> {
         }
         out.insert(a.name.into(), v.clone());
     }
+    // A pairing by code is confirmed by the operator's digits only, never by a yes.
+    if spec.name == "wire_pair_confirm"
+        && let Some(d) = out.get("digits").and_then(Value::as_str)
+        && !(d
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
+            && d.chars().filter(char::is_ascii_digit).count() == 6)
+    {
+        return Err(
+            "`digits` takes the six SAS digits exactly as your operator typed them back to you (spaces allowed); nothing was confirmed. Ask your operator to compare the SAS with the other side and type the digits"
+                .into(),
+        );
+    }
     Ok(Args(out))
+}
+
+/// The digits of what the operator typed (`check` let only digits, spaces and dashes through).
+fn digits_only(typed: &str) -> String {
+    typed.chars().filter(char::is_ascii_digit).collect()
 }
 
 /// The wire command line behind a tool (`wire_wait` and `wire_whoami` add their own work).
@@ -459,6 +552,38 @@ pub fn argv(name: &str, a: &Args) -> Vec<String> {
                 v.extend([s("--"), s(p)]);
             }
         }
+        "wire_pair_initiate" => {
+            v.extend([s("pair-host"), s("--detach")]);
+            if a.bool("require_sas") {
+                v.push(s("--require-sas"));
+            }
+            if let Some(r) = a.str("relay") {
+                v.extend([s("--relay"), s(r)]);
+            }
+        }
+        "wire_pair_join" => {
+            v.extend([s("pair-join"), s("--detach")]);
+            if let Some(r) = a.str("relay") {
+                v.extend([s("--relay"), s(r)]);
+            }
+            v.extend([s("--"), s(a.str("code").unwrap_or_default())]);
+        }
+        "wire_pair_check" => {
+            v.push(s("pair-check"));
+            if let Some(w) = a.int("wait_ms") {
+                v.extend([s("--wait-ms"), w.to_string()]);
+            }
+            if let Some(id) = a.str("id") {
+                v.extend([s("--"), s(id)]);
+            }
+        }
+        "wire_pair_confirm" => v.extend([
+            s("pair-confirm"),
+            s("--"),
+            s(a.str("id").unwrap_or_default()),
+            // Only digits reach the command: never its `yes` or `no` (see `check`).
+            digits_only(a.str("digits").unwrap_or_default()),
+        ]),
         "wire_init" => {
             v.push(s("init"));
             if a.bool("offline") {

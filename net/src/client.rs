@@ -329,6 +329,56 @@ impl RelayClient {
         self.json(call).await
     }
 
+    /// `PUT /v1/pair/{slot}/{side}/{index}`: writes one message of a pairing by code (write
+    /// once; the same bytes again are a no-op, so the call is safe to repeat).
+    pub async fn pair_put(
+        &self,
+        slot: &str,
+        side: &str,
+        index: u8,
+        bytes: Bytes,
+    ) -> Result<(), NetError> {
+        let call = Call::new(
+            Method::PUT,
+            format!("/v1/pair/{}/{}/{index}", id(slot)?, id(side)?),
+        )
+        .body("application/octet-stream", bytes)
+        .idempotent(true);
+        self.ok(call, JSON_BYTES_MAX).await.map(drop)
+    }
+
+    /// `GET /v1/pair/{slot}/{side}/{index}?wait_ms=N`: the message if written, waiting up to
+    /// `wait_ms` (the relay caps it at 25 s); `None` when it is not there yet.
+    pub async fn pair_get(
+        &self,
+        slot: &str,
+        side: &str,
+        index: u8,
+        wait_ms: u64,
+    ) -> Result<Option<Bytes>, NetError> {
+        let call = Call::new(
+            Method::GET,
+            format!(
+                "/v1/pair/{}/{}/{index}?wait_ms={wait_ms}",
+                id(slot)?,
+                id(side)?
+            ),
+        )
+        .idempotent(true);
+        let answer = self.ok(call, 64 * 1024).await?;
+        if answer.status == hyper::StatusCode::NO_CONTENT {
+            Ok(None)
+        } else {
+            Ok(Some(answer.body))
+        }
+    }
+
+    /// `DELETE /v1/pair/{slot}`: gives up a pairing, so the other side stops waiting.
+    pub async fn pair_close(&self, slot: &str) -> Result<(), NetError> {
+        let call = Call::new(Method::DELETE, format!("/v1/pair/{}", id(slot)?)).idempotent(true);
+        self.ok(call, JSON_BYTES_MAX).await.map(drop)
+    }
+
     /// `GET /.well-known/wire/agent?handle=NICK`: who holds `nick` on this relay, with the
     /// signed card verbatim. Verify the card before trusting any of it.
     pub async fn resolve(&self, nick: &str) -> Result<Resolved, NetError> {

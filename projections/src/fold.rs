@@ -3,13 +3,14 @@
 
 use wire_log::body::{
     Body, BodyError, CapGranted, CursorAdvanced, EndpointLearned, EndpointOffer, HandleClaimed,
-    IdentityCreated, PeerCard, PeerRef, Renamed, SlotChange,
+    IdentityCreated, InviteIssued, InviteRedeemed, PeerCard, PeerRef, Renamed, SlotChange,
 };
 use wire_log::{AuthorKey, Character, Did, Kind, KindClass, LogId, VerifiedEvent};
 
 use crate::State;
 use crate::types::{
-    Cursor, CursorKey, Grant, Identity, Peer, PeerEndpoint, PeerState, Pending, did_of,
+    Cursor, CursorKey, Grant, INVITE_KEPT_AFTER_EXPIRY_MS, INVITES_KEPT_MAX, Identity,
+    InviteRecord, Peer, PeerEndpoint, PeerState, Pending, did_of,
 };
 
 /// Why an event cannot be folded in: either the state store failed, or the event breaks the
@@ -107,6 +108,7 @@ fn genesis(
         renamed: false,
         slots: Vec::new(),
         claimed: Vec::new(),
+        invites: Vec::new(),
     })?;
     state.set_applied(position)
 }
@@ -255,6 +257,58 @@ fn self_event(
             if !identity.claimed.contains(&c.handle) {
                 identity.claimed.push(c.handle);
             }
+            state.set_identity(identity)
+        }
+        Kind::INVITE_ISSUED => {
+            let i: InviteIssued = body(event)?;
+            // Invites a day past their expiry are forgotten: nothing can redeem them any more.
+            identity.invites.retain(|r| {
+                r.expires_ms.saturating_add(INVITE_KEPT_AFTER_EXPIRY_MS) >= event.ts_ms
+            });
+            if identity.invites.iter().any(|r| r.nonce == i.nonce) {
+                return Err(rejected(
+                    event,
+                    "an invite with this nonce was issued already",
+                ));
+            }
+            if identity.invites.len() >= INVITES_KEPT_MAX {
+                return Err(rejected(
+                    event,
+                    format!("{INVITES_KEPT_MAX} invites are open already"),
+                ));
+            }
+            identity.invites.push(InviteRecord {
+                nonce: i.nonce,
+                issued_ms: event.ts_ms,
+                expires_ms: i.expires_ms,
+                uses: i.uses,
+                used: 0,
+                redeemed_by: Vec::new(),
+            });
+            state.set_identity(identity)
+        }
+        Kind::PAIR_CODE_CONFIRMED => {
+            // Recorded between the card (as a request) and the acceptance it leads to.
+            let r: PeerRef = body(event)?;
+            if state.pending(&r.peer)?.is_none() {
+                return Err(rejected(event, "no card from this peer is waiting"));
+            }
+            Ok(())
+        }
+        Kind::INVITE_REDEEMED => {
+            let r: InviteRedeemed = body(event)?;
+            not_self(event, &identity, &r.peer)?;
+            let Some(invite) = identity.invites.iter_mut().find(|i| i.nonce == r.nonce) else {
+                return Err(rejected(event, "no such invite was issued"));
+            };
+            if event.ts_ms > invite.expires_ms {
+                return Err(rejected(event, "the invite had expired"));
+            }
+            if invite.used >= invite.uses {
+                return Err(rejected(event, "the invite's uses are spent"));
+            }
+            invite.used += 1;
+            invite.redeemed_by.push(r.peer);
             state.set_identity(identity)
         }
         Kind::ENDPOINT_LEARNED => {

@@ -17,7 +17,10 @@ pub use redb_state::{
     CURSORS, IDENTITY, PEERS, PENDING, PROJECTION_META, RedbState, TABLES, read_all, read_cursor,
     read_peer,
 };
-pub use types::{Cursor, CursorKey, Grant, Identity, Peer, PeerEndpoint, PeerState, Pending};
+pub use types::{
+    Cursor, CursorKey, Grant, INVITE_KEPT_AFTER_EXPIRY_MS, INVITES_KEPT_MAX, Identity,
+    InviteRecord, Peer, PeerEndpoint, PeerState, Pending,
+};
 
 use wire_log::AuthorKey;
 

@@ -22,6 +22,30 @@ pub struct Identity {
     /// Full handles (`nick@domain`) relay directories hold for us.
     #[serde(default)]
     pub claimed: Vec<String>,
+    /// Invites we issued that may still be redeemed (or were, until a day past their expiry),
+    /// oldest first; at most [`INVITES_KEPT_MAX`].
+    #[serde(default)]
+    pub invites: Vec<InviteRecord>,
+}
+
+/// Most invites the identity keeps; the fold refuses an `invite.issued` beyond it.
+pub const INVITES_KEPT_MAX: usize = 256;
+
+/// How long past its expiry an invite is remembered, so a late redemption is refused as
+/// expired rather than as unknown.
+pub const INVITE_KEPT_AFTER_EXPIRY_MS: u64 = 24 * 3600 * 1000;
+
+/// One invite we issued and how many of its uses are spent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteRecord {
+    pub nonce: [u8; 16],
+    pub issued_ms: u64,
+    pub expires_ms: u64,
+    pub uses: u64,
+    pub used: u64,
+    /// Who redeemed it, in order.
+    #[serde(default)]
+    pub redeemed_by: Vec<AuthorKey>,
 }
 
 /// Where a pairing stands.

@@ -171,6 +171,8 @@ pub struct App {
     pub limiters: Limiters,
     pub history: History,
     pub started: Instant,
+    /// Pairings by code in progress (memory only).
+    pub pairs: crate::pairs::PairSlots,
     /// Wall-clock start, for the uptime shown on the landing page.
     pub started_ms: u64,
 }
@@ -212,6 +214,7 @@ impl App {
             hub,
             metrics,
             limiters,
+            pairs: crate::pairs::PairSlots::default(),
             history,
             started: Instant::now(),
             started_ms: now_ms(),

@@ -12,6 +12,7 @@ pub mod hub;
 pub mod limits;
 pub mod metrics;
 pub mod pages;
+pub mod pairs;
 pub mod server;
 pub mod store;
 pub mod token;

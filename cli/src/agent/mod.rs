@@ -2,6 +2,7 @@
 //! that moves a pair log between two agents (push, pull, intros). The daemon runs one of these
 //! with background loops; `--no-daemon` runs one for a single command.
 
+pub(crate) mod pairing;
 pub(crate) mod pull;
 pub(crate) mod push;
 

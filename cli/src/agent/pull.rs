@@ -455,11 +455,14 @@ impl Agent {
                     break;
                 };
                 for r in &page.records {
-                    match live
-                        .session
-                        .open_pair_request(&r.bytes)
-                        .and_then(|req| live.session.take_pair_request(&req))
-                    {
+                    let outcome = live.session.open_pair_request(&r.bytes).and_then(|req| {
+                        if req.invite.is_some() {
+                            self.take_invited(live, &req)
+                        } else {
+                            live.session.take_pair_request(&req)
+                        }
+                    });
+                    match outcome {
                         Ok(RequestOutcome::Pending(_) | RequestOutcome::Paired(_)) => taken += 1,
                         Ok(RequestOutcome::Dropped(_)) => {
                             live.report.lock().expect("report lock").dropped_requests += 1;
@@ -484,6 +487,47 @@ impl Agent {
             return Err(e.into());
         }
         Ok((taken, junk))
+    }
+
+    /// A request that names one of our invites pairs at once if the invite is valid (the
+    /// invite was our consent); otherwise it is dropped with the reason, and never falls back
+    /// to a pending request (a stranger must not make up an invite to get in line).
+    fn take_invited(
+        self: &Arc<Self>,
+        live: &Arc<Live>,
+        req: &wire_log::pair::PairRequest,
+    ) -> Result<RequestOutcome, wire_engine::EngineError> {
+        let refused = |why: String| {
+            live.refuse(
+                format!("a pair request from {}", req.card.signed.handle),
+                format!("refused: {why}"),
+            );
+            Ok(RequestOutcome::Dropped(why))
+        };
+        let Some(nonce) = req.invite else {
+            return live.session.take_pair_request(req);
+        };
+        if let wire_engine::InviteCheck::Refused(why) = live.session.check_invite(&nonce)? {
+            return refused(why);
+        }
+        match live.session.find_peer(&req.card.key)?.map(|p| p.state) {
+            // We dialed them too: both consented, the invite adds nothing.
+            Some(wire_engine::PeerState::Dialed) => return live.session.take_pair_request(req),
+            Some(wire_engine::PeerState::Paired) => return refused("already paired".into()),
+            Some(wire_engine::PeerState::Rejected) => {
+                return refused("you rejected this key before; the refusal sticks".into());
+            }
+            None => {}
+        }
+        let minted = match self.block_on(self.mint_caps(live)) {
+            Ok(m) => m,
+            Err(e) => return refused(format!("could not mint its capabilities: {e:#}")),
+        };
+        match live.session.accept_invited(req, &minted) {
+            Ok(peer) => Ok(RequestOutcome::Paired(Box::new(peer))),
+            Err(wire_engine::EngineError::Refused(why)) => refused(why),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -15,7 +15,8 @@ use crate::names::{Found, resolve};
 
 #[derive(Debug, clap::Args)]
 pub struct AcceptArgs {
-    /// The requester's nickname, handle or DID, as `wire pending` shows it.
+    /// The requester's nickname, handle or DID, as `wire pending` shows it, or an invite URL
+    /// (`wire://pair?…`, from `wire invite`) to pair with its issuer.
     name: String,
 }
 
@@ -40,6 +41,9 @@ struct Decided {
 }
 
 pub fn accept(ctx: &Ctx, args: AcceptArgs) -> anyhow::Result<ExitCode> {
+    if wire_log::invite::Invite::looks_like_url(&args.name) {
+        return super::invite::accept_url(ctx, &args.name);
+    }
     let (live, _) = ctx.open()?;
     let _ = ctx.agent.poll_intros(&live);
     let state = live.session.state()?;

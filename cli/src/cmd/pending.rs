@@ -14,6 +14,9 @@ pub struct Args {}
 #[derive(Debug, Serialize)]
 struct Listed {
     pending: Vec<PendingJson>,
+    /// Pairings by code whose SAS waits for this operator (`wire pair-confirm`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pairings: Vec<super::pair::PairingJson>,
 }
 
 pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<ExitCode> {
@@ -25,15 +28,26 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut pending = live.session.pending()?;
     pending.sort_by_key(|p| p.received_ms);
+    // A detached pairing by code tells its operator here that its SAS waits for them.
+    let pairings: Vec<super::pair::PairingJson> = crate::agent::pairing::pairings(&live.name)
+        .iter()
+        .map(|p| super::pair::PairingJson::of(p))
+        .filter(|p| matches!(p.phase, crate::agent::pairing::Phase::Sas { .. }))
+        .collect();
+    let sas_lines: String = pairings
+        .iter()
+        .map(|p| super::pair::show(&ctx.out, p))
+        .collect();
     ctx.out.print(
         &Listed {
             pending: pending.iter().map(PendingJson::of).collect(),
+            pairings,
         },
         || {
             if pending.is_empty() {
-                return "No pair requests waiting.\n".into();
+                return format!("{sas_lines}No pair requests waiting.\n");
             }
-            let mut s = String::new();
+            let mut s = sas_lines;
             for p in &pending {
                 let _ = writeln!(
                     s,

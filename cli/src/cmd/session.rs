@@ -964,6 +964,7 @@ fn try_pair(ctx: &Ctx, a: &Arc<Live>, b: &Arc<Live>) -> anyhow::Result<Option<St
         endpoints: minted.iter().map(|m| m.endpoint.clone()).collect(),
         cap: minted[0].cap.clone(),
         more_caps: minted[1..].iter().map(|m| m.cap.clone()).collect(),
+        invite: None,
     };
     if let Some(minted_b) = minted_b {
         // Neither side knew the other: `b` takes the request and accepts it in one commit,

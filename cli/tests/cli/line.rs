@@ -353,7 +353,7 @@ impl Rig {
         format!("http://{}", self.addr)
     }
 
-    fn target(&self) -> Target {
+    pub(crate) fn target(&self) -> Target {
         Target::Tcp(self.addr)
     }
 
@@ -373,7 +373,7 @@ impl Rig {
     }
 
     /// Starts the relay again on the same port and data directory.
-    fn restart_relay(&mut self) {
+    pub(crate) fn restart_relay(&mut self) {
         assert!(self.relay.is_none(), "the relay still runs");
         let bind = self.addr.to_string();
         let (child, addr) = poll("the relay to start again on its port", || {
@@ -395,7 +395,7 @@ impl Rig {
     }
 
     /// The same, without a daemon (for the many strangers of the flood).
-    fn agent_without_daemon(&self, nick: &str) -> Agent {
+    pub(crate) fn agent_without_daemon(&self, nick: &str) -> Agent {
         self.init(nick, &["--no-daemon"])
     }
 
@@ -481,7 +481,7 @@ impl Agent {
     }
 
     /// Our row for `other` in `wire peers`, if any.
-    fn peer(&self, other: &Agent) -> Option<Value> {
+    pub(crate) fn peer(&self, other: &Agent) -> Option<Value> {
         self.peers()
             .into_iter()
             .find(|p| p["key"] == other.key.as_str())
@@ -502,7 +502,7 @@ impl Agent {
         self.list(&["tail", "-n", &n.to_string()], "messages")
     }
 
-    fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         self.json(&["status"])
     }
 
@@ -512,7 +512,7 @@ impl Agent {
     }
 
     /// Sends and requires `stored` (exit 0).
-    fn send_stored(&self, to: &Agent, body: &str) {
+    pub(crate) fn send_stored(&self, to: &Agent, body: &str) {
         let r = self.send(to, body).ok();
         assert_eq!(r.json()["outcome"], "stored", "{}", r.describe());
     }
@@ -553,7 +553,7 @@ impl Agent {
         });
     }
 
-    fn verify_clean(&self) {
+    pub(crate) fn verify_clean(&self) {
         let r = self.run(&["verify"]);
         assert_eq!(r.code, 0, "verify: {}", r.describe());
         assert_eq!(r.json()["ok"], true, "{}", r.describe());
@@ -626,7 +626,13 @@ fn bodies_from(tail: &[Value], from: &Agent) -> Vec<String> {
 
 /// Waits until `reader`'s tail holds `want` from `from`, in that order, and then checks that
 /// nothing else from `from` with `prefix` is there (no duplicate, nothing unexpected).
-fn await_messages(reader: &Agent, from: &Agent, prefix: &str, want: &[String], deadline: Duration) {
+pub(crate) fn await_messages(
+    reader: &Agent,
+    from: &Agent,
+    prefix: &str,
+    want: &[String],
+    deadline: Duration,
+) {
     let n = want.len() + 200;
     let got = poll_for(
         &format!(

@@ -5,9 +5,11 @@
 
 mod errors;
 mod http;
+mod invite;
 mod line;
 mod mcp;
 mod output;
+mod pair;
 mod relay;
 mod session;
 mod setup;

@@ -701,3 +701,123 @@ fn the_python_sdk_sees_the_same_server_in_every_mode() {
         bob.key.as_str()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairings_by_code_through_mcp_are_independent_and_confirmed_by_the_operators_digits() {
+    let rig = blocking(|| Rig::new(&[]));
+    let alice = blocking(|| rig.agent("alice"));
+    let bob = blocking(|| rig.agent("bob"));
+    let carol = blocking(|| rig.agent("carol"));
+    let a = spawn(&alice.home, Pushed::default()).await;
+    let b = spawn(&bob.home, Pushed::default()).await;
+    let c = spawn(&carol.home, Pushed::default()).await;
+    let instructions = a
+        .peer_info()
+        .and_then(|i| i.instructions.clone())
+        .unwrap_or_default();
+    assert!(instructions.contains("wire_pair_confirm"), "{instructions}");
+
+    // alice's agent starts two pairings at once, one for bob and one for carol.
+    let for_bob = ok(&a, "wire_pair_initiate", json!({})).await;
+    let for_carol = ok(&a, "wire_pair_initiate", json!({ "require_sas": true })).await;
+    assert_ne!(for_bob["id"], for_carol["id"]);
+    assert_ne!(for_bob["code"], for_carol["code"]);
+    let jb = ok(&b, "wire_pair_join", json!({ "code": for_bob["code"] })).await;
+    let jc = ok(&c, "wire_pair_join", json!({ "code": for_carol["code"] })).await;
+    assert_eq!(jb["phase"], "sas", "{jb}");
+    assert_eq!(jc["require_sas"], true, "{jc}");
+    let sas_of = |id: Value| {
+        let a = &a;
+        async move {
+            until("alice's pairing to show its SAS", || {
+                let id = id.clone();
+                async move {
+                    let v = ok(a, "wire_pair_check", json!({ "id": id, "wait_ms": 2000 })).await;
+                    if v["phase"] == "sas" {
+                        Ok(v)
+                    } else {
+                        Err(v.to_string())
+                    }
+                }
+            })
+            .await
+        }
+    };
+    let ab = sas_of(for_bob["id"].clone()).await;
+    let ac = sas_of(for_carol["id"].clone()).await;
+    assert_eq!(ab["sas"], jb["sas"]);
+    assert_eq!(ac["sas"], jc["sas"]);
+    assert_ne!(ab["sas"], ac["sas"], "two pairings, two keys");
+
+    // A yes is not the digits: refused, and the pairing is still open.
+    let m = fails(
+        &a,
+        "wire_pair_confirm",
+        json!({ "id": for_bob["id"], "digits": "yes" }),
+    )
+    .await;
+    assert!(m.contains("six SAS digits"), "{m}");
+    // carol's operator types digits that are not the SAS: that pairing ends for good...
+    let sas_c = jc["sas"]["digits"].as_str().expect("digits").to_owned();
+    let wrong = if sas_c == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
+    let m = fails(
+        &c,
+        "wire_pair_confirm",
+        json!({ "id": jc["id"], "digits": wrong }),
+    )
+    .await;
+    assert!(m.contains("aborted for good"), "{m}");
+    // ...while bob's goes on: both operators type the digits they compared.
+    let digits = ab["sas"]["digits"].as_str().expect("digits").to_owned();
+    let spaced = format!("{} {}", &digits[..3], &digits[3..]);
+    ok(
+        &a,
+        "wire_pair_confirm",
+        json!({ "id": for_bob["id"], "digits": spaced }),
+    )
+    .await;
+    ok(
+        &b,
+        "wire_pair_confirm",
+        json!({ "id": jb["id"], "digits": digits }),
+    )
+    .await;
+    until("alice to pair with bob by code", || async {
+        let v = ok(
+            &a,
+            "wire_pair_check",
+            json!({ "id": for_bob["id"], "wait_ms": 2000 }),
+        )
+        .await;
+        if v["phase"] == "paired" && v["peer"]["did"] == bob.did.as_str() {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    until("alice's pairing with carol to fail", || async {
+        let v = ok(
+            &a,
+            "wire_pair_check",
+            json!({ "id": for_carol["id"], "wait_ms": 2000 }),
+        )
+        .await;
+        if v["phase"] == "failed" {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    let all = ok(&a, "wire_pair_check", json!({})).await;
+    assert_eq!(all["pairings"].as_array().map(Vec::len), Some(2), "{all}");
+    let peers = ok(&a, "wire_peers", json!({})).await;
+    let peers = peers["peers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(peers.len(), 1, "{peers:?}");
+    assert_eq!(peers[0]["did"], bob.did.as_str());
+}

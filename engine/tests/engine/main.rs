@@ -2,6 +2,7 @@
 //! tampering behind the engine's back is caught by verify, damaged files are never replaced.
 
 mod damage;
+mod invite;
 mod rebuild;
 mod tamper;
 

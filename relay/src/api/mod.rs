@@ -46,6 +46,7 @@ type ApiResult = Result<Response, ApiError>;
 
 mod directory;
 mod info;
+mod pairs;
 mod slots;
 
 pub use directory::{ClaimBody, PROFILE_CHARS_MAX, check_profile, decode_claim};
@@ -53,6 +54,7 @@ pub use slots::{AckBody, decode_ack};
 
 use directory::*;
 use info::*;
+use pairs::*;
 use slots::*;
 
 /// The whole API as an axum router.
@@ -80,6 +82,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/handles", get(list_handles))
         .route("/v1/handles/{nick}", put(claim).delete(release))
         .route("/v1/handles/{nick}/intro", post(leave_intro))
+        .route(
+            "/v1/pair/{slot}/{side}/{index}",
+            put(put_cell).get(get_cell),
+        )
+        .route("/v1/pair/{slot}", delete(close_slot))
         .route("/.well-known/wire/agent", get(wire_agent))
         .route("/.well-known/agent-card.json", get(a2a_card))
         .fallback(not_found)

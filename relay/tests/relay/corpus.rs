@@ -314,3 +314,144 @@ fn corpus_relay_json() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Pairing without discovery: invites and pairing by code
+
+/// `WIRE_BLESS=1` writes the seeds of the `invite` and `pair_slot` corpora: an invite (bytes
+/// and URL) from `[1; 32]`, the two hellos and a card box of the golden vectors, and a code.
+#[test]
+fn seed_invite_and_pair_slot_corpora() {
+    use wire_log::SecretKey;
+    use wire_log::body::Endpoint;
+    use wire_log::invite::{Invite, InviteNonce};
+    use wire_log::pair::PairRequest;
+    use wire_log::pake::{HostHello, JoinHello, Keys, Side};
+
+    if std::env::var_os("WIRE_BLESS").is_none() {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).expect("corpus dir");
+        std::fs::write(dir.join(name), bytes).expect("seed");
+    };
+    let alice = SecretKey::from_seed(&[1; 32]);
+    let card = SignedCard::sign(&alice, "alice@127.0.0.1:8771", 1_764_028_800_000).expect("card");
+    let inv = Invite::sign(
+        &alice,
+        &card,
+        "http://127.0.0.1:8771",
+        InviteNonce([0x0b; 16]),
+        1_764_029_400_000,
+        3,
+    )
+    .expect("invite");
+    write("invite", "seed-bytes", inv.signed_bytes());
+    write("invite", "seed-url", inv.to_url().as_bytes());
+    let mallory = SecretKey::from_seed(&[4; 32]);
+    let foreign =
+        Invite::sign_as(&mallory, &card, "http://127.0.0.1:8771", inv.nonce, 1, 1).expect("invite");
+    write("invite", "seed-foreign", foreign.signed_bytes());
+
+    let host = HostHello {
+        flags: 1,
+        spake: [[0x41].as_slice(), &[0x22; 32]].concat(),
+    }
+    .encode();
+    let join = JoinHello {
+        spake: [[0x42].as_slice(), &[0x33; 32]].concat(),
+    }
+    .encode();
+    write("pair_slot", "seed-host-hello", &host);
+    write("pair_slot", "seed-join-hello", &join);
+    let keys = Keys::derive(Side::Host, &[0x11; 32], &host, &join);
+    let plain = PairRequest::encode_plain(
+        &card,
+        &[Endpoint {
+            relay: "http://127.0.0.1:8771".into(),
+            slot: "00112233445566778899aabbccddeeff".into(),
+        }],
+        &format!("wac1_{}", "A".repeat(43)),
+        &[],
+        None,
+    )
+    .expect("plain");
+    write(
+        "pair_slot",
+        "seed-card-box",
+        &keys.seal_with_nonce(Side::Host, &plain, &[0x44; 24]),
+    );
+    write("pair_slot", "seed-code", b"0042-winter-bayou-quiet-meadow");
+}
+
+#[test]
+fn corpus_invite() {
+    use wire_log::invite::Invite;
+    for (path, data) in corpus("invite") {
+        if let Ok(inv) = Invite::decode(&data) {
+            let again = Invite::decode(inv.signed_bytes())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(again, inv, "{}", path.display());
+            assert_eq!(
+                Invite::from_url(&inv.to_url()).expect("its URL parses"),
+                inv,
+                "{}",
+                path.display()
+            );
+        }
+        if let Ok(text) = std::str::from_utf8(&data)
+            && let Ok(inv) = Invite::from_url(text)
+        {
+            assert_eq!(inv.to_url(), text.trim(), "{}", path.display());
+        }
+    }
+}
+
+#[test]
+fn corpus_pair_slot() {
+    use wire_log::pair::PairRequest;
+    use wire_log::pake::{self, Code, Exchange, HostHello, JoinHello, Side};
+
+    let host = HostHello {
+        flags: 1,
+        spake: [[0x41].as_slice(), &[0x22; 32]].concat(),
+    }
+    .encode();
+    let join = JoinHello {
+        spake: [[0x42].as_slice(), &[0x33; 32]].concat(),
+    }
+    .encode();
+    let key = pake::aead_key_of(&pake::transcript_of(&[0x11; 32], &host, &join));
+    let code = Code::parse("0042-winter-bayou-quiet-meadow").expect("code");
+    let mut opened = 0;
+    for (path, data) in corpus("pair_slot") {
+        let at = path.display();
+        if let Ok(h) = HostHello::decode(&data) {
+            assert_eq!(h.encode(), data, "{at}");
+        }
+        if let Ok(j) = JoinHello::decode(&data) {
+            assert_eq!(j.encode(), data, "{at}");
+        }
+        if let Ok(plain) = pake::open_box(&key, Side::Host, &data) {
+            opened += 1;
+            assert!(PairRequest::decode_own(&plain).is_ok(), "{at}");
+        }
+        assert!(
+            pake::open_box(&[0x5a; 32], Side::Join, &data).is_err(),
+            "{at}"
+        );
+        if let Ok(text) = std::str::from_utf8(&data)
+            && let Ok(c) = Code::parse(text)
+        {
+            assert_eq!(Code::parse(c.as_str()).as_ref(), Ok(&c), "{at}");
+        }
+        let _ = Exchange::host(&code, 0).finish(&data);
+        let _ = Exchange::join(&code).finish(&data);
+    }
+    assert!(
+        opened >= 1,
+        "the seed card box no longer opens under its key"
+    );
+}

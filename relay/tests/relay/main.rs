@@ -10,6 +10,7 @@ mod corpus;
 mod directory;
 mod harness;
 mod pages;
+mod pairs;
 mod python;
 mod routes;
 mod streaming;
