@@ -154,6 +154,7 @@ fn run(store: &dyn BlobStore, hub: &Hub, metrics: &Metrics, rx: Receiver<Msg>) {
                 metrics.appends_duplicate.fetch_add(n_dup, Relaxed);
                 metrics.appends_refused.fetch_add(n_refused, Relaxed);
                 metrics.bytes_stored.fetch_add(bytes, Relaxed);
+                metrics.touch_slots(stored.iter().map(|(slot, _, _)| *slot));
                 hub.publish(&stored);
                 let mut rest = outcomes.into_iter();
                 for (job, n) in jobs.into_iter().zip(lens) {

@@ -53,6 +53,9 @@ pub struct Point {
     pub appends_per_s: f64,
     pub bytes_per_s: f64,
     pub slots: u64,
+    /// Distinct slots that stored an append during the span (saturates at 65,536).
+    #[serde(default)]
+    pub active_slots: u64,
     pub streams: u64,
     pub commits: u64,
     pub batch_mean: Option<f64>,
@@ -89,6 +92,8 @@ impl Snapshot {
 pub struct Levels {
     pub slots: u64,
     pub streams: u64,
+    /// Distinct slots appended to since this series' last point.
+    pub active_slots: u64,
 }
 
 /// One bounded series.
@@ -139,6 +144,7 @@ impl Series {
             appends_per_s: round3(per_s(snap.appends, base.appends)),
             bytes_per_s: round3(per_s(snap.bytes, base.bytes)),
             slots: levels.slots,
+            active_slots: levels.active_slots,
             streams: levels.streams,
             commits,
             batch_mean: (commits > 0).then(|| round3(items as f64 / commits as f64)),
@@ -266,8 +272,22 @@ impl History {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let snap = Snapshot::of(metrics, now_ms());
         let bounds = metrics.commit_seconds.bounds();
-        let a = inner.0.tick(&snap, levels, bounds);
-        let b = inner.1.tick(&snap, levels, bounds);
+        let mut active = metrics
+            .active_slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let with_active = |set: &std::collections::HashSet<_>| Levels {
+            active_slots: set.len() as u64,
+            ..levels
+        };
+        let a = inner.0.tick(&snap, with_active(&active[0]), bounds);
+        if a {
+            active[0].clear();
+        }
+        let b = inner.1.tick(&snap, with_active(&active[1]), bounds);
+        if b {
+            active[1].clear();
+        }
         a || b
     }
 
@@ -337,6 +357,7 @@ fn sample(app: &App) -> Result<(), StoreError> {
     let levels = Levels {
         slots,
         streams: app.metrics.subscribers.load(Relaxed),
+        active_slots: 0,
     };
     if app.history.record(&app.metrics, levels) {
         app.history.persist()?;
@@ -380,6 +401,7 @@ mod tests {
         let levels = Levels {
             slots: 3,
             streams: 1,
+            active_slots: 2,
         };
         assert!(!h.tick(&snap(0, 0, vec![0; 4]), levels, BOUNDS), "baseline");
         assert!(
@@ -394,6 +416,7 @@ mod tests {
         assert_eq!(p.appends_per_s, 20.0);
         assert_eq!(p.bytes_per_s, 2000.0);
         assert_eq!((p.slots, p.streams, p.commits), (3, 1, 4));
+        assert_eq!(p.active_slots, 2);
         assert_eq!(p.batch_mean, Some(10.0));
         assert_eq!(p.commit_p50_ms, Some(1.5));
         // A quiet step has no commit figures.

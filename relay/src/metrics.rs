@@ -111,6 +111,26 @@ pub struct Metrics {
     pub commit_batch: Histogram,
     pub commit_seconds: Histogram,
     pub append_seconds: Histogram,
+    /// Distinct slots that stored an append since the hour series and the day series last took
+    /// a point (for the "active slots" chart); each set holds at most [`ACTIVE_SLOTS_TRACKED_MAX`].
+    pub active_slots: std::sync::Mutex<[std::collections::HashSet<crate::token::SlotId>; 2]>,
+}
+
+/// Most distinct active slots counted per history point; past it the count saturates.
+pub const ACTIVE_SLOTS_TRACKED_MAX: usize = 65_536;
+
+impl Metrics {
+    /// Records that these slots stored an append.
+    pub fn touch_slots(&self, slots: impl Iterator<Item = crate::token::SlotId>) {
+        let mut sets = self.active_slots.lock().unwrap_or_else(|e| e.into_inner());
+        for slot in slots {
+            for set in sets.iter_mut() {
+                if set.len() < ACTIVE_SLOTS_TRACKED_MAX {
+                    set.insert(slot);
+                }
+            }
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -127,6 +147,7 @@ impl Default for Metrics {
             rate_limited: AtomicU64::new(0),
             subscribers: AtomicU64::new(0),
             subscribers_cut: AtomicU64::new(0),
+            active_slots: std::sync::Mutex::new(Default::default()),
             commit_batch: Histogram::new(BATCH_BOUNDS, 1.0),
             commit_seconds: Histogram::new(NANOS_BOUNDS, 1e9),
             append_seconds: Histogram::new(NANOS_BOUNDS, 1e9),

@@ -242,7 +242,7 @@ pub fn stats(app: &App) -> String {
     for (id, title) in [
         ("appends", "Appends stored"),
         ("bytes", "Bytes stored"),
-        ("slots", "Active slots"),
+        ("slots", "Slots: held and active"),
         ("streams", "Open streams"),
         ("batch", "Commit batch size"),
         ("latency", "Commit latency"),

@@ -299,6 +299,7 @@ fn check_charts(dom: &Value, json: &Value, range: &str) {
         ["appends", "bytes", "slots", "streams", "batch", "latency"]
     );
     let mut nonzero_appends = 0;
+    let mut active = 0;
     for chart in charts {
         let id = chart["id"].as_str().expect("id");
         let x0 = chart["x0"].as_f64().expect("x0");
@@ -320,7 +321,7 @@ fn check_charts(dom: &Value, json: &Value, range: &str) {
         let expected_keys: &[&str] = match id {
             "appends" => &["appends_per_s"],
             "bytes" => &["bytes_per_s"],
-            "slots" => &["slots"],
+            "slots" => &["slots", "active_slots"],
             "streams" => &["streams"],
             "batch" => &["batch_mean"],
             _ => &["commit_p50_ms", "commit_p90_ms", "commit_p99_ms"],
@@ -394,6 +395,9 @@ fn check_charts(dom: &Value, json: &Value, range: &str) {
                 drawn, expected,
                 "{id}/{key} ({range}): drawn points differ from the JSON"
             );
+            if key == "active_slots" {
+                active += drawn.iter().filter(|(_, v)| *v >= 1.0).count();
+            }
             if id == "appends" {
                 assert!(drawn.len() >= 2, "{id}: too few points drawn: {drawn:?}");
                 nonzero_appends += drawn.iter().filter(|(_, v)| *v > 0.0).count();
@@ -410,6 +414,7 @@ fn check_charts(dom: &Value, json: &Value, range: &str) {
         }
     }
     assert!(nonzero_appends >= 1, "no traffic charted ({range})");
+    assert!(active >= 1, "no active slot charted ({range})");
 }
 
 fn check_stats(s: &Value) {

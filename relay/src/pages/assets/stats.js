@@ -6,7 +6,13 @@
   const CHARTS = {
     appends: { unit: 'appends/s', series: [{ key: 'appends_per_s', label: 'appends stored/s' }] },
     bytes: { unit: 'bytes/s', series: [{ key: 'bytes_per_s', label: 'bytes stored/s' }] },
-    slots: { unit: 'slots', series: [{ key: 'slots', label: 'slots held' }] },
+    slots: {
+      unit: 'slots',
+      series: [
+        { key: 'slots', label: 'slots held' },
+        { key: 'active_slots', label: 'active (stored an append)' },
+      ],
+    },
     streams: { unit: 'streams', series: [{ key: 'streams', label: 'open streams' }] },
     batch: { unit: 'appends/commit', series: [{ key: 'batch_mean', label: 'mean batch' }] },
     latency: {
