@@ -5,14 +5,11 @@
 //! the relay. By code (SPAKE2 + SAS): recording the pairing once the operator confirmed the
 //! short authentication string and the other side's card box opened.
 
-use wire_log::body::{
-    Body, CapGranted, EndpointLearned, EndpointOffer, InviteIssued, InviteRedeemed, PeerCard,
-    PeerRef,
-};
+use wire_log::body::{Body, InviteIssued, InviteRedeemed, PeerRef};
 use wire_log::card::{SignedCard, VerifiedCard};
 use wire_log::invite::{INVITE_USES_MAX, Invite, InviteNonce};
 use wire_log::pair::PairRequest;
-use wire_log::{Intro, Kind, LogId};
+use wire_log::{Intro, Kind};
 use wire_projections::{INVITES_KEPT_MAX, Peer, PeerState};
 
 use crate::line::offer_parts;
@@ -141,18 +138,18 @@ impl Session {
         self.pin_consented(
             req,
             minted,
-            (Kind::INVITE_REDEEMED, redeemed.encode()),
+            Some((Kind::INVITE_REDEEMED, redeemed.encode())),
             "invite or not",
         )
     }
 
     /// Request, learned endpoints, `extra` (what made the consent), acceptance, grants and our
     /// offer, in one transaction: the shape of a pairing whose consent is already given.
-    fn pin_consented(
+    pub(crate) fn pin_consented(
         &self,
         req: &PairRequest,
         minted: &[Minted],
-        extra: (Kind, Vec<u8>),
+        extra: Option<(Kind, Vec<u8>)>,
         how: &str,
     ) -> Result<Peer, EngineError> {
         let peer = req.card.key;
@@ -171,46 +168,16 @@ impl Session {
             }
             _ => {}
         }
-        let card = PeerCard {
-            peer,
-            handle: req.card.signed.handle.clone(),
-            x25519: req.card.x25519,
-        };
-        let learned = EndpointLearned {
-            peer,
-            endpoints: req.endpoints.clone(),
-            cap: req.cap.clone(),
-            more_caps: req.more_caps.clone(),
-        };
-        let (endpoints, cap, more_caps) = offer_parts(minted)?;
-        let offer = EndpointOffer {
-            endpoints,
-            cap,
-            more_caps,
-        };
-        let mut items = vec![
-            (self.self_log(), Kind::PAIR_REQUESTED, card.encode()),
-            (self.self_log(), Kind::ENDPOINT_LEARNED, learned.encode()),
-            (self.self_log(), extra.0, extra.1),
-            (
-                self.self_log(),
-                Kind::PAIR_ACCEPTED,
-                PeerRef { peer }.encode(),
-            ),
-        ];
-        for m in minted {
-            let grant = CapGranted {
-                peer,
-                endpoint: m.endpoint.clone(),
-                cap_id: m.cap_id.clone(),
-            };
-            items.push((self.self_log(), Kind::CAP_GRANTED, grant.encode()));
+        let mut items = self.request_items(req);
+        if let Some((kind, body)) = extra {
+            items.push((self.self_log(), kind, body));
         }
         items.push((
-            LogId::pair_log(&self.key(), &peer),
-            Kind::ENDPOINT_OFFERED,
-            offer.encode(),
+            self.self_log(),
+            Kind::PAIR_ACCEPTED,
+            PeerRef { peer }.encode(),
         ));
+        items.extend(self.grants_and_offer(&peer, minted)?);
         self.append_batch(items)?;
         self.peer(&peer)
     }
@@ -231,7 +198,7 @@ impl Session {
         self.pin_consented(
             their,
             minted,
-            (Kind::PAIR_CODE_CONFIRMED, confirmed.encode()),
+            Some((Kind::PAIR_CODE_CONFIRMED, confirmed.encode())),
             "code or not",
         )
     }

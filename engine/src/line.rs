@@ -200,14 +200,7 @@ impl Session {
             x25519: card.x25519,
         };
         let mut items = vec![(self.self_log(), Kind::PAIR_DIALED, dialed.encode())];
-        for m in minted {
-            let grant = CapGranted {
-                peer: card.key,
-                endpoint: m.endpoint.clone(),
-                cap_id: m.cap_id.clone(),
-            };
-            items.push((self.self_log(), Kind::CAP_GRANTED, grant.encode()));
-        }
+        items.extend(self.grant_items(&card.key, minted));
         self.append_batch(items)?;
         self.peer(&card.key)
     }
@@ -258,21 +251,7 @@ impl Session {
                 "{PENDING_MAX} requests are already waiting; accept or reject some first"
             )));
         }
-        let card = PeerCard {
-            peer,
-            handle: req.card.signed.handle.clone(),
-            x25519: req.card.x25519,
-        };
-        let learned = EndpointLearned {
-            peer,
-            endpoints: req.endpoints.clone(),
-            cap: req.cap.clone(),
-            more_caps: req.more_caps.clone(),
-        };
-        let mut items = vec![
-            (self.self_log(), Kind::PAIR_REQUESTED, card.encode()),
-            (self.self_log(), Kind::ENDPOINT_LEARNED, learned.encode()),
-        ];
+        let mut items = self.request_items(req);
         if current == Some(PeerState::Dialed) {
             items.push((
                 self.self_log(),
@@ -309,31 +288,12 @@ impl Session {
                 pending.handle
             )));
         }
-        let (endpoints, cap, more_caps) = offer_parts(minted)?;
-        let offer = EndpointOffer {
-            endpoints,
-            cap,
-            more_caps,
-        };
-        let me = self.key();
         let mut items = vec![(
             self.self_log(),
             Kind::PAIR_ACCEPTED,
             PeerRef { peer: *peer }.encode(),
         )];
-        for m in minted {
-            let grant = CapGranted {
-                peer: *peer,
-                endpoint: m.endpoint.clone(),
-                cap_id: m.cap_id.clone(),
-            };
-            items.push((self.self_log(), Kind::CAP_GRANTED, grant.encode()));
-        }
-        items.push((
-            LogId::pair_log(&me, peer),
-            Kind::ENDPOINT_OFFERED,
-            offer.encode(),
-        ));
+        items.extend(self.grants_and_offer(peer, minted)?);
         let mut events = self.append_batch(items)?;
         let offer_event = events.pop().expect("the offer was appended last");
         Ok((self.peer(peer)?, offer_event))
@@ -347,65 +307,15 @@ impl Session {
         &self,
         req: &PairRequest,
         minted: &[Minted],
-    ) -> Result<(Peer, VerifiedEvent), EngineError> {
+    ) -> Result<Peer, EngineError> {
         let peer = req.card.key;
         self.check_not_me(&peer)?;
-        match self.peer_state(&peer)? {
-            Some(PeerState::Rejected) => {
-                return Err(EngineError::Refused(
-                    "this key was rejected before; the refusal sticks".into(),
-                ));
-            }
-            Some(PeerState::Paired) => return Err(EngineError::Refused("already paired".into())),
-            Some(PeerState::Dialed) => {
-                return Err(EngineError::Refused(
-                    "we dialed this key ourselves; take its request instead".into(),
-                ));
-            }
-            None => {}
+        if self.peer_state(&peer)? == Some(PeerState::Dialed) {
+            return Err(EngineError::Refused(
+                "we dialed this key ourselves; take its request instead".into(),
+            ));
         }
-        let card = PeerCard {
-            peer,
-            handle: req.card.signed.handle.clone(),
-            x25519: req.card.x25519,
-        };
-        let learned = EndpointLearned {
-            peer,
-            endpoints: req.endpoints.clone(),
-            cap: req.cap.clone(),
-            more_caps: req.more_caps.clone(),
-        };
-        let (endpoints, cap, more_caps) = offer_parts(minted)?;
-        let offer = EndpointOffer {
-            endpoints,
-            cap,
-            more_caps,
-        };
-        let mut items = vec![
-            (self.self_log(), Kind::PAIR_REQUESTED, card.encode()),
-            (self.self_log(), Kind::ENDPOINT_LEARNED, learned.encode()),
-            (
-                self.self_log(),
-                Kind::PAIR_ACCEPTED,
-                PeerRef { peer }.encode(),
-            ),
-        ];
-        for m in minted {
-            let grant = CapGranted {
-                peer,
-                endpoint: m.endpoint.clone(),
-                cap_id: m.cap_id.clone(),
-            };
-            items.push((self.self_log(), Kind::CAP_GRANTED, grant.encode()));
-        }
-        items.push((
-            LogId::pair_log(&self.key(), &peer),
-            Kind::ENDPOINT_OFFERED,
-            offer.encode(),
-        ));
-        let mut events = self.append_batch(items)?;
-        let offer_event = events.pop().expect("the offer was appended last");
-        Ok((self.peer(&peer)?, offer_event))
+        self.pin_consented(req, minted, None, "sister session or not")
     }
 
     /// Tells a peer where to reach us now (slot rotation): every endpoint in `minted`, each
@@ -420,28 +330,66 @@ impl Session {
                 "{peer} is not paired with us"
             )));
         }
+        let mut events = self.append_batch(self.grants_and_offer(peer, minted)?)?;
+        Ok(events.pop().expect("the offer was appended last"))
+    }
+
+    /// `pair.requested` and `endpoint.learned` for a checked request: who asks, where it
+    /// receives and the capabilities it gave us.
+    pub(crate) fn request_items(&self, req: &PairRequest) -> Vec<(LogId, Kind, Vec<u8>)> {
+        let peer = req.card.key;
+        let card = PeerCard {
+            peer,
+            handle: req.card.signed.handle.clone(),
+            x25519: req.card.x25519,
+        };
+        let learned = EndpointLearned {
+            peer,
+            endpoints: req.endpoints.clone(),
+            cap: req.cap.clone(),
+            more_caps: req.more_caps.clone(),
+        };
+        vec![
+            (self.self_log(), Kind::PAIR_REQUESTED, card.encode()),
+            (self.self_log(), Kind::ENDPOINT_LEARNED, learned.encode()),
+        ]
+    }
+
+    /// A `cap.granted` for each capability minted for `peer`.
+    fn grant_items(&self, peer: &AuthorKey, minted: &[Minted]) -> Vec<(LogId, Kind, Vec<u8>)> {
+        minted
+            .iter()
+            .map(|m| {
+                let grant = CapGranted {
+                    peer: *peer,
+                    endpoint: m.endpoint.clone(),
+                    cap_id: m.cap_id.clone(),
+                };
+                (self.self_log(), Kind::CAP_GRANTED, grant.encode())
+            })
+            .collect()
+    }
+
+    /// The grants of `minted`, then our `endpoint.offered` with those endpoints and
+    /// capabilities as the last item (callers pop it from the appended events).
+    pub(crate) fn grants_and_offer(
+        &self,
+        peer: &AuthorKey,
+        minted: &[Minted],
+    ) -> Result<Vec<(LogId, Kind, Vec<u8>)>, EngineError> {
         let (endpoints, cap, more_caps) = offer_parts(minted)?;
         let offer = EndpointOffer {
             endpoints,
             cap,
             more_caps,
         };
-        let mut items = Vec::new();
-        for m in minted {
-            let grant = CapGranted {
-                peer: *peer,
-                endpoint: m.endpoint.clone(),
-                cap_id: m.cap_id.clone(),
-            };
-            items.push((self.self_log(), Kind::CAP_GRANTED, grant.encode()));
-        }
+        let mut items = self.grant_items(peer, minted);
         items.push((
             LogId::pair_log(&self.key(), peer),
             Kind::ENDPOINT_OFFERED,
             offer.encode(),
         ));
-        let mut events = self.append_batch(items)?;
-        Ok(events.pop().expect("the offer was appended last"))
+        Ok(items)
     }
 
     /// Where replication with `peer` stands.

@@ -159,37 +159,57 @@ pub(crate) fn wait_for(
     Ok(())
 }
 
+/// Starts `wire relay-server` on a free loopback port without rate limits (plus `extra`
+/// arguments), with its data in `data`; returns it and its port once it accepts connections.
+pub(crate) fn start_relay(exe: &Path, data: &Path, extra: &[&str]) -> anyhow::Result<(Child, u16)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut relay = Command::new(exe)
+        .args(["relay-server", "--no-rate-limits"])
+        .args(extra)
+        .args(["--bind", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    if let Err(e) = wait_for("the relay", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }) {
+        let _ = relay.kill();
+        let _ = relay.wait();
+        return Err(e);
+    }
+    Ok((relay, port))
+}
+
+/// The fsync floor of the disk under `path`: `n` times a 512-byte write and an fdatasync.
+pub(crate) fn fsync_floor(path: &Path, n: usize) -> anyhow::Result<Percentiles> {
+    let mut f = std::fs::File::create(path)?;
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        std::io::Write::write_all(&mut f, &[0u8; 512])?;
+        let t = Instant::now();
+        f.sync_data()?;
+        v.push(t.elapsed().as_micros() as u64);
+    }
+    Ok(percentiles(v))
+}
+
 pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe()?;
     let root = tempfile::Builder::new()
         .prefix("wire-bench-line-")
         .tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let (relay, port) = start_relay(&exe, &root.path().join("relay"), &[])?;
     let url = format!("http://127.0.0.1:{port}");
     let (ha, hb) = (root.path().join("a"), root.path().join("b"));
-    let relay = Command::new(&exe)
-        .args([
-            "relay-server",
-            "--no-rate-limits",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--data",
-        ])
-        .arg(root.path().join("relay"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
     let relay_pid = relay.id();
     let procs = Procs {
         relay,
         exe: exe.clone(),
         homes: vec![ha.clone(), hb.clone()],
     };
-    wait_for("the relay", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })?;
     let progress = |s: &str| eprintln!("bench-line: {s}");
     wire(
         &exe,
@@ -223,18 +243,7 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
         floor.push(t.elapsed().as_micros() as u64);
     }
     let healthz = percentiles(floor);
-    let fsync = {
-        let path = root.path().join("fsync");
-        let mut f = std::fs::File::create(&path)?;
-        let mut v = Vec::new();
-        for _ in 0..500 {
-            std::io::Write::write_all(&mut f, &[0u8; 512])?;
-            let t = Instant::now();
-            f.sync_data()?;
-            v.push(t.elapsed().as_micros() as u64);
-        }
-        percentiles(v)
-    };
+    let fsync = fsync_floor(&root.path().join("fsync"), 500)?;
 
     // Both agents in this process, replicating in the background as the daemon does.
     let rt_b = tokio::runtime::Builder::new_multi_thread()

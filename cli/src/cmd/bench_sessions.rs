@@ -7,15 +7,15 @@
 //! the stores): send → committed in the sister's store, p50/p99, with the floors measured in the
 //! same run (an fsync of the same disk, a durable empty redb commit).
 
-use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
 use wire_engine::Home;
 use wire_log::Kind;
 
-use super::bench_line::{Percentiles, Procs, percentiles, wait_for, wire};
+use super::bench_line::{Percentiles, Procs, fsync_floor, percentiles, start_relay, wire};
 use crate::agent::push::Why;
 use crate::agent::{Agent, PushOutcome};
 use crate::output::Out;
@@ -57,32 +57,14 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
     let root = tempfile::Builder::new()
         .prefix("wire-bench-sessions-")
         .tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
     let home = root.path().join("home");
-    let relay = Command::new(&exe)
-        .args([
-            "relay-server",
-            "--local-only",
-            "--no-rate-limits",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--data",
-        ])
-        .arg(root.path().join("relay"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let (relay, port) = start_relay(&exe, &root.path().join("relay"), &["--local-only"])?;
+    let url = format!("http://127.0.0.1:{port}");
     let procs = Procs {
         relay,
         exe: exe.clone(),
         homes: vec![home.clone()],
     };
-    wait_for("the relay", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })?;
     eprintln!("bench-sessions: creating {} sessions", args.sessions);
     for i in 0..args.sessions {
         wire(
@@ -115,18 +97,7 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
     wire(&exe, &home, &["daemon", "stop"])?;
 
     // Floors, on the same disk.
-    let fsync_us = {
-        let path = root.path().join("fsync");
-        let mut f = std::fs::File::create(&path)?;
-        let mut v = Vec::new();
-        for _ in 0..500 {
-            std::io::Write::write_all(&mut f, &[0u8; 512])?;
-            let t = Instant::now();
-            f.sync_data()?;
-            v.push(t.elapsed().as_micros() as u64);
-        }
-        percentiles(v)
-    };
+    let fsync_us = fsync_floor(&root.path().join("fsync"), 500)?;
     let redb_commit_us = percentiles(
         wire_engine::floor::durable_commits(&root.path().join("floor.redb"), 500)?
             .into_iter()

@@ -62,7 +62,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<ExitCode> {
                     nickname: Some(i.character.nickname),
                     emoji: Some(i.character.emoji),
                     tag: Some(i.character.tag),
-                    state: Some(super::session::standing(&live, &sister)),
+                    state: Some(super::sisters::standing(&live, &sister)),
                     problem: None,
                 },
                 Err(e) => Sister {

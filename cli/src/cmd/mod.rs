@@ -24,6 +24,7 @@ pub mod send;
 pub mod service;
 pub mod session;
 pub mod setup;
+pub mod sisters;
 pub mod status;
 pub mod sync;
 pub mod tail;

@@ -105,9 +105,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     let found = match resolve(&state, &args.peer) {
         Ok(Found::Peer(p)) if p.state == PeerState::Paired => Ok(Found::Peer(p)),
         // An unpaired (or half-paired) sister session on this machine: pair first.
-        other => match super::session::find_sister(ctx, &live, &args.peer)? {
+        other => match super::sisters::find_sister(ctx, &live, &args.peer)? {
             Some(sister) => {
-                let r = super::session::pair_sisters(ctx, &live, &sister);
+                let r = super::sisters::pair_sisters(ctx, &live, &sister);
                 if r.result == "skipped" {
                     bail!(
                         "{} is a session on this machine, but pairing with it failed: {}. Nothing was sent",
@@ -130,7 +130,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
                     candidates: crate::names::suggest_with(
                         &state,
                         &miss.name,
-                        super::session::sister_names(ctx, &live),
+                        super::sisters::sister_names(ctx, &live),
                     ),
                     name: miss.name,
                 }
