@@ -8,7 +8,7 @@
 //! daemon → `{"o":"…"}` (stdout) / `{"e":"…"}` (stderr) … then `{"x":<exit code>}`.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -72,6 +72,7 @@ pub fn serve(home: Home) -> anyhow::Result<ExitCode> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(lock_path(&home))
         .with_context(|| format!("cannot open {}", lock_path(&home).display()))?;
     if lock.try_lock().is_err() {
@@ -87,6 +88,7 @@ pub fn serve(home: Home) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let agent = Agent::new(home.clone(), rt.handle().clone(), true);
+    agent.enable_notifications();
     for (name, e) in agent.open_all() {
         eprintln!("wire daemon: session {name} not opened: {e:#}");
     }
@@ -265,6 +267,7 @@ pub fn start(home: &Home) -> anyhow::Result<StdUnixStream> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(log_path(home))
         .with_context(|| format!("cannot open {}", log_path(home).display()))?;
     let mut cmd = Command::new(exe);

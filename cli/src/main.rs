@@ -6,6 +6,7 @@ mod agent;
 mod cmd;
 mod daemon;
 mod names;
+mod notify;
 mod output;
 
 use std::process::ExitCode;
@@ -85,6 +86,10 @@ enum Command {
     Sync(cmd::sync::Args),
     /// Replication status: the daemon, queues, events waiting aside, refusals.
     Status(cmd::status::Args),
+    /// Check every failure class we know of; PASS, WARN or FAIL each, with the fix.
+    Doctor(cmd::doctor::Args),
+    /// Desktop notifications: `wire quiet on` silences them, `off` brings them back.
+    Quiet(cmd::quiet::Args),
     /// Audit the whole session: every signature, chain link and projection.
     Verify(cmd::verify::Args),
     /// Many agents on one machine: create, list, bind, destroy and mesh sessions.
@@ -176,6 +181,7 @@ impl Command {
                 | Command::Service(_)
                 | Command::Upgrade(_)
                 | Command::Completions { .. }
+                | Command::Doctor(_)
         )
     }
 }
@@ -202,6 +208,7 @@ fn main() -> ExitCode {
             Command::BenchSessions(args) => cmd::bench_sessions::run(&out, args),
             Command::Demo(args) => cmd::demo::run(&out, args),
             Command::Daemon(args) => cmd::daemon::run(&out, &chosen, args, cli.no_daemon),
+            Command::Doctor(args) => cmd::doctor::run(&out, &chosen, args, cli.no_daemon),
             Command::Setup(args) => cmd::setup::run(&out, args),
             Command::Service(command) => cmd::service::run(&out, command),
             Command::Completions { shell } => {
@@ -233,7 +240,10 @@ fn main() -> ExitCode {
             )),
         );
     }
-    if cli.no_daemon {
+    // `wire status` reports a daemon that is down rather than starting one.
+    let no_daemon = cli.no_daemon
+        || (matches!(cli.command, Command::Status(_)) && daemon::connect(&home).is_none());
+    if no_daemon {
         let rt = match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -462,6 +472,7 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Tail(args) => cmd::tail::run(ctx, args),
         Command::Sync(args) => cmd::sync::run(ctx, args),
         Command::Status(args) => cmd::status::run(ctx, args),
+        Command::Quiet(args) => cmd::quiet::run(ctx, args),
         Command::Watch(args) => cmd::watch::run(ctx, args),
         Command::Verify(args) => cmd::verify::run(ctx, args),
         Command::Identity(command) => cmd::identity::run(ctx, command),
@@ -479,6 +490,7 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         | Command::Service(_)
         | Command::Upgrade(_)
         | Command::Completions { .. }
+        | Command::Doctor(_)
         | Command::Demo(_) => {
             anyhow::bail!("this command runs in its own process, not inside the daemon")
         }

@@ -13,6 +13,9 @@ pub struct RelayInfo {
     pub domain: String,
     pub public_url: String,
     pub local_only: bool,
+    /// The relay's clock when it answered (absent from relays before it was added).
+    #[serde(default)]
+    pub now_ms: Option<u64>,
     #[serde(default)]
     pub limits: RelayLimits,
 }

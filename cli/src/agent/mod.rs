@@ -37,6 +37,8 @@ pub struct Agent {
     lives: Mutex<HashMap<String, Arc<Live>>>,
     clients: Mutex<HashMap<String, RelayClient>>,
     pub started: Instant,
+    /// Desktop notifications (the daemon only).
+    notifier: std::sync::OnceLock<crate::notify::Notifier>,
 }
 
 /// One open session and its replication state.
@@ -53,6 +55,16 @@ pub struct Live {
     readers: Mutex<Vec<Endpoint>>,
     /// The background tasks of this session, aborted when it is closed.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// When this process last reached each peer and last heard from it.
+    contacts: Mutex<HashMap<AuthorKey, Contact>>,
+}
+
+/// When this process last reached a peer (a push stored or delivered, Unix ms) and last
+/// ingested a segment from it.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Contact {
+    pub pushed_ms: Option<u64>,
+    pub received_ms: Option<u64>,
 }
 
 /// What replication refused or set aside, for `wire status`.
@@ -66,7 +78,7 @@ pub struct Report {
     pub queued: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Refusal {
     pub at_ms: u64,
     pub what: String,
@@ -98,6 +110,24 @@ impl Live {
             .collect()
     }
 
+    /// The slots a reader runs for (the daemon's).
+    pub fn reading(&self) -> Vec<Endpoint> {
+        self.readers.lock().expect("readers lock").clone()
+    }
+
+    pub fn contacts(&self) -> HashMap<AuthorKey, Contact> {
+        self.contacts.lock().expect("contacts lock").clone()
+    }
+
+    pub(crate) fn contact(&self, peer: &AuthorKey, f: impl FnOnce(&mut Contact)) {
+        f(self
+            .contacts
+            .lock()
+            .expect("contacts lock")
+            .entry(*peer)
+            .or_default());
+    }
+
     fn pusher(&self, peer: &AuthorKey) -> Arc<tokio::sync::Mutex<push::Pusher>> {
         self.pushers
             .lock()
@@ -123,6 +153,7 @@ impl Agent {
             lives: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
             started: Instant::now(),
+            notifier: std::sync::OnceLock::new(),
         })
     }
 
@@ -132,6 +163,17 @@ impl Agent {
 
     pub fn is_daemon(&self) -> bool {
         self.background
+    }
+
+    /// Turns desktop notifications on (the daemon does, once, at start).
+    pub fn enable_notifications(&self) {
+        let _ = self
+            .notifier
+            .set(crate::notify::Notifier::start(self.home.root()));
+    }
+
+    pub fn notifier(&self) -> Option<&crate::notify::Notifier> {
+        self.notifier.get()
     }
 
     /// Runs async work from a command (which runs on a plain thread).
@@ -228,6 +270,7 @@ impl Agent {
             report: Mutex::new(Report::default()),
             readers: Mutex::new(Vec::new()),
             tasks: Mutex::new(Vec::new()),
+            contacts: Mutex::new(HashMap::new()),
         });
         lives.insert(live.name.clone(), live.clone());
         drop(lives);

@@ -211,8 +211,18 @@ impl Agent {
 
     /// One pass over every slot and the intro queue (`wire sync`, and `--no-daemon`).
     pub async fn pull_once(self: &Arc<Self>, live: &Arc<Live>) -> anyhow::Result<Pulled> {
+        let slots = live.session.identity()?.slots;
+        self.pull_slots(live, slots).await
+    }
+
+    /// One pass over the given slots of ours (retired ones too: `wire sync --retired`).
+    pub async fn pull_slots(
+        self: &Arc<Self>,
+        live: &Arc<Live>,
+        slots: Vec<Endpoint>,
+    ) -> anyhow::Result<Pulled> {
         let mut total = Pulled::default();
-        for ep in live.session.identity()?.slots {
+        for ep in slots {
             let token = live.session.slot_token(&ep)?;
             let client = self.client(&ep.relay)?;
             let mut last = 0;
@@ -400,6 +410,8 @@ impl Agent {
         if let Some((pos, _)) = report.stored.last() {
             live.appended.send_replace(*pos);
         }
+        live.contact(peer, |c| c.received_ms = Some(super::now_ms()));
+        self.notify_messages(live, peer, &report);
         if let Some((expected, got)) = report.gap {
             let mut held = live.held.lock().expect("held lock");
             let h = held.entry(*peer).or_default();
@@ -430,6 +442,72 @@ impl Agent {
         }
     }
 
+    /// One notification for the messages a peer's segment brought (never for our own events,
+    /// never for resent ones: only what this ingest stored counts).
+    fn notify_messages(&self, live: &Live, peer: &AuthorKey, report: &wire_engine::IngestReport) {
+        let Some(notifier) = self.notifier() else {
+            return;
+        };
+        let messages: Vec<&wire_log::VerifiedEvent> = report
+            .stored
+            .iter()
+            .map(|(_, e)| e)
+            .filter(|e| {
+                e.event().author != live.key && wire_engine::is_message_kind(e.event().kind)
+            })
+            .collect();
+        let Some(latest) = messages.last() else {
+            return;
+        };
+        let who = match live.session.find_peer(peer) {
+            Ok(Some(p)) => format!("{} ({})", p.character.label(true), p.handle),
+            _ => peer.to_hex()[..12].to_owned(),
+        };
+        let text = match std::str::from_utf8(&latest.event().body) {
+            Ok(t) => crate::notify::preview(t),
+            Err(_) => format!("({} bytes, not text)", latest.event().body.len()),
+        };
+        let body = if messages.len() == 1 {
+            text
+        } else {
+            format!("{} new messages; the latest: {text}", messages.len())
+        };
+        notifier.raise(crate::notify::Notice {
+            kind: crate::notify::NoticeKind::Message,
+            session: live.name.clone(),
+            peer: peer.to_hex(),
+            title: format!("wire: {who}"),
+            body,
+            ids: messages.iter().map(|e| e.id().to_hex()).collect(),
+        });
+    }
+
+    /// One notification for a pair request from someone not already waiting.
+    fn notify_request(&self, live: &Live, p: &wire_engine::Pending) {
+        let Some(notifier) = self.notifier() else {
+            return;
+        };
+        notifier.raise(crate::notify::Notice {
+            kind: crate::notify::NoticeKind::PairRequest,
+            session: live.name.clone(),
+            peer: p.key.to_hex(),
+            title: "wire: pair request".into(),
+            body: format!(
+                "{} ({}) wants to pair with you. `wire accept {}` or `wire reject {}`.",
+                p.character.label(true),
+                p.handle,
+                p.character.nickname,
+                p.character.nickname
+            ),
+            ids: vec![format!(
+                "pair:{}:{}:{}",
+                live.name,
+                p.key.to_hex(),
+                p.received_ms
+            )],
+        });
+    }
+
     /// Reads the intro queues of our slots and records the pair requests in them. Junk is
     /// counted and acknowledged, so it never blocks the queue.
     pub fn poll_intros(self: &Arc<Self>, live: &Arc<Live>) -> anyhow::Result<(u64, u64)> {
@@ -439,6 +517,12 @@ impl Agent {
         }
         let (mut taken, mut junk) = (0, 0);
         let mut unreachable = None;
+        // A sender already waiting is not news when it asks again.
+        let mut waiting: std::collections::HashSet<AuthorKey> = live
+            .session
+            .pending()
+            .map(|v| v.into_iter().map(|p| p.key).collect())
+            .unwrap_or_default();
         for ep in identity.slots {
             let token = live.session.slot_token(&ep)?;
             let client = self.client(&ep.relay)?;
@@ -463,7 +547,13 @@ impl Agent {
                         }
                     });
                     match outcome {
-                        Ok(RequestOutcome::Pending(_) | RequestOutcome::Paired(_)) => taken += 1,
+                        Ok(RequestOutcome::Pending(p)) => {
+                            taken += 1;
+                            if waiting.insert(p.key) {
+                                self.notify_request(live, &p);
+                            }
+                        }
+                        Ok(RequestOutcome::Paired(_)) => taken += 1,
                         Ok(RequestOutcome::Dropped(_)) => {
                             live.report.lock().expect("report lock").dropped_requests += 1;
                         }

@@ -163,6 +163,7 @@ impl Agent {
                 }
                 p.told_have = line.their_head;
                 p.last_push = Some(Instant::now());
+                live.contact(peer_key, |c| c.pushed_ms = Some(now_ms()));
                 if let Some(last) = events.last() {
                     p.pushed = Some(last.seq);
                     from = last.seq;
@@ -181,6 +182,7 @@ impl Agent {
                 Ok(relay) => {
                     p.told_have = line.their_head;
                     p.last_push = Some(Instant::now());
+                    live.contact(peer_key, |c| c.pushed_ms = Some(now_ms()));
                     live.report
                         .lock()
                         .expect("report lock")

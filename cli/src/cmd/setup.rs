@@ -139,7 +139,8 @@ fn entry(typed: bool) -> anyhow::Result<Value> {
     Ok(Value::Object(e))
 }
 
-pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
+/// The config files of the hosts this machine seems to have.
+fn detected() -> anyhow::Result<Vec<Target>> {
     let home = std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)
@@ -152,8 +153,53 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
             .map_or_else(|| home.join(".config"), PathBuf::from)
     };
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    Ok(targets(&home, &config, &cwd))
+}
+
+/// What a host's config says about wire, for `wire doctor`.
+#[derive(Debug)]
+pub struct HostEntry {
+    pub host: &'static str,
+    pub file: PathBuf,
+    /// The `command` of its `wire` entry (`Ok(None)`: no wire entry), or why it could not be
+    /// read.
+    pub command: Result<Option<String>, String>,
+}
+
+/// The `wire` entry of every detected host config.
+pub fn host_entries() -> anyhow::Result<Vec<HostEntry>> {
+    let mut out = Vec::new();
+    for t in detected()? {
+        let command = match std::fs::metadata(&t.path) {
+            Err(_) => Ok(None),
+            Ok(m) if m.len() > FILE_BYTES_MAX => Err(format!("larger than {FILE_BYTES_MAX} bytes")),
+            Ok(_) => std::fs::read_to_string(&t.path)
+                .map_err(|e| format!("cannot read it: {e}"))
+                .and_then(|text| {
+                    if text.trim().is_empty() {
+                        return Ok(None);
+                    }
+                    let top = parse(&text, t.jsonc).map_err(|e| format!("{e:#}"))?;
+                    Ok(top.parsed.get(t.key).and_then(|s| s.get(ENTRY)).map(|e| {
+                        e.get("command")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_owned()
+                    }))
+                }),
+        };
+        out.push(HostEntry {
+            host: t.host,
+            file: t.path,
+            command,
+        });
+    }
+    Ok(out)
+}
+
+pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
-    for t in targets(&home, &config, &cwd) {
+    for t in detected()? {
         rows.push(one(&t, &args)?);
     }
     let malformed = rows.iter().any(|r| r.action == "malformed");

@@ -9,7 +9,12 @@ use crate::agent::PushOutcome;
 use crate::agent::pull::Pulled;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Also read the slots this session retired, once (what `wire doctor` asks for when a
+    /// retired slot still holds blobs).
+    #[arg(long)]
+    retired: bool,
+}
 
 #[derive(Debug, Serialize)]
 struct Synced {
@@ -26,9 +31,20 @@ struct Pushed {
     outcome: PushOutcome,
 }
 
-pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     let (live, _) = ctx.open()?;
-    let pulled = ctx.agent.block_on(ctx.agent.pull_once(&live))?;
+    let mut pulled = ctx.agent.block_on(ctx.agent.pull_once(&live))?;
+    if args.retired {
+        let current = live.session.identity()?.slots;
+        let retired: Vec<_> = super::status::retired_slots(&live.session)?
+            .into_iter()
+            .filter(|e| !current.contains(e))
+            .collect();
+        let more = ctx.agent.block_on(ctx.agent.pull_slots(&live, retired))?;
+        pulled.records += more.records;
+        pulled.stored += more.stored;
+        pulled.refused += more.refused;
+    }
     let (requests, junk) = ctx.agent.poll_intros(&live)?;
     let agent = ctx.agent.clone();
     let pushed = ctx.agent.block_on(agent.push_all(&live))?;

@@ -391,20 +391,25 @@ impl Rig {
 
     /// `wire init <nick> --relay <url>` in a fresh home, through its daemon.
     pub(crate) fn agent(&self, nick: &str) -> Agent {
-        self.init(nick, &[])
+        self.init(nick, &[], &[])
+    }
+
+    /// [`Rig::agent`], with variables for `init` (and so for the daemon it starts).
+    pub(crate) fn agent_with(&self, nick: &str, vars: &[(&str, &str)]) -> Agent {
+        self.init(nick, &[], vars)
     }
 
     /// The same, without a daemon (for the many strangers of the flood).
     pub(crate) fn agent_without_daemon(&self, nick: &str) -> Agent {
-        self.init(nick, &["--no-daemon"])
+        self.init(nick, &["--no-daemon"], &[])
     }
 
-    fn init(&self, nick: &str, extra: &[&str]) -> Agent {
+    fn init(&self, nick: &str, extra: &[&str], vars: &[(&str, &str)]) -> Agent {
         let home = self.home(nick);
         let url = self.url();
         let mut args = vec!["init", nick, "--relay", &url];
         args.extend_from_slice(extra);
-        let v = wire(&home, &args, &[]).ok().json();
+        let v = wire(&home, &args, vars).ok().json();
         let handle = format!("{nick}@{}", self.addr);
         assert_eq!(v["claimed"], handle.as_str(), "init claimed: {v}");
         assert_eq!(v["relay"], url.as_str(), "{v}");
@@ -498,7 +503,7 @@ impl Agent {
         self.list(&["pending"], "pending")
     }
 
-    fn tail(&self, n: usize) -> Vec<Value> {
+    pub(crate) fn tail(&self, n: usize) -> Vec<Value> {
         self.list(&["tail", "-n", &n.to_string()], "messages")
     }
 
@@ -529,7 +534,7 @@ impl Agent {
 
     /// `wire daemon stop`, and the daemon process is gone (it may take a moment to exit after
     /// its socket has gone, which is when `stop` returns).
-    fn stop_daemon(&self) {
+    pub(crate) fn stop_daemon(&self) {
         self.run(&["daemon", "stop"]).ok();
         poll(
             "the daemon process to exit after `wire daemon stop`",
@@ -560,7 +565,7 @@ impl Agent {
     }
 
     /// This agent's slot and owner token, from its `keys/slot-*.token` file.
-    fn slot(&self) -> (String, String) {
+    pub(crate) fn slot(&self) -> (String, String) {
         let keys = self.home.join("sessions/default/keys");
         let file = std::fs::read_dir(&keys)
             .expect("keys dir")

@@ -57,6 +57,10 @@ pub(super) async fn relay_info(State(app): State<Arc<App>>) -> Response {
             "domain": c.domain,
             "public_url": c.public_url,
             "local_only": c.local_only,
+            // The relay's clock, so a client can tell its own is off (`wire doctor`).
+            "now_ms": std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             "limits": {
                 "blob_bytes_max": c.blob_bytes_max,
                 "batch_bytes_max": c.batch_bytes_max,
