@@ -324,6 +324,7 @@ pub fn stop(home: &Home) -> anyhow::Result<()> {
             json: true,
             emoji: false,
             colour: false,
+            chatter: false,
         },
         chosen: Chosen::resolve(None, None, None),
         cwd: None,

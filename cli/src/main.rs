@@ -198,6 +198,16 @@ fn main() -> ExitCode {
     if let Some(warning) = &chosen.warning {
         out.write_stderr(&format!("wire: {warning}\n"));
     }
+    out.diagnostic(&format!(
+        "session {} (chosen by {}), state root {}",
+        chosen.name,
+        chosen.why(),
+        home.as_ref().map_or_else(
+            |e| format!("unknown ({e})"),
+            |h| h.root().display().to_string()
+        )
+    ));
+    let started = std::time::Instant::now();
     if cli.command.is_local() {
         let result = match cli.command {
             Command::RelayServer(args) => cmd::relay::run(&out, args),
@@ -243,6 +253,11 @@ fn main() -> ExitCode {
     // `wire status` reports a daemon that is down rather than starting one.
     let no_daemon = cli.no_daemon
         || (matches!(cli.command, Command::Status(_)) && daemon::connect(&home).is_none());
+    out.diagnostic(if no_daemon {
+        "running in this process (no daemon)"
+    } else {
+        "handing the command to the daemon"
+    });
     if no_daemon {
         let rt = match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -301,7 +316,12 @@ fn main() -> ExitCode {
         chosen,
         cwd: cwd.and_then(|d| d.to_str().map(str::to_owned)),
     };
-    finish(&out, daemon::forward(&home, &request))
+    let code = finish(&out, daemon::forward(&home, &request));
+    out.diagnostic(&format!(
+        "done in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    ));
+    code
 }
 
 /// The detached command line that starts an interactive `pair-host`/`pair-join`, if this is one.

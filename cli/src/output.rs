@@ -37,6 +37,11 @@ pub struct Out {
     pub colour: bool,
     /// stderr is a terminal: progress bars are welcome.
     pub progress: bool,
+    /// Notes and warnings that are not errors go to stderr: on a terminal, or with
+    /// `WIRE_VERBOSE=1`; never otherwise (`WIRE_VERBOSE=0` silences them on a terminal too).
+    pub chatter: bool,
+    /// `WIRE_VERBOSE=1`: diagnostics on stderr (which session, which rule, where it ran).
+    pub verbose: bool,
     pub sink: Sink,
 }
 
@@ -46,17 +51,25 @@ pub struct Style {
     pub json: bool,
     pub emoji: bool,
     pub colour: bool,
+    /// See [`Out::chatter`]; absent from older clients, which get none.
+    #[serde(default)]
+    pub chatter: bool,
 }
 
 impl Out {
     pub fn from_env(json_flag: bool) -> Out {
         let stdout_tty = std::io::stdout().is_terminal();
         let auto_json = !stdout_tty && !env_is("WIRE_NO_AUTO_JSON", "1");
+        let stderr_tty = std::io::stderr().is_terminal();
+        let verbose = env_is("WIRE_VERBOSE", "1");
         Out {
             json: json_flag || auto_json,
             emoji: emoji_ok(),
-            colour: stdout_tty && std::env::var_os("NO_COLOR").is_none(),
-            progress: std::io::stderr().is_terminal(),
+            // NO_COLOR: any non-empty value (no-color.org).
+            colour: stdout_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            progress: stderr_tty,
+            chatter: verbose || (stderr_tty && !env_is("WIRE_VERBOSE", "0")),
+            verbose,
             sink: Sink::Std,
         }
     }
@@ -66,6 +79,7 @@ impl Out {
             json: self.json,
             emoji: self.emoji,
             colour: self.colour,
+            chatter: self.chatter,
         }
     }
 
@@ -76,7 +90,23 @@ impl Out {
             emoji: style.emoji,
             colour: style.colour,
             progress: false,
+            chatter: style.chatter,
+            verbose: false,
             sink,
+        }
+    }
+
+    /// A note or warning that is not an error: on stderr only when chatter is welcome.
+    pub fn note(&self, text: &str) {
+        if self.chatter {
+            self.write_stderr(text);
+        }
+    }
+
+    /// A diagnostic line for `WIRE_VERBOSE=1`.
+    pub fn diagnostic(&self, text: &str) {
+        if self.verbose {
+            self.write_stderr(&format!("wire: {text}\n"));
         }
     }
 

@@ -68,7 +68,7 @@ pub struct Contact {
 }
 
 /// What replication refused or set aside, for `wire status`.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, serde::Deserialize)]
 pub struct Report {
     pub refused_total: u64,
     pub refused: VecDeque<Refusal>,

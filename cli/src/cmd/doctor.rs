@@ -203,6 +203,7 @@ fn session_status(
                 json: true,
                 emoji: false,
                 colour: false,
+                chatter: false,
             },
             chosen: chosen.clone(),
             cwd: None,
@@ -214,8 +215,8 @@ fn session_status(
                         "daemon",
                         format!(
                             "running (pid {}, up {} s)",
-                            st.daemon.pid.unwrap_or(0),
-                            st.daemon.uptime_s.unwrap_or(0)
+                            st.pid.unwrap_or(0),
+                            st.uptime_s.unwrap_or(0)
                         ),
                     ));
                     Some(st)
@@ -319,11 +320,12 @@ fn judge(st: &Status, args: &Args, checks: &mut Vec<Check>) {
                 if slot.error.is_none() {
                     checks.push(pass(
                         "slot",
-                        format!(
-                            "receiving at {}: {} unread",
-                            slot.relay,
-                            slot.unread.unwrap_or(0)
-                        ),
+                        match slot.read {
+                            Some(true) => {
+                                format!("receiving at {}, and the daemon reads it", slot.relay)
+                            }
+                            _ => format!("receiving at {}", slot.relay),
+                        },
                     ));
                 }
             }
@@ -445,8 +447,8 @@ fn judge(st: &Status, args: &Args, checks: &mut Vec<Check>) {
             checks.push(pass(
                 "peer",
                 format!(
-                    "{} ({}): {} unconfirmed, nothing waiting aside",
-                    p.nickname, p.handle, p.unacked
+                    "{} ({}): confirms what we send, nothing waits aside or queued",
+                    p.nickname, p.handle
                 ),
             ));
         }
@@ -489,7 +491,7 @@ fn daemon_processes(home: &Home, status: Option<&Status>) -> Vec<Check> {
     let mut checks = Vec::new();
     let root = std::fs::canonicalize(home.root()).unwrap_or_else(|_| home.root().to_owned());
     let pids = daemons_of(&root);
-    let holder = status.and_then(|s| s.daemon.pid);
+    let holder = status.and_then(|s| s.pid);
     let others: Vec<u32> = pids
         .iter()
         .copied()
@@ -513,7 +515,7 @@ fn daemon_processes(home: &Home, status: Option<&Status>) -> Vec<Check> {
         ));
     }
     if let Some(st) = status
-        && let Some(exe) = &st.daemon.exe
+        && let Some(exe) = &st.daemon_exe
         && let Ok(mine) = std::env::current_exe()
     {
         let same = std::fs::canonicalize(exe).ok() == std::fs::canonicalize(&mine).ok();

@@ -70,6 +70,7 @@ impl DaemonBackend {
                 json: true,
                 emoji: true,
                 colour: false,
+                chatter: false,
             },
             chosen: self.chosen.clone(),
             cwd: std::env::current_dir()

@@ -24,7 +24,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<ExitCode> {
     // Fresh from the relay, so a request left a moment ago shows.
     if let Err(e) = ctx.agent.poll_intros(&live) {
         ctx.out
-            .write_stderr(&format!("wire: could not check the intro queue: {e:#}\n"));
+            .note(&format!("wire: could not check the intro queue: {e:#}\n"));
     }
     let mut pending = live.session.pending()?;
     pending.sort_by_key(|p| p.received_ms);

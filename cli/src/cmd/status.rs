@@ -15,7 +15,7 @@ use wire_log::body::{Body, SlotChange};
 use wire_log::{AuthorKey, EventKey, Kind, LogId};
 
 use super::{Ctx, printable};
-use crate::agent::{Agent, Live, Refusal, now_ms};
+use crate::agent::{Agent, Live, Report, now_ms};
 use crate::names::{Found, resolve};
 
 /// How long a relay may take to answer the probe.
@@ -33,7 +33,12 @@ pub struct Args {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
-    pub daemon: DaemonState,
+    /// A daemon runs for this state root (and, when this report comes from it, its pid, its
+    /// uptime and its executable).
+    pub daemon: bool,
+    pub pid: Option<u32>,
+    pub uptime_s: Option<u64>,
+    pub daemon_exe: Option<String>,
     pub session: String,
     pub now_ms: u64,
     /// The slots we receive at, newest (where peers write first) first.
@@ -44,17 +49,9 @@ pub struct Status {
     pub relays: Vec<RelayProbe>,
     pub peers: Vec<PeerLine>,
     pub pending: Vec<Waiting>,
-    pub refused: Refusals,
+    /// What replication refused, counted, and why outboxes wait.
+    pub report: Report,
     pub notifications: Notifications,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DaemonState {
-    pub running: bool,
-    pub pid: Option<u32>,
-    pub uptime_s: Option<u64>,
-    /// The daemon's executable.
-    pub exe: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,14 +115,6 @@ pub struct Waiting {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Refusals {
-    pub total: u64,
-    pub junk_intros: u64,
-    pub dropped_requests: u64,
-    pub latest: Vec<Refusal>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Notifications {
     pub backend: String,
     pub quiet: Option<String>,
@@ -157,22 +146,22 @@ pub fn collect(
 ) -> anyhow::Result<Status> {
     let id = live.session.identity()?;
     let me = live.key;
-    let daemon = if agent.is_daemon() {
-        DaemonState {
-            running: true,
-            pid: Some(std::process::id()),
-            uptime_s: Some(agent.started.elapsed().as_secs()),
-            exe: std::env::current_exe()
+    let (daemon, pid, uptime_s, daemon_exe) = if agent.is_daemon() {
+        (
+            true,
+            Some(std::process::id()),
+            Some(agent.started.elapsed().as_secs()),
+            std::env::current_exe()
                 .ok()
                 .map(|p| p.display().to_string()),
-        }
+        )
     } else {
-        DaemonState {
-            running: crate::daemon::connect(agent.home()).is_some(),
-            pid: None,
-            uptime_s: None,
-            exe: None,
-        }
+        (
+            crate::daemon::connect(agent.home()).is_some(),
+            None,
+            None,
+            None,
+        )
     };
     let reading = agent.is_daemon().then(|| live.reading());
     let mut peers: Vec<wire_engine::Peer> = live
@@ -294,6 +283,9 @@ pub fn collect(
     };
     Ok(Status {
         daemon,
+        pid,
+        uptime_s,
+        daemon_exe,
         session: session.to_owned(),
         now_ms: now_ms(),
         receiving: slot_infos,
@@ -301,12 +293,7 @@ pub fn collect(
         relays,
         peers: lines,
         pending,
-        refused: Refusals {
-            total: report.refused_total,
-            junk_intros: report.junk_intros,
-            dropped_requests: report.dropped_requests,
-            latest: report.refused.iter().rev().take(20).cloned().collect(),
-        },
+        report,
         notifications,
     })
 }
@@ -410,17 +397,17 @@ pub fn ago(now_ms: u64, then_ms: u64) -> String {
 fn prose(ctx: &Ctx, st: &Status) -> String {
     let mut s = String::new();
     let out = &ctx.out;
-    match (&st.daemon, ctx.agent.is_daemon()) {
-        (d, true) => {
+    match (st.daemon, ctx.agent.is_daemon()) {
+        (_, true) => {
             let _ = writeln!(
                 s,
                 "Daemon running (pid {}, up {} s); session {}.",
-                d.pid.unwrap_or(0),
-                d.uptime_s.unwrap_or(0),
+                st.pid.unwrap_or(0),
+                st.uptime_s.unwrap_or(0),
                 st.session
             );
         }
-        (d, false) if d.running => {
+        (true, false) => {
             let _ = writeln!(
                 s,
                 "A daemon runs, but this command opened the store itself (--no-daemon); session {}.",
@@ -551,9 +538,9 @@ fn prose(ctx: &Ctx, st: &Status) -> String {
     let _ = writeln!(
         s,
         "Refused {} blobs or events, {} junk intros, {} dropped pair requests.",
-        st.refused.total, st.refused.junk_intros, st.refused.dropped_requests
+        st.report.refused_total, st.report.junk_intros, st.report.dropped_requests
     );
-    for r in st.refused.latest.iter().take(REFUSALS_SHOWN) {
+    for r in st.report.refused.iter().rev().take(REFUSALS_SHOWN) {
         let _ = writeln!(s, "  {}: {}", r.what, printable(&r.reason));
     }
     match &st.notifications.quiet {

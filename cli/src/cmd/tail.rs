@@ -106,7 +106,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         // Without a daemon nothing arrives in the background: pull first.
         if let Err(e) = ctx.agent.block_on(ctx.agent.pull_once(&live)) {
             ctx.out
-                .write_stderr(&format!("wire: could not pull from the relay: {e:#}\n"));
+                .note(&format!("wire: could not pull from the relay: {e:#}\n"));
         }
     }
     let state = live.session.state()?;

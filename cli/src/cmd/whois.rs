@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 use wire_log::card::SignedCard;
 
-use super::{Ctx, PeerJson, PendingJson};
+use super::{Ctx, PeerJson, PendingJson, printable};
 use crate::names::{Found, Miss, resolve};
 
 #[derive(Debug, clap::Args)]
@@ -36,6 +36,7 @@ enum Answer {
         did: String,
         nickname: String,
         emoji: String,
+        tag: String,
         x25519: String,
     },
     Miss {
@@ -86,26 +87,43 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
             Err(e) => return Err(e),
         },
     };
+    let face = |emoji: &str, tag: &str| {
+        if ctx.out.emoji {
+            emoji.to_owned()
+        } else {
+            format!("[{tag}]")
+        }
+    };
     ctx.out.print(&answer, || match &answer {
         Answer::Peer { peer, .. } => format!(
-            "{} {} ({}): {:?} peer\n  {}\n",
-            peer.emoji, peer.nickname, peer.handle, peer.state, peer.did
-        )
-        .to_lowercase(),
+            "{} {} ({}): {} peer\n  {}\n",
+            face(&peer.emoji, &peer.tag),
+            peer.nickname,
+            printable(&peer.handle),
+            format!("{:?}", peer.state).to_lowercase(),
+            peer.did
+        ),
         Answer::Pending { pending, .. } => format!(
             "{} {} ({}) is waiting for your decision\n  {}\n",
-            pending.emoji, pending.nickname, pending.handle, pending.did
+            face(&pending.emoji, &pending.tag),
+            pending.nickname,
+            printable(&pending.handle),
+            pending.did
         ),
         Answer::Directory {
             handle,
             did,
             nickname,
             emoji,
+            tag,
             ..
         } => format!(
-            "{emoji} {nickname} is {handle} (card verified)\n  {did}\n`wire dial {handle}` asks them to pair.\n"
+            "{} {nickname} is {} (card verified)\n  {did}\n`wire dial {}` asks them to pair.\n",
+            face(emoji, tag),
+            printable(handle),
+            printable(handle)
         ),
-        Answer::Miss { name, .. } => format!("nobody called {name}\n"),
+        Answer::Miss { name, .. } => format!("nobody called {}\n", printable(name)),
     });
     Ok(ExitCode::SUCCESS)
 }
@@ -122,11 +140,8 @@ fn lookup(ctx: &Ctx, handle: &str) -> anyhow::Result<Answer> {
         handle: card.signed.handle.clone(),
         did: card.did.to_string(),
         nickname: c.nickname.clone(),
-        emoji: if ctx.out.emoji {
-            c.emoji.clone()
-        } else {
-            c.tag.clone()
-        },
+        emoji: c.emoji.clone(),
+        tag: c.tag.clone(),
         x25519: hex::encode(card.x25519),
     })
 }

@@ -128,3 +128,67 @@ fn completions_cover_the_verbs_and_parse_in_bash() {
     let bad = env.run(&["completions", "tcsh"], &[]);
     assert!(!bad.status.success());
 }
+
+/// `wire args` on a real terminal (a pty from util-linux `script`): what the terminal shows.
+fn on_a_terminal(env: &Env, args: &str, vars: &[(&str, &str)]) -> String {
+    let mut cmd = std::process::Command::new("script");
+    cmd.args([
+        "-qec",
+        &format!("{} {args}", env!("CARGO_BIN_EXE_wire")),
+        "/dev/null",
+    ])
+    .env_clear()
+    .env("WIRE_HOME", env.home.path())
+    .env("WIRE_NO_DAEMON", "true")
+    .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+    .env("LANG", "C.UTF-8")
+    .env("TERM", "xterm-256color")
+    .stdin(std::process::Stdio::null());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .expect("util-linux `script` runs wire on a pty");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let env = Env::with_alice();
+    let tty = on_a_terminal(&env, "whoami", &[]);
+    assert!(tty.contains("\x1b["), "a terminal gets colour: {tty:?}");
+    let no_color = on_a_terminal(&env, "whoami", &[("NO_COLOR", "1")]);
+    assert!(!no_color.contains("\x1b["), "NO_COLOR: {no_color:?}");
+    assert!(
+        no_color.contains("amiable") || no_color.contains('('),
+        "{no_color:?}"
+    );
+    let (piped, _) = env.prose(&["whoami"], &[]);
+    assert!(
+        !piped.contains('\x1b'),
+        "a pipe never gets colour: {piped:?}"
+    );
+}
+
+#[test]
+fn wire_verbose_adds_diagnostics_on_stderr_and_none_by_default_off_a_terminal() {
+    let env = Env::with_alice();
+    let quiet = env.run(&["whoami"], &[]);
+    assert!(quiet.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&quiet.stderr),
+        "",
+        "no chatter off a terminal"
+    );
+    let verbose = env.run(&["whoami"], &[("WIRE_VERBOSE", "1")]);
+    let err = String::from_utf8_lossy(&verbose.stderr);
+    assert!(
+        err.contains("wire: session default (chosen by default)")
+            && err.contains("running in this process"),
+        "{err}"
+    );
+    // stdout stays exactly one JSON document.
+    assert!(serde_json::from_slice::<serde_json::Value>(&verbose.stdout).is_ok());
+}
