@@ -143,6 +143,18 @@ fn doctor_passes_a_healthy_pair_and_reports_each_failure_with_its_fix() {
         settle(&prose.stdout, &rig, &root, &alice, &bob)
     );
 
+    // `wire status --peer`: one peer's line, with the relay probed and the slot's backlog.
+    let st = alice.json(&["status", "--peer", &bob.nickname]);
+    let peers = st["peers"].as_array().expect("peers");
+    assert_eq!(peers.len(), 1, "{st}");
+    assert_eq!(peers[0]["key"], bob.key.as_str(), "{st}");
+    assert!(peers[0]["last_pushed_ms"].as_u64().is_some(), "{st}");
+    assert_eq!(st["relays"][0]["reachable"], true, "{st}");
+    assert!(st["relays"][0]["latency_ms"].as_f64().is_some(), "{st}");
+    assert_eq!(st["receiving"][0]["read"], true, "{st}");
+    let typo = alice.run(&["status", "--peer", "nobody-at-all"]);
+    assert_ne!(typo.code, 0, "{}", typo.describe());
+
     // A pair request waits for a decision.
     let carol = rig.agent("carol");
     carol.json(&["dial", &alice.handle]);
