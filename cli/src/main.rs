@@ -151,6 +151,9 @@ enum Command {
     /// Measure many sessions on one machine: pair-all-local and sister sends.
     #[command(hide = true)]
     BenchSessions(cmd::bench_sessions::Args),
+    /// The bounded load test: a relay under a thousand agent pairs' traffic (docs/BENCHMARKS.md).
+    #[command(hide = true)]
+    BenchLoad(cmd::bench_load::Args),
 }
 
 impl Command {
@@ -174,6 +177,7 @@ impl Command {
                 | Command::BenchLine(_)
                 | Command::BenchMcp(_)
                 | Command::BenchSessions(_)
+                | Command::BenchLoad(_)
                 | Command::Demo(_)
                 | Command::Daemon(_)
                 | Command::Mcp(_)
@@ -216,6 +220,7 @@ fn main() -> ExitCode {
             Command::BenchLine(args) => cmd::bench_line::run(&out, args),
             Command::BenchMcp(args) => cmd::bench_mcp::run(&out, args),
             Command::BenchSessions(args) => cmd::bench_sessions::run(&out, args),
+            Command::BenchLoad(args) => cmd::bench_load::run(&out, args),
             Command::Demo(args) => cmd::demo::run(&out, args),
             Command::Daemon(args) => cmd::daemon::run(&out, &chosen, args, cli.no_daemon),
             Command::Doctor(args) => cmd::doctor::run(&out, &chosen, args, cli.no_daemon),
@@ -505,6 +510,7 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         | Command::BenchLine(_)
         | Command::BenchMcp(_)
         | Command::BenchSessions(_)
+        | Command::BenchLoad(_)
         | Command::Mcp(_)
         | Command::Setup(_)
         | Command::Service(_)

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_line;
+pub mod bench_load;
 pub mod bench_mcp;
 pub mod bench_sessions;
 pub mod claim;

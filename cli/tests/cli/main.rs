@@ -8,6 +8,7 @@ mod errors;
 mod http;
 mod invite;
 mod line;
+mod load;
 mod mcp;
 mod output;
 mod pair;
