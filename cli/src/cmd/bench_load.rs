@@ -81,6 +81,11 @@ struct Report {
     append_us: Lat,
     relay_rss_peak_kib: Option<u64>,
     relay_rss_end_kib: Option<u64>,
+    /// CPU seconds (user + system) spent while sending, by the relay and by this generator,
+    /// against the wall-clock seconds of sending: on two shared cores they tell who is short.
+    relay_cpu_s: Option<f64>,
+    generator_cpu_s: f64,
+    send_wall_s: f64,
     floor_fsync_us: u64,
     floor_healthz_us: u64,
 }
@@ -167,6 +172,16 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat`.
+fn cpu_s(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3, utime 14 and stime 15 (1-based in proc(5)).
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -276,6 +291,8 @@ async fn load(
     let counters: Vec<AtomicU64> = (0..args.pairs).map(|_| AtomicU64::new(0)).collect();
     let counters = Arc::new(counters);
     let started = Instant::now();
+    let relay_cpu0 = pid.and_then(|p| cpu_s(&p.to_string()));
+    let self_cpu0 = cpu_s("self").unwrap_or(0.0);
     let mut sent = 0u64;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -328,6 +345,11 @@ async fn load(
     }
     while tasks.join_next().await.is_some() {}
     let send_secs = started.elapsed().as_secs_f64();
+    let relay_cpu_s = pid
+        .and_then(|p| cpu_s(&p.to_string()))
+        .zip(relay_cpu0)
+        .map(|(b, a)| b - a);
+    let generator_cpu_s = cpu_s("self").unwrap_or(0.0) - self_cpu0;
     let stored_n = stored.load(Ordering::Relaxed);
 
     // Let the streams deliver what was stored.
@@ -361,6 +383,9 @@ async fn load(
         append_us: lat(appends),
         relay_rss_peak_kib: pid.map(|_| peak.load(Ordering::Relaxed)),
         relay_rss_end_kib: pid.and_then(rss_kib),
+        relay_cpu_s,
+        generator_cpu_s,
+        send_wall_s: send_secs,
         floor_fsync_us,
         floor_healthz_us,
     })
@@ -465,6 +490,7 @@ fn prose(r: &Report) -> String {
          Delivery p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms.\n\
          Append p50 {:.2} ms, p99 {:.2} ms.\n\
          Relay memory: peak {}, at the end {}.\n\
+         CPU while sending ({:.1} s): relay {}, this generator {:.1} s.\n\
          Floors in this run: fsync {} µs, GET /healthz {} µs.\n",
         r.pairs,
         r.streams_open,
@@ -487,6 +513,10 @@ fn prose(r: &Report) -> String {
         r.append_us.p99 as f64 / 1000.0,
         mib(r.relay_rss_peak_kib),
         mib(r.relay_rss_end_kib),
+        r.send_wall_s,
+        r.relay_cpu_s
+            .map_or("not sampled".into(), |c| format!("{c:.1} s")),
+        r.generator_cpu_s,
         r.floor_fsync_us,
         r.floor_healthz_us,
     )
