@@ -427,9 +427,10 @@ fn judge(st: &Status, args: &Args, checks: &mut Vec<Check>) {
             checks.push(warn(
                 "peer",
                 format!(
-                    "{} from {} wait aside for seq {}, which has not arrived",
+                    "{} from {} {} aside for seq {}, which has not arrived",
                     crate::output::count(p.held as u64, "event", "events"),
                     p.nickname,
+                    if p.held == 1 { "waits" } else { "wait" },
                     p.held_waits_for.unwrap_or(0)
                 ),
                 "`wire sync` asks them to resend; they arrive when their daemon runs",

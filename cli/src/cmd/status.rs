@@ -510,8 +510,9 @@ fn prose(ctx: &Ctx, st: &Status) -> String {
         if p.held > 0 {
             let _ = writeln!(
                 s,
-                "  {} from them wait aside for seq {} (asked them to resend).",
+                "  {} from them {} aside for seq {} (asked them to resend).",
                 crate::output::count(p.held as u64, "event", "events"),
+                if p.held == 1 { "waits" } else { "wait" },
                 p.held_waits_for.unwrap_or(0)
             );
         }

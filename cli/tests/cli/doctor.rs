@@ -242,9 +242,30 @@ fn doctor_passes_a_healthy_pair_and_reports_each_failure_with_its_fix() {
         ],
     );
 
-    // A peer that does not read its mail: bob's daemon is down, alice's events wait.
+    // Bob's daemon goes down; alice sends two messages and stops hers at once (a resend only
+    // comes 5 s after a push, so each message travels in a blob of its own). The blob with
+    // the first is then deleted from bob's slot before bob reads it.
     bob.stop_daemon();
+    let (slot, token) = bob.slot();
+    let last_seq = |rig: &Rig| -> u64 {
+        http::request(
+            &rig.target(),
+            "GET",
+            &format!("/v1/slots/{slot}"),
+            &[("authorization", &format!("Bearer {token}"))],
+            b"",
+        )
+        .expect("slot info")
+        .json()["last_seq"]
+            .as_u64()
+            .expect("last_seq")
+    };
     alice.send_stored(&bob, "are you there?");
+    let through = last_seq(&rig);
+    alice.send_stored(&bob, "after the gap");
+    alice.stop_daemon();
+
+    // A peer that does not read its mail: alice's events wait unconfirmed.
     let r = doctor(&alice, user_home.path(), &["--stale-after", "0s"]);
     has_problem(
         &r,
@@ -257,23 +278,7 @@ fn doctor_passes_a_healthy_pair_and_reports_each_failure_with_its_fix() {
         r.describe()
     );
 
-    // Events waiting aside: the blob carrying one of alice's messages is deleted from bob's
-    // slot before bob reads it, so the next one arrives past a gap.
-    let (slot, token) = bob.slot();
-    let info = |rig: &Rig| -> Value {
-        http::request(
-            &rig.target(),
-            "GET",
-            &format!("/v1/slots/{slot}"),
-            &[("authorization", &format!("Bearer {token}"))],
-            b"",
-        )
-        .expect("slot info")
-        .json()
-    };
-    let through = info(&rig)["last_seq"].as_u64().expect("last_seq");
-    alice.send_stored(&bob, "after the gap");
-    alice.stop_daemon();
+    // Events waiting aside: bob reads the second message past the gap the first left.
     let acked = http::request(
         &rig.target(),
         "POST",
@@ -289,7 +294,7 @@ fn doctor_passes_a_healthy_pair_and_reports_each_failure_with_its_fix() {
     bob.run(&["peers"]).ok(); // starts bob's daemon, which reads the slot
     let r = poll("bob's doctor to see events waiting aside", || {
         let r = doctor(&bob, user_home.path(), &[]);
-        if problems(&r).iter().any(|p| p.contains("wait aside")) {
+        if problems(&r).iter().any(|p| p.contains("aside for seq")) {
             Ok(r)
         } else {
             Err(r.describe())
@@ -300,7 +305,7 @@ fn doctor_passes_a_healthy_pair_and_reports_each_failure_with_its_fix() {
         &[
             "warn peer",
             &alice.nickname,
-            "wait aside for seq",
+            "waits aside for seq",
             "`wire sync`",
         ],
     );
@@ -349,6 +354,19 @@ fn doctor_passes_a_healthy_pair_and_reports_each_failure_with_its_fix() {
             "unreachable",
             "`wire relay-server --bind 127.0.0.1:",
         ],
+    );
+    let prose = wire(
+        &bob.home,
+        &["doctor"],
+        &[
+            ("HOME", user_home.path().to_str().expect("utf-8")),
+            ("WIRE_NO_AUTO_JSON", "1"),
+        ],
+    );
+    assert_eq!(prose.code, 1, "{}", prose.describe());
+    insta::assert_snapshot!(
+        "doctor_relay_down_events_aside_prose",
+        settle(&prose.stdout, &rig, &root, &alice, &bob)
     );
 }
 
