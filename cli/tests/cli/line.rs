@@ -127,7 +127,7 @@ pub(crate) fn wire(home: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
     run_wire(home, args, vars, COMMAND_DEADLINE).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn kill9(pid: u32) {
+pub(crate) fn kill9(pid: u32) {
     let _ = Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .stderr(Stdio::null())
@@ -146,7 +146,7 @@ fn alive(pid: u32) -> bool {
 }
 
 /// Daemons (`wire daemon --foreground`) whose `WIRE_HOME` is `home`: ours, found by id.
-fn daemons_of(home: &Path) -> Vec<u32> {
+pub(crate) fn daemons_of(home: &Path) -> Vec<u32> {
     let want = format!("WIRE_HOME={}", home.display());
     let mut pids = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -229,10 +229,10 @@ fn now_ms() -> u64 {
 
 /// xorshift64*: enough randomness for junk bytes. The seed is printed (WIRE_TEST_SEED replays).
 #[derive(Debug)]
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn seeded(test: &str) -> Rng {
+    pub(crate) fn seeded(test: &str) -> Rng {
         let seed = std::env::var("WIRE_TEST_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -246,7 +246,7 @@ impl Rng {
         Rng(seed)
     }
 
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -361,7 +361,7 @@ impl Rig {
         self.root.path().join("relay")
     }
 
-    fn relay_log(&self) -> String {
+    pub(crate) fn relay_log(&self) -> String {
         std::fs::read_to_string(self.root.path().join("relay.log")).unwrap_or_default()
     }
 
@@ -512,7 +512,7 @@ impl Agent {
     }
 
     /// `wire send <peer> <body>`; the caller checks the outcome.
-    fn send(&self, to: &Agent, body: &str) -> Run {
+    pub(crate) fn send(&self, to: &Agent, body: &str) -> Run {
         self.run(&["send", &to.handle, body])
     }
 
@@ -622,7 +622,7 @@ pub(crate) fn pair(a: &Agent, b: &Agent) {
 }
 
 /// The bodies of the messages in `tail` that `from` wrote.
-fn bodies_from(tail: &[Value], from: &Agent) -> Vec<String> {
+pub(crate) fn bodies_from(tail: &[Value], from: &Agent) -> Vec<String> {
     tail.iter()
         .filter(|m| m["from"] == from.did.as_str())
         .map(|m| m["body"].as_str().unwrap_or("<not text>").to_owned())

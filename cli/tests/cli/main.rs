@@ -3,6 +3,7 @@
 //! (relay, daemons, pairing, floods, crashes, tampering) in `line`, and many sessions on one
 //! machine in `session`.
 
+mod crash;
 mod doctor;
 mod errors;
 mod http;
