@@ -19,6 +19,15 @@ pub enum NetError {
         "cannot reach the relay at {url}: {reason}; is the relay running? start one with `wire relay-server`, or check the URL"
     )]
     Unreachable { url: String, reason: String },
+    /// The relay's TLS certificate was refused (an unknown CA, another name, expired…).
+    /// Nothing was sent. Someone has to act: this machine's trust (`WIRE_CA_FILE`) or the
+    /// relay's certificate.
+    #[error("the certificate of {url} {problem}")]
+    Certificate { url: String, problem: String },
+    /// This machine's TLS trust cannot be set up (`WIRE_CA_FILE` unreadable or holding no
+    /// certificate, no system roots). Nothing was sent.
+    #[error("{0}")]
+    Trust(String),
     /// Connected, but the whole request did not finish in time. The request may or may not have
     /// taken effect.
     #[error(
@@ -60,7 +69,11 @@ impl NetError {
             | NetError::Timeout { .. }
             | NetError::ConnectionLost { .. } => true,
             NetError::Relay { status, .. } => matches!(status, 429 | 502 | 503 | 504),
-            NetError::BadUrl(_) | NetError::BadInput(_) | NetError::Protocol { .. } => false,
+            NetError::BadUrl(_)
+            | NetError::BadInput(_)
+            | NetError::Protocol { .. }
+            | NetError::Certificate { .. }
+            | NetError::Trust(_) => false,
         }
     }
 

@@ -6,7 +6,7 @@
 //! and the connection is idle, so dropping the client (and with it the pool) closes every
 //! connection; nothing else needs to track the tasks.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -45,7 +45,8 @@ pub struct ClientOptions {
     /// Connections open at once for requests; more concurrent requests wait (default 32).
     /// Streams hold their own connection outside this bound.
     pub connections_max: usize,
-    /// TLS settings for `https://` relays; `None` trusts the Mozilla roots (webpki-roots).
+    /// TLS settings for `https://` relays; `None` is [`crate::tls::default_client_config`]:
+    /// the system roots plus `WIRE_CA_FILE`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
@@ -60,25 +61,6 @@ impl Default for ClientOptions {
             tls: None,
         }
     }
-}
-
-/// The default TLS configuration: ring, TLS 1.2 and 1.3, Mozilla's roots, HTTP/1.1 by ALPN.
-fn default_tls() -> Arc<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let mut config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("the ring provider supports the default protocol versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            config.alpn_protocols = vec![b"http/1.1".to_vec()];
-            Arc::new(config)
-        })
-        .clone()
 }
 
 /// One request, kept whole so that it can be sent a second time.
@@ -174,7 +156,10 @@ impl Transport {
                         "{host:?} cannot be checked against a certificate: {e}"
                     ))
                 })?;
-                let config = options.tls.clone().unwrap_or_else(default_tls);
+                let config = match options.tls.clone() {
+                    Some(config) => config,
+                    None => crate::tls::default_client_config()?,
+                };
                 Some((config, name))
             }
             _ => None,
@@ -376,7 +361,7 @@ impl Transport {
                         let tls = tokio_rustls::TlsConnector::from(config.clone())
                             .connect(name.clone(), tcp)
                             .await
-                            .map_err(|e| self.unreachable(format!("TLS handshake failed: {e}")))?;
+                            .map_err(|e| crate::tls::handshake_error(&self.url(), &e))?;
                         self.handshake(tls).await
                     }
                 }

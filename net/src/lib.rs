@@ -2,7 +2,8 @@
 //! both ends of that API share. Later also the replication types and the local transports.
 //!
 //! - [`RelayClient`] speaks HTTP/1.1 to one relay at `http://host[:port]`, `https://host[:port]`
-//!   (rustls with ring, Mozilla's roots) or `unix:/path/to/relay.sock`. Every route is one
+//!   (rustls with ring, verified against the system roots plus `WIRE_CA_FILE`: [`tls`]) or
+//!   `unix:/path/to/relay.sock`. Every route is one
 //!   async call returning typed answers or a [`NetError`] that says what to do;
 //!   [`NetError::is_transient`] tells a caller whether to queue and retry.
 //! - Connections are kept alive in a pool per client (at most
@@ -24,6 +25,7 @@ mod endpoint;
 pub mod error;
 pub mod frames;
 mod http;
+pub mod tls;
 pub mod types;
 
 pub use client::{INTRO_CONTENT_TYPE, RecordStream, RelayClient};

@@ -1,4 +1,5 @@
-//! Serving the API on TCP and, optionally, a Unix socket, with clean shutdown.
+//! Serving the API on TCP (plain or TLS) and, optionally, a Unix socket, with clean shutdown
+//! and, under TLS, certificate reloads on SIGHUP.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use tokio::net::{TcpListener, UnixListener};
 
 use crate::api::router;
 use crate::app::{App, Config};
+use crate::tls::{ServerTls, TlsFiles, TlsListener};
 
 /// Why the relay could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,8 @@ pub enum ServeError {
     Store(#[from] crate::store::StoreError),
     #[error("{0}")]
     Config(String),
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -42,6 +46,17 @@ pub struct Bound {
     pub tcp: TcpListener,
     pub addr: SocketAddr,
     pub uds: Option<(UnixListener, PathBuf)>,
+    /// When set, TCP connections are served over TLS with this certificate (the Unix socket
+    /// stays plain: it is reachable only by its owner).
+    pub tls: Option<Arc<ServerTls>>,
+}
+
+impl Bound {
+    /// The scheme and address the TCP listener serves, e.g. `https://10.0.0.1:443`.
+    pub fn listening_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
 }
 
 /// Binds the TCP address (refusing non-loopback under `local_only`) and the Unix socket.
@@ -61,7 +76,12 @@ pub async fn bind(
         Some(path) => Some((bind_uds(path).await?, path.to_owned())),
         None => None,
     };
-    Ok(Bound { tcp, addr, uds })
+    Ok(Bound {
+        tcp,
+        addr,
+        uds,
+        tls: None,
+    })
 }
 
 /// Binds a Unix socket with mode 0600. The socket is created under a temporary name, restricted,
@@ -149,13 +169,29 @@ async fn serve_until_drained(
     let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
-    let tcp = axum::serve(
-        bound.tcp,
-        routes
-            .clone()
-            .into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop(rx.clone()));
+    let service = routes
+        .clone()
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let tcp_rx = rx.clone();
+    let tls = bound.tls.clone();
+    let tcp = async move {
+        match tls {
+            None => {
+                axum::serve(bound.tcp, service)
+                    .with_graceful_shutdown(stop(tcp_rx))
+                    .await
+            }
+            Some(tls) => {
+                use axum::serve::ListenerExt;
+                // `tap_io` only so that axum hands the peer address on as `ConnectInfo`
+                // (it does for a tapped listener of any kind); the tap does nothing.
+                let listener = TlsListener::new(bound.tcp, &tls)?.tap_io(|_| {});
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(stop(tcp_rx))
+                    .await
+            }
+        }
+    };
     match bound.uds {
         Some((listener, _)) => {
             let uds =
@@ -167,6 +203,30 @@ async fn serve_until_drained(
         None => tcp.await?,
     }
     Ok(())
+}
+
+/// Reloads the certificate and key on every SIGHUP, for rotation without a restart: a reload
+/// that fails (a half-written file, a key that does not match) keeps the certificate in use
+/// and says why on stderr. Runs until aborted.
+async fn reload_on_hangup(tls: Arc<ServerTls>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        eprintln!(
+            "wire relay: cannot listen for SIGHUP; restart the relay to load a new certificate"
+        );
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let files = tls.files();
+        match tls.reload() {
+            Ok(()) => eprintln!(
+                "wire relay: SIGHUP: serving the certificate from {} (key {}) from the next connection on",
+                files.cert.display(),
+                files.key.display()
+            ),
+            Err(e) => eprintln!("wire relay: SIGHUP: {e}; still serving the previous certificate"),
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -185,23 +245,43 @@ pub async fn signals() {
     }
 }
 
-/// Everything `wire relay-server` does: bind, open, announce, serve until a signal, drain.
+/// Everything `wire relay-server` does: load the certificate (with `tls`), bind, open,
+/// announce, serve until a signal (reloading the certificate on SIGHUP), drain.
 pub async fn run(
     bind_addr: SocketAddr,
     uds: Option<PathBuf>,
     public_url: Option<String>,
+    tls: Option<TlsFiles>,
     mut config_for: impl FnMut(&str) -> Result<Config, String>,
     announce: impl FnOnce(&Config, &Bound),
 ) -> Result<(), ServeError> {
     let local_only_probe = config_for("http://127.0.0.1")
         .map_err(ServeError::Config)?
         .local_only;
-    let bound = bind(bind_addr, uds.as_deref(), local_only_probe).await?;
-    let url = public_url.unwrap_or_else(|| format!("http://{}", bound.addr));
+    // The certificate first: a bad file is reported before anything is bound or opened.
+    let tls = match tls {
+        Some(files) => Some(Arc::new(ServerTls::new(files)?)),
+        None => None,
+    };
+    if let (Some(_), Some(url)) = (&tls, &public_url)
+        && url.trim().to_ascii_lowercase().starts_with("http://")
+    {
+        return Err(ServeError::Config(format!(
+            "the relay serves HTTPS (--tls-cert), but --public-url {url} says http://; use https://…"
+        )));
+    }
+    let mut bound = bind(bind_addr, uds.as_deref(), local_only_probe).await?;
+    bound.tls = tls.clone();
+    let url = public_url.unwrap_or_else(|| bound.listening_url());
     let config = config_for(&url).map_err(ServeError::Config)?;
     let (app, commit_thread) = App::open(config.clone())?;
     announce(&config, &bound);
-    serve(app, bound, signals()).await?;
+    let reloader = tls.map(|tls| tokio::spawn(reload_on_hangup(tls)));
+    let served = serve(app, bound, signals()).await;
+    if let Some(r) = reloader {
+        r.abort();
+    }
+    served?;
     // serve stopped the committer; it commits what was queued and ends.
     let _ = tokio::task::spawn_blocking(move || commit_thread.join()).await;
     Ok(())

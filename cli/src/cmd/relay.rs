@@ -24,9 +24,16 @@ pub struct Args {
     #[arg(long)]
     data: Option<PathBuf>,
     /// The URL clients reach this relay at; its host[:port] is the domain of handles here
-    /// [default: http://<bind address>].
+    /// [default: http://<bind address>, or https://<bind address> with --tls-cert].
     #[arg(long)]
     public_url: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (the relay's certificate first, then any
+    /// intermediates); needs --tls-key. Send SIGHUP to load new files without a restart.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, RSA or EC).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Blobs a slot may hold before its owner acknowledges.
     #[arg(long, hide = true)]
     slot_blobs_max: Option<u64>,
@@ -70,10 +77,16 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
         }
         Ok(c)
     };
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(wire_relay::tls::TlsFiles { cert, key }),
+        // clap requires each with the other.
+        _ => None,
+    };
     let result = runtime.block_on(wire_relay::server::run(
         args.bind,
         args.uds,
         args.public_url,
+        tls,
         config_for,
         |config, bound| {
             let uds = bound.uds.as_ref().map(|(_, p)| p.display().to_string());
@@ -81,7 +94,8 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
                 println!(
                     "{}",
                     serde_json::json!({
-                        "listening": format!("http://{}", bound.addr),
+                        "listening": bound.listening_url(),
+                        "tls": bound.tls.is_some(),
                         "public_url": config.public_url,
                         "domain": config.domain,
                         "uds": uds,
@@ -90,7 +104,13 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
                     })
                 );
             } else {
-                println!("wire relay listening on http://{}", bound.addr);
+                println!("wire relay listening on {}", bound.listening_url());
+                if let Some(tls) = &bound.tls {
+                    println!(
+                        "  TLS certificate {} (SIGHUP reloads it)",
+                        tls.files().cert.display()
+                    );
+                }
                 println!("  handles here are nick@{}", config.domain);
                 if let Some(uds) = uds {
                     println!("  also on unix socket {uds}");

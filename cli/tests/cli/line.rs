@@ -84,7 +84,32 @@ pub(crate) fn run_wire_in(
     vars: &[(&str, &str)],
     deadline: Duration,
 ) -> Result<Run, String> {
-    let mut cmd = Command::new(EXE);
+    run_wire_via(&[], home, cwd, args, vars, deadline)
+}
+
+/// The `wire` command, run through `wrapper` when it is not empty (as
+/// `["ip", "netns", "exec", "NS"]`, which execs `wire` in that network namespace).
+pub(crate) fn wire_command(wrapper: &[&str]) -> Command {
+    match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(rest).arg(EXE);
+            cmd
+        }
+        None => Command::new(EXE),
+    }
+}
+
+/// [`run_wire_in`] through `wrapper` (see [`wire_command`]).
+pub(crate) fn run_wire_via(
+    wrapper: &[&str],
+    home: &Path,
+    cwd: Option<&Path>,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    deadline: Duration,
+) -> Result<Run, String> {
+    let mut cmd = wire_command(wrapper);
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
@@ -280,6 +305,17 @@ pub(crate) fn spawn_relay(
     bind: &str,
     args: &[String],
 ) -> Result<(Child, SocketAddr), String> {
+    spawn_relay_via(&[], root, bind, args)
+}
+
+/// [`spawn_relay`] through `wrapper` (see [`wire_command`]); the relay may serve `http://` or
+/// `https://`.
+pub(crate) fn spawn_relay_via(
+    wrapper: &[&str],
+    root: &Path,
+    bind: &str,
+    args: &[String],
+) -> Result<(Child, SocketAddr), String> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -287,7 +323,7 @@ pub(crate) fn spawn_relay(
         .map_err(|e| e.to_string())?;
     let relay_home = root.join("relay-home");
     std::fs::create_dir_all(&relay_home).map_err(|e| e.to_string())?;
-    let mut child = Command::new(EXE)
+    let mut child = wire_command(wrapper)
         .args(["relay-server", "--json", "--bind", bind, "--data"])
         .arg(root.join("relay"))
         .args(args)
@@ -311,9 +347,9 @@ pub(crate) fn spawn_relay(
     });
     let line = rx.recv_timeout(COMMAND_DEADLINE).unwrap_or_default();
     let addr = serde_json::from_str::<Value>(&line).ok().and_then(|v| {
-        v["listening"]
-            .as_str()?
-            .strip_prefix("http://")?
+        let url = v["listening"].as_str()?;
+        url.strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))?
             .parse::<SocketAddr>()
             .ok()
     });

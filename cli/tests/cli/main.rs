@@ -1,11 +1,13 @@
 //! End-to-end tests of the `wire` binary as a process: prose and JSON output (insta snapshots),
 //! exit codes, `wire verify` catching damage written behind its back, and agents on a line
 //! (relay, daemons, pairing, floods, crashes, tampering) in `line`, and many sessions on one
-//! machine in `session`.
+//! machine in `session`, and relays on two hosts (network namespaces) over HTTPS in
+//! `federation`.
 
 mod crash;
 mod doctor;
 mod errors;
+mod federation;
 mod http;
 mod invite;
 mod line;
