@@ -207,15 +207,9 @@ async fn serve_until_drained(
 
 /// Reloads the certificate and key on every SIGHUP, for rotation without a restart: a reload
 /// that fails (a half-written file, a key that does not match) keeps the certificate in use
-/// and says why on stderr. Runs until aborted.
-async fn reload_on_hangup(tls: Arc<ServerTls>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        eprintln!(
-            "wire relay: cannot listen for SIGHUP; restart the relay to load a new certificate"
-        );
-        return;
-    };
+/// and says why on stderr. Runs until aborted. `hup` is registered by the caller before the
+/// relay announces itself, so a SIGHUP sent as soon as it is up never kills it.
+async fn reload_on_hangup(tls: Arc<ServerTls>, mut hup: tokio::signal::unix::Signal) {
     while hup.recv().await.is_some() {
         let files = tls.files();
         match tls.reload() {
@@ -270,13 +264,28 @@ pub async fn run(
             "the relay serves HTTPS (--tls-cert), but --public-url {url} says http://; use https://…"
         )));
     }
+    let hup = match &tls {
+        Some(_) => Some(
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(
+                |e| {
+                    ServeError::Config(format!(
+                        "cannot listen for SIGHUP, which reloads the certificate: {e}"
+                    ))
+                },
+            )?,
+        ),
+        None => None,
+    };
     let mut bound = bind(bind_addr, uds.as_deref(), local_only_probe).await?;
     bound.tls = tls.clone();
     let url = public_url.unwrap_or_else(|| bound.listening_url());
     let config = config_for(&url).map_err(ServeError::Config)?;
     let (app, commit_thread) = App::open(config.clone())?;
     announce(&config, &bound);
-    let reloader = tls.map(|tls| tokio::spawn(reload_on_hangup(tls)));
+    let reloader = match (tls, hup) {
+        (Some(tls), Some(hup)) => Some(tokio::spawn(reload_on_hangup(tls, hup))),
+        _ => None,
+    };
     let served = serve(app, bound, signals()).await;
     if let Some(r) = reloader {
         r.abort();

@@ -460,3 +460,139 @@ fn a_relay_with_a_certificate_from_an_unknown_ca_is_refused_with_a_clear_error()
     assert_eq!(r.json()["outcome"], "queued", "{}", r.describe());
     refused(&r);
 }
+
+/// `GET /healthz` on `url` from a client that trusts only `ca_pem` (and the system roots).
+fn healthz_trusting(dir: &Path, ca_pem: &str, url: &str) -> Result<(), wire_net::NetError> {
+    let file = write(&dir.join("trust.pem"), ca_pem);
+    let options = wire_net::ClientOptions {
+        tls: Some(wire_net::tls::client_config(Some(&file))?),
+        ..wire_net::ClientOptions::default()
+    };
+    let client = wire_net::RelayClient::with_options(url, options)?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(client.healthz())
+        .map(|_| ())
+}
+
+#[test]
+fn sighup_makes_a_tls_relay_serve_new_certificate_files_without_a_restart() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let first = TestCa::new("wire test CA (first)");
+    let second = TestCa::new("wire test CA (second)");
+    let (cert, key) = first.leaf("127.0.0.1");
+    let cert_file = write(&root.path().join("relay.crt"), &cert);
+    let key_file = write(&root.path().join("relay.key"), &key);
+    let args: Vec<String> = [
+        "--tls-cert",
+        crate::path_str(&cert_file),
+        "--tls-key",
+        crate::path_str(&key_file),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let (child, addr) =
+        line::spawn_relay(root.path(), "127.0.0.1:0", &args).unwrap_or_else(|e| panic!("{e}"));
+    let mut relay = Relay {
+        child: Some(child),
+        url: format!("https://{addr}"),
+        root: root.path().to_owned(),
+    };
+    let pid = relay.child.as_ref().expect("runs").id().to_string();
+    healthz_trusting(root.path(), &first.pem, &relay.url).expect("the first certificate");
+
+    let hup = || {
+        let ok = Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("kill -HUP");
+        assert!(ok.success());
+    };
+    // New files, SIGHUP: the relay (the same process) serves the new certificate.
+    let (cert, key) = second.leaf("127.0.0.1");
+    write(&cert_file, &cert);
+    write(&key_file, &key);
+    hup();
+    poll("the relay to serve the second certificate", || {
+        healthz_trusting(root.path(), &second.pem, &relay.url).map_err(|e| e.to_string())
+    });
+    let e = healthz_trusting(root.path(), &first.pem, &relay.url).expect_err("first no longer");
+    assert!(matches!(e, wire_net::NetError::Certificate { .. }), "{e:?}");
+
+    // A key that does not match: the reload is refused, said so on stderr, and the relay
+    // keeps serving the second certificate.
+    let (_, other_key) = second.leaf("127.0.0.1");
+    write(&key_file, &other_key);
+    hup();
+    poll("the refused reload to be logged", || {
+        let log = relay.log();
+        if log.contains("does not belong to the certificate")
+            && log.contains("still serving the previous certificate")
+        {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+    healthz_trusting(root.path(), &second.pem, &relay.url).expect("still the second");
+    let child = relay.child.as_mut().expect("runs");
+    assert!(child.try_wait().expect("wait").is_none(), "the relay died");
+}
+
+#[test]
+fn relay_server_refuses_tls_files_it_cannot_use_before_it_binds() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new("wire test CA");
+    let (cert, key) = ca.leaf("127.0.0.1");
+    let cert_file = write(&root.path().join("relay.crt"), &cert);
+    let key_file = write(&root.path().join("relay.key"), &key);
+    let (_, other_key) = ca.leaf("127.0.0.1");
+    let other_key = write(&root.path().join("other.key"), &other_key);
+    let missing = root.path().join("missing.pem");
+    let home = root.path().join("home");
+    let relay = |args: &[&str]| {
+        let mut all = vec!["relay-server", "--bind", "127.0.0.1:0", "--data"];
+        let data = root.path().join("data");
+        all.push(crate::path_str(&data));
+        all.extend_from_slice(args);
+        line::wire(&home, &all, &[])
+    };
+    let p = crate::path_str;
+    for (args, want) in [
+        (
+            vec!["--tls-cert", p(&missing), "--tls-key", p(&key_file)],
+            "cannot read the TLS certificate file",
+        ),
+        (
+            vec!["--tls-cert", p(&cert_file), "--tls-key", p(&missing)],
+            "cannot read the TLS key file",
+        ),
+        (
+            vec!["--tls-cert", p(&key_file), "--tls-key", p(&key_file)],
+            "holds no certificate",
+        ),
+        (
+            vec!["--tls-cert", p(&cert_file), "--tls-key", p(&other_key)],
+            "does not belong to the certificate",
+        ),
+        (
+            vec![
+                "--tls-cert",
+                p(&cert_file),
+                "--tls-key",
+                p(&key_file),
+                "--public-url",
+                "http://127.0.0.1:8771",
+            ],
+            "use https://",
+        ),
+        (vec!["--tls-cert", p(&cert_file)], "--tls-key"),
+    ] {
+        let r = relay(&args);
+        assert_ne!(r.code, 0, "{}", r.describe());
+        assert!(r.stderr.contains(want), "want {want:?}: {}", r.describe());
+    }
+}

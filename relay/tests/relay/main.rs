@@ -14,3 +14,4 @@ mod pairs;
 mod python;
 mod routes;
 mod streaming;
+mod tls;
