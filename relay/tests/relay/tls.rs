@@ -90,19 +90,30 @@ struct TlsRelay {
 }
 
 impl TlsRelay {
-    /// `name` is the host in the relay's public URL (`localhost` or `127.0.0.1`).
+    /// `name` is the host in the relay's public URL (`localhost` or `127.0.0.1`). Rate limits
+    /// are off.
     async fn start(ca: &TestCa, san: &str, name: &str) -> TlsRelay {
+        TlsRelay::start_with(ca, san, name, false).await
+    }
+
+    /// With `limited`, the default rate limits and a plain Unix socket `relay.sock` beside TLS.
+    async fn start_with(ca: &TestCa, san: &str, name: &str, limited: bool) -> TlsRelay {
         let dir = tempfile::tempdir().expect("tempdir");
         let files = ca.leaf_files(dir.path(), san);
         let tls = Arc::new(ServerTls::new(files).expect("certificate loads"));
         let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-        let mut bound = server::bind(any, None, false).await.expect("bind");
+        let sock = dir.path().join("relay.sock");
+        let mut bound = server::bind(any, limited.then_some(sock.as_path()), false)
+            .await
+            .expect("bind");
         bound.tls = Some(tls.clone());
         let port = bound.addr.port();
         assert_eq!(bound.listening_url(), format!("https://127.0.0.1:{port}"));
         let mut config = Config::new(&format!("https://{name}:{port}"), dir.path().join("data"))
             .expect("config");
-        config.rates = Rates::unlimited();
+        if !limited {
+            config.rates = Rates::unlimited();
+        }
         let (app, _commit_thread) = App::open(config).expect("open relay");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = tokio::spawn(server::serve(app, bound, async move {
@@ -180,6 +191,36 @@ async fn a_relay_serves_its_api_and_streams_over_tls_and_shutdown_ends_the_strea
         .expect("serving stops within 5 s")
         .expect("the serve task")
         .expect("serve ends cleanly");
+}
+
+/// Rate limits over TLS are charged to the peer's address, as over plain TCP, not to the one
+/// budget that requests without an address (the Unix socket) share: a TLS connection whose
+/// address axum did not hand on would look "local".
+#[tokio::test]
+async fn over_tls_rate_limits_see_the_peer_address() {
+    let ca = TestCa::new("wire test CA");
+    let relay = TlsRelay::start_with(&ca, "localhost", "localhost", true).await;
+    let local = RelayClient::new(&format!(
+        "unix:{}",
+        relay.dir.path().join("relay.sock").display()
+    ))
+    .expect("unix client");
+    let mut spent = false;
+    for _ in 0..200 {
+        match local.allocate_slot().await {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("rate_limited") => {
+                spent = true;
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(spent, "the local budget never ran out");
+    ca.client(relay.dir.path(), &relay.url("localhost"))
+        .allocate_slot()
+        .await
+        .expect("over TLS, 127.0.0.1 has its own budget");
 }
 
 #[tokio::test]
