@@ -351,7 +351,7 @@ fn judge(st: &Status, args: &Args, checks: &mut Vec<Check>) {
                 checks.push(fail(
                     "relay",
                     format!("{} (where we receive) is unreachable: {why}", r.url),
-                    relay_fix(&r.url),
+                    relay_fix(&r.url, why),
                 ));
             } else {
                 let who: Vec<&str> = st
@@ -367,7 +367,11 @@ fn judge(st: &Status, args: &Args, checks: &mut Vec<Check>) {
                         r.url,
                         who.join(", ")
                     ),
-                    "nothing is lost; `wire sync` retries now, or ask them whether their relay moved",
+                    if is_trust_problem(why) {
+                        relay_fix(&r.url, why)
+                    } else {
+                        "nothing is lost; `wire sync` retries now, or ask them whether their relay moved".into()
+                    },
                 ));
             }
             continue;
@@ -472,7 +476,19 @@ fn judge(st: &Status, args: &Args, checks: &mut Vec<Check>) {
     }
 }
 
-fn relay_fix(url: &str) -> String {
+/// A relay error that is wire-net's TLS refusal (`NetError::Certificate`, `NetError::Trust`):
+/// the network is fine, the trust is not.
+fn is_trust_problem(why: &str) -> bool {
+    why.starts_with("the certificate of ") || why.starts_with(wire_net::tls::CA_FILE_VAR)
+}
+
+fn relay_fix(url: &str, why: &str) -> String {
+    if is_trust_problem(why) {
+        return format!(
+            "if the relay uses your own CA, set {}=/path/to/ca.pem (PEM) and run `wire daemon stop` so the daemon reads it; else its operator must fix its certificate",
+            wire_net::tls::CA_FILE_VAR
+        );
+    }
     let loopback =
         url.contains("://127.") || url.contains("://localhost") || url.contains("://[::1]");
     match url.split_once("://").map(|(_, rest)| rest.trim_end_matches('/')) {

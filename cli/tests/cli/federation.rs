@@ -459,6 +459,25 @@ fn a_relay_with_a_certificate_from_an_unknown_ca_is_refused_with_a_clear_error()
     let r = alice.try_run(&["send", &bob.handle, "after we stopped"]);
     assert_eq!(r.json()["outcome"], "queued", "{}", r.describe());
     refused(&r);
+    // `wire doctor` names the certificate as the problem and trust as the fix, not the network.
+    let r = alice.try_run(&["doctor"]);
+    let check = r.json()["checks"]
+        .as_array()
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c["detail"].as_str().is_some_and(|d| d.contains(ADDR_B)))
+                .cloned()
+        })
+        .unwrap_or_else(|| panic!("no check names relay Y: {}", r.describe()));
+    assert!(
+        check["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("is not signed by a certificate authority"))
+            && check["fix"]
+                .as_str()
+                .is_some_and(|f| f.contains("WIRE_CA_FILE=")),
+        "{check}"
+    );
 }
 
 /// `GET /healthz` on `url` from a client that trusts only `ca_pem` (and the system roots).
