@@ -8,7 +8,7 @@
 //! daemon → `{"o":"…"}` (stdout) / `{"e":"…"}` (stderr) … then `{"x":<exit code>}`.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -72,6 +72,7 @@ pub fn serve(home: Home) -> anyhow::Result<ExitCode> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(lock_path(&home))
         .with_context(|| format!("cannot open {}", lock_path(&home).display()))?;
     if lock.try_lock().is_err() {
@@ -99,6 +100,22 @@ pub fn serve(home: Home) -> anyhow::Result<ExitCode> {
 }
 
 async fn run(agent: Arc<Agent>, sock: &Path) -> anyhow::Result<()> {
+    // The socket is bound under a temporary name inside the state root, which `serve` made
+    // 0700 and which is checked again here: no other user can reach the new inode by any path
+    // while it gets its final mode (0600; the process umask already left it 0700, see
+    // `private_umask` in main.rs), and only then is it renamed to the name clients use. The
+    // uid check on every connection is the second line behind the directory.
+    let dir = sock
+        .parent()
+        .context("the control socket path has a directory")?;
+    let dir_mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if dir_mode & 0o077 != 0 {
+        bail!(
+            "{} is mode {dir_mode:o}, open to other users; run `chmod 700 {}` and start the daemon again",
+            dir.display(),
+            dir.display()
+        );
+    }
     let tmp = sock.with_extension(format!("sock.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let listener = tokio::net::UnixListener::bind(&tmp)
@@ -265,6 +282,7 @@ pub fn start(home: &Home) -> anyhow::Result<StdUnixStream> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(log_path(home))
         .with_context(|| format!("cannot open {}", log_path(home).display()))?;
     let mut cmd = Command::new(exe);

@@ -84,7 +84,27 @@ pub(crate) fn run_wire_in(
     vars: &[(&str, &str)],
     deadline: Duration,
 ) -> Result<Run, String> {
-    let mut cmd = Command::new(EXE);
+    run_wire_under(home, cwd, None, args, vars, deadline)
+}
+
+/// [`run_wire_in`], started under `umask` (octal, through `sh -c 'umask …; exec wire …'`) when
+/// given, as an operator's shell with a permissive umask would start it.
+pub(crate) fn run_wire_under(
+    home: &Path,
+    cwd: Option<&Path>,
+    umask: Option<&str>,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    deadline: Duration,
+) -> Result<Run, String> {
+    let mut cmd = match umask {
+        None => Command::new(EXE),
+        Some(mask) => {
+            let mut sh = Command::new("sh");
+            sh.args(["-c", &format!("umask {mask} && exec \"$0\" \"$@\""), EXE]);
+            sh
+        }
+    };
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
@@ -127,7 +147,7 @@ pub(crate) fn wire(home: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
     run_wire(home, args, vars, COMMAND_DEADLINE).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn kill9(pid: u32) {
+pub(crate) fn kill9(pid: u32) {
     let _ = Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .stderr(Stdio::null())

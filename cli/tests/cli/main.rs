@@ -8,6 +8,7 @@ mod http;
 mod invite;
 mod line;
 mod mcp;
+mod modes;
 mod output;
 mod pair;
 mod relay;
