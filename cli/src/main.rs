@@ -216,7 +216,7 @@ fn main() -> ExitCode {
     }
     let home = wire_engine::Home::from_env();
     let cwd = std::env::current_dir().ok();
-    let chosen = cmd::Chosen::resolve(cli.session.clone(), home.as_ref().ok(), cwd.as_deref());
+    let chosen = cmd::resolve_chosen(cli.session.clone(), home.as_ref().ok(), cwd.as_deref());
     if let Some(warning) = &chosen.warning {
         out.write_stderr(&format!("wire: {warning}\n"));
     }
@@ -313,7 +313,7 @@ fn main() -> ExitCode {
         return finish(&out, Err(e));
     }
     let request = daemon::Request {
-        v: 1,
+        v: wire_net::control::CONTROL_VERSION,
         argv,
         style: out.style(),
         chosen,
@@ -360,7 +360,7 @@ fn pairing_request(
     let mut style = out.style();
     style.json = true;
     daemon::Request {
-        v: 1,
+        v: wire_net::control::CONTROL_VERSION,
         argv: full,
         style,
         chosen: chosen.clone(),

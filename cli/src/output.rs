@@ -41,12 +41,7 @@ pub struct Out {
 }
 
 /// The presentation choices a client hands the daemon along with its command.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
-pub struct Style {
-    pub json: bool,
-    pub emoji: bool,
-    pub colour: bool,
-}
+pub use wire_net::control::Style;
 
 impl Out {
     pub fn from_env(json_flag: bool) -> Out {
