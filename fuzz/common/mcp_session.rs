@@ -138,13 +138,21 @@ pub fn check_envelope(data: &[u8]) {
         return;
     }
     let close = format!("wire-untrusted-{id}>>>");
-    assert_eq!(e.matches(&close).count(), 1, "the fence closes more than once: {e}");
-    assert!(e.ends_with(&close), "the fence does not close at the end: {e}");
+    assert_eq!(
+        e.matches(&close).count(),
+        1,
+        "the fence closes more than once: {e}"
+    );
+    assert!(
+        e.ends_with(&close),
+        "the fence does not close at the end: {e}"
+    );
     assert!(e.starts_with(&format!("<<<wire-untrusted-{id}\n")), "{e}");
 }
 
-/// Serves `data` as the host's whole input and checks every line the server wrote.
-pub fn run(data: &[u8]) {
+/// Serves `data` as the host's whole input and checks every line the server wrote; the
+/// answers (lines with an `id`) it wrote.
+pub fn run(data: &[u8]) -> usize {
     check_envelope(data);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -155,18 +163,25 @@ pub fn run(data: &[u8]) {
     rt.block_on(async move {
         let (ours, theirs) = tokio::io::duplex(1 << 16);
         let collector = tokio::spawn(async move {
+            let mut answers = 0;
             let mut lines = tokio::io::BufReader::new(ours).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                let v: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("the server wrote a line that is not JSON ({e}): {line}"));
+                let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+                    panic!("the server wrote a line that is not JSON ({e}): {line}")
+                });
                 assert_eq!(v["jsonrpc"], "2.0", "not JSON-RPC 2.0: {line}");
+                if v.get("id").is_some() {
+                    answers += 1;
+                }
             }
+            answers
         });
         let _ = wire_mcp::serve(Inert::default(), input, theirs).await;
         // Paused time: this only gives the writer its last lines, it never waits for real.
         match tokio::time::timeout(Duration::from_secs(5), collector).await {
+            Ok(Ok(n)) => n,
             Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            _ => {}
+            _ => 0,
         }
-    });
+    })
 }

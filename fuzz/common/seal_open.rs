@@ -40,8 +40,15 @@ pub fn run(data: &[u8]) {
     let nonce = [data.first().copied().unwrap_or(0); 24];
     let sealed = theirs.seal_with_nonce(data, &nonce);
     assert_eq!(line::line_id(&sealed), Some(mine.recv_id()));
-    assert_eq!(mine.open(&sealed).as_deref(), Ok(data), "a line box opens to what was sealed");
-    assert!(theirs.open(&sealed).is_err(), "a box opened in the direction it was sent");
+    assert_eq!(
+        mine.open(&sealed).as_deref(),
+        Ok(data),
+        "a line box opens to what was sealed"
+    );
+    assert!(
+        theirs.open(&sealed).is_err(),
+        "a box opened in the direction it was sent"
+    );
     if let Ok(seg) = Segment::open_line(mine, &sealed) {
         assert_eq!(seg.from, peer.author());
         assert_eq!(seg.to, me.author());
@@ -55,8 +62,14 @@ pub fn run(data: &[u8]) {
     // each one costs three Diffie-Hellmans.
     if data.len() <= 2048 {
         let boxed = seal::seal(&me.x25519_public(), Purpose::PairRequest, data).expect("seal");
-        assert_eq!(seal::open(me, Purpose::PairRequest, &boxed).as_deref(), Ok(data));
-        assert!(seal::open(me, Purpose::Segment, &boxed).is_err(), "a box opened under another purpose");
+        assert_eq!(
+            seal::open(me, Purpose::PairRequest, &boxed).as_deref(),
+            Ok(data)
+        );
+        assert!(
+            seal::open(me, Purpose::Segment, &boxed).is_err(),
+            "a box opened under another purpose"
+        );
         let _ = PairRequest::decode(data, &peer.author());
     }
 }

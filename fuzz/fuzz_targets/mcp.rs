@@ -9,5 +9,5 @@ mod mcp_session;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    mcp_session::run(data);
+    let _ = mcp_session::run(data);
 });

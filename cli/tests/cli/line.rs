@@ -241,7 +241,7 @@ pub(crate) fn poll<T>(what: &str, f: impl FnMut() -> Result<T, String>) -> T {
     poll_for(what, POLL_DEADLINE, f)
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -249,10 +249,10 @@ fn now_ms() -> u64 {
 
 /// xorshift64*: enough randomness for junk bytes. The seed is printed (WIRE_TEST_SEED replays).
 #[derive(Debug)]
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn seeded(test: &str) -> Rng {
+    pub(crate) fn seeded(test: &str) -> Rng {
         let seed = std::env::var("WIRE_TEST_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -266,14 +266,14 @@ impl Rng {
         Rng(seed)
     }
 
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn bytes(&mut self, lo: usize, hi: usize) -> Vec<u8> {
+    pub(crate) fn bytes(&mut self, lo: usize, hi: usize) -> Vec<u8> {
         let len = lo + (self.next() as usize) % (hi - lo + 1);
         (0..len).map(|_| (self.next() >> 32) as u8).collect()
     }
@@ -361,6 +361,30 @@ impl Rig {
             relay: Some(child),
             addr,
             relay_args,
+            homes: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A relay listening on every address of both families (`[::]`, dual stack), named
+    /// `http://127.0.0.1:<port>`: clients reach it over IPv4 and over IPv6 (`[::1]`), which it
+    /// counts as two sources for its rate limits.
+    pub(crate) fn dual_stack(relay_args: &[&str]) -> Rig {
+        let root = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("[::]:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let mut args: Vec<String> = vec!["--public-url".into(), format!("http://{addr}")];
+        args.extend(relay_args.iter().map(|s| (*s).to_owned()));
+        let (child, listening) = spawn_relay(root.path(), &format!("[::]:{port}"), &args)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(listening.port(), port, "{listening}");
+        Rig {
+            root,
+            relay: Some(child),
+            addr,
+            relay_args: args,
             homes: Mutex::new(Vec::new()),
         }
     }
@@ -518,7 +542,7 @@ impl Agent {
         self.list(&["pending"], "pending")
     }
 
-    fn tail(&self, n: usize) -> Vec<Value> {
+    pub(crate) fn tail(&self, n: usize) -> Vec<Value> {
         self.list(&["tail", "-n", &n.to_string()], "messages")
     }
 
@@ -527,7 +551,7 @@ impl Agent {
     }
 
     /// `wire send <peer> <body>`; the caller checks the outcome.
-    fn send(&self, to: &Agent, body: &str) -> Run {
+    pub(crate) fn send(&self, to: &Agent, body: &str) -> Run {
         self.run(&["send", &to.handle, body])
     }
 
@@ -537,7 +561,7 @@ impl Agent {
         assert_eq!(r.json()["outcome"], "stored", "{}", r.describe());
     }
 
-    fn daemon_pid(&self) -> Option<u32> {
+    pub(crate) fn daemon_pid(&self) -> Option<u32> {
         let r = self.run(&["daemon", "status", "--json"]);
         let v = r.json();
         if v["running"] == true {
@@ -549,7 +573,7 @@ impl Agent {
 
     /// `wire daemon stop`, and the daemon process is gone (it may take a moment to exit after
     /// its socket has gone, which is when `stop` returns).
-    fn stop_daemon(&self) {
+    pub(crate) fn stop_daemon(&self) {
         self.run(&["daemon", "stop"]).ok();
         poll(
             "the daemon process to exit after `wire daemon stop`",
@@ -561,7 +585,7 @@ impl Agent {
     }
 
     /// SIGKILL the daemon (its pid from `wire daemon status`).
-    fn crash_daemon(&self) {
+    pub(crate) fn crash_daemon(&self) {
         let pid = self.daemon_pid().expect("a daemon runs");
         kill9(pid);
         poll("the daemon to die", || {
@@ -580,7 +604,7 @@ impl Agent {
     }
 
     /// This agent's slot and owner token, from its `keys/slot-*.token` file.
-    fn slot(&self) -> (String, String) {
+    pub(crate) fn slot(&self) -> (String, String) {
         let keys = self.home.join("sessions/default/keys");
         let file = std::fs::read_dir(&keys)
             .expect("keys dir")
@@ -599,11 +623,11 @@ impl Agent {
         )
     }
 
-    fn author_key(&self) -> AuthorKey {
+    pub(crate) fn author_key(&self) -> AuthorKey {
         AuthorKey::from_hex(&self.key).expect("key hex")
     }
 
-    fn x25519_bytes(&self) -> [u8; 32] {
+    pub(crate) fn x25519_bytes(&self) -> [u8; 32] {
         hex::decode(&self.x25519)
             .expect("x25519 hex")
             .try_into()
@@ -637,7 +661,7 @@ pub(crate) fn pair(a: &Agent, b: &Agent) {
 }
 
 /// The bodies of the messages in `tail` that `from` wrote.
-fn bodies_from(tail: &[Value], from: &Agent) -> Vec<String> {
+pub(crate) fn bodies_from(tail: &[Value], from: &Agent) -> Vec<String> {
     tail.iter()
         .filter(|m| m["from"] == from.did.as_str())
         .map(|m| m["body"].as_str().unwrap_or("<not text>").to_owned())
@@ -702,18 +726,18 @@ pub(crate) fn await_messages(
 // ---------------------------------------------------------------------------------------------
 // The relay's HTTP API, directly
 
-fn bearer(token: &str) -> String {
+pub(crate) fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-fn get(rig: &Rig, path: &str, token: Option<&str>) -> http::Response {
+pub(crate) fn get(rig: &Rig, path: &str, token: Option<&str>) -> http::Response {
     let auth = token.map(bearer);
     let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
     http::request(&rig.target(), "GET", path, &headers, b"")
         .unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
-fn append(rig: &Rig, slot: &str, token: &str, blob: &[u8]) -> http::Response {
+pub(crate) fn append(rig: &Rig, slot: &str, token: &str, blob: &[u8]) -> http::Response {
     let auth = bearer(token);
     http::request(
         &rig.target(),
@@ -729,7 +753,7 @@ fn append(rig: &Rig, slot: &str, token: &str, blob: &[u8]) -> http::Response {
 }
 
 /// Every record in `slot`, read with its owner token.
-fn read_slot(rig: &Rig, slot: &str, token: &str) -> Vec<(u64, Vec<u8>)> {
+pub(crate) fn read_slot(rig: &Rig, slot: &str, token: &str) -> Vec<(u64, Vec<u8>)> {
     let r = get(
         rig,
         &format!("/v1/slots/{slot}/blobs?after=0&limit=4096"),
@@ -743,14 +767,14 @@ fn read_slot(rig: &Rig, slot: &str, token: &str) -> Vec<(u64, Vec<u8>)> {
         .collect()
 }
 
-fn slot_info(rig: &Rig, slot: &str, token: &str) -> Value {
+pub(crate) fn slot_info(rig: &Rig, slot: &str, token: &str) -> Value {
     let r = get(rig, &format!("/v1/slots/{slot}"), Some(token));
     assert_eq!(r.status, 200, "slot info: {}", r.text());
     r.json()
 }
 
 /// Waits until the owner has acknowledged everything in its slot (the relay deleted it).
-fn await_drained(rig: &Rig, slot: &str, token: &str) {
+pub(crate) fn await_drained(rig: &Rig, slot: &str, token: &str) {
     poll("the mailbox to be acknowledged", || {
         let v = slot_info(rig, slot, token);
         if v["acked_through"] == v["last_seq"] {
@@ -761,7 +785,7 @@ fn await_drained(rig: &Rig, slot: &str, token: &str) {
     });
 }
 
-fn post_intro(rig: &Rig, nick: &str, body: &[u8]) -> http::Response {
+pub(crate) fn post_intro(rig: &Rig, nick: &str, body: &[u8]) -> http::Response {
     http::request(
         &rig.target(),
         "POST",

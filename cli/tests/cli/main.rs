@@ -11,6 +11,7 @@ mod mcp;
 mod modes;
 mod output;
 mod pair;
+mod pentest;
 mod relay;
 mod session;
 mod setup;

@@ -171,15 +171,23 @@ fn parse_nick(s: &str) -> Result<(), ApiError> {
     check_handle(s).map_err(|e| ApiError::bad_request("bad_handle", e))
 }
 
-/// The bearer token, if the header is present and well-formed. The scheme is matched without
-/// regard to case.
+/// The bearer token, if the header is present once and well-formed. The scheme is matched
+/// without regard to case. Two `Authorization` headers are refused whatever they hold: which
+/// one counts would be a guess (and a proxy that adds its own could make it the wrong one).
 fn bearer(headers: &HeaderMap) -> Result<Token, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
         return Err(ApiError::unauthorized(
             "missing_token",
             "this route needs 'Authorization: Bearer <token>'",
         ));
     };
+    if values.next().is_some() {
+        return Err(ApiError::unauthorized(
+            "bad_token",
+            "the request carries more than one Authorization header; send exactly one",
+        ));
+    }
     let value = value.to_str().unwrap_or_default().trim();
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
