@@ -4,6 +4,7 @@
 //! machine in `session`.
 
 mod errors;
+mod faults;
 mod http;
 mod invite;
 mod line;
