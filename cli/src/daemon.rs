@@ -16,20 +16,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use wire_engine::Home;
 
 use crate::agent::Agent;
-use crate::cmd::Chosen;
 use crate::output::{Sink, Style};
 
 /// Output frames waiting for a slow client.
 const FRAMES_QUEUED_MAX: usize = 256;
 
-/// Longest request line a client may send: a 256 KiB body JSON-escaped at worst (6 bytes a
-/// byte), with room to spare.
-const REQUEST_BYTES_MAX: usize = 2 * 1024 * 1024;
+pub use wire_net::control::{Frame, Request};
+use wire_net::control::{REQUEST_BYTES_MAX, encode_request, parse_request};
 
 pub fn socket_path(home: &Home) -> PathBuf {
     home.root().join("daemon.sock")
@@ -41,27 +38,6 @@ fn lock_path(home: &Home) -> PathBuf {
 
 pub fn log_path(home: &Home) -> PathBuf {
     home.root().join("daemon.log")
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Request {
-    pub v: u32,
-    pub argv: Vec<String>,
-    pub style: Style,
-    pub chosen: Chosen,
-    /// The client's working directory, for the commands that bind it (`session new|bind`).
-    #[serde(default)]
-    pub cwd: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Frame {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    o: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    e: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    x: Option<u8>,
 }
 
 /// Runs the daemon in this process until SIGTERM, SIGINT or `wire daemon stop`.
@@ -101,6 +77,22 @@ pub fn serve(home: Home) -> anyhow::Result<ExitCode> {
 }
 
 async fn run(agent: Arc<Agent>, sock: &Path) -> anyhow::Result<()> {
+    // The socket is bound under a temporary name inside the state root, which `serve` made
+    // 0700 and which is checked again here: no other user can reach the new inode by any path
+    // while it gets its final mode (0600; the process umask already left it 0700, see
+    // `private_umask` in main.rs), and only then is it renamed to the name clients use. The
+    // uid check on every connection is the second line behind the directory.
+    let dir = sock
+        .parent()
+        .context("the control socket path has a directory")?;
+    let dir_mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if dir_mode & 0o077 != 0 {
+        bail!(
+            "{} is mode {dir_mode:o}, open to other users; run `chmod 700 {}` and start the daemon again",
+            dir.display(),
+            dir.display()
+        );
+    }
     let tmp = sock.with_extension(format!("sock.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let listener = tokio::net::UnixListener::bind(&tmp)
@@ -149,9 +141,9 @@ async fn connection(
 ) -> anyhow::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = tokio::io::BufReader::new(read.take(REQUEST_BYTES_MAX as u64));
-    let mut line = String::new();
-    reader.read_line(&mut line).await?;
-    let request: Request = match serde_json::from_str(&line) {
+    let mut line = Vec::new();
+    reader.read_until(b'\n', &mut line).await?;
+    let request = match parse_request(&line) {
         Ok(r) => r,
         Err(e) => {
             let frame = Frame {
@@ -313,7 +305,7 @@ pub fn stop(home: &Home) -> anyhow::Result<()> {
         return Ok(());
     };
     let request = Request {
-        v: 1,
+        v: wire_net::control::CONTROL_VERSION,
         argv: vec![
             "wire".into(),
             "--json".into(),
@@ -326,11 +318,10 @@ pub fn stop(home: &Home) -> anyhow::Result<()> {
             colour: false,
             chatter: false,
         },
-        chosen: Chosen::resolve(None, None, None),
+        chosen: crate::cmd::resolve_chosen(None, None, None),
         cwd: None,
     };
-    let mut line = serde_json::to_string(&request)?;
-    line.push('\n');
+    let line = encode_request(&request);
     (&stream)
         .write_all(line.as_bytes())
         .context("cannot talk to the wire daemon")?;
@@ -360,8 +351,7 @@ pub fn capture(home: &Home, request: &Request) -> anyhow::Result<(String, String
         Some(s) => s,
         None => start(home)?,
     };
-    let mut line = serde_json::to_string(request)?;
-    line.push('\n');
+    let line = encode_request(request);
     (&stream)
         .write_all(line.as_bytes())
         .context("cannot talk to the wire daemon")?;
@@ -392,8 +382,7 @@ pub fn forward(home: &Home, request: &Request) -> anyhow::Result<ExitCode> {
         Some(s) => s,
         None => start(home)?,
     };
-    let mut line = serde_json::to_string(request)?;
-    line.push('\n');
+    let line = encode_request(request);
     (&stream)
         .write_all(line.as_bytes())
         .context("cannot talk to the wire daemon")?;

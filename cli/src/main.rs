@@ -168,6 +168,15 @@ impl Command {
     }
 
     /// Commands that never touch a session store run in this process.
+    /// Whether this command writes files meant for other programs (host configuration, service
+    /// units), which keep the operator's own umask; every other command runs under 077.
+    fn writes_foreign_files(&self) -> bool {
+        matches!(
+            self,
+            Command::Setup(_) | Command::Service(_) | Command::Upgrade(_)
+        )
+    }
+
     fn is_local(&self) -> bool {
         matches!(
             self,
@@ -190,15 +199,34 @@ impl Command {
     }
 }
 
+/// Sets the process umask to 077 before anything is created (ARCHITECTURE invariant 46).
+///
+/// wire's own code asks for its modes at creation (`OpenOptions::mode(0o600)`,
+/// `DirBuilder::mode(0o700)`, a redb file created 0600 before redb opens it, sockets bound inside
+/// a 0700 directory), so nothing it writes depends on this. The umask is the second line for
+/// what wire does not create itself with a mode (a dependency's temporary file, the relay's data
+/// files when run as `wire relay-server`, a future file someone forgets to give a mode): under
+/// 077 none of them can ever be created readable by other users, whatever umask the operator's
+/// shell has. The umask is process-wide, so it is set here, once, while the process has one
+/// thread, and never changed again; `setup`, `service` and `upgrade`, which write files for
+/// other programs, keep the operator's umask.
+fn private_umask() {
+    use rustix::fs::Mode;
+    rustix::process::umask(Mode::from_raw_mode(0o077));
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !cli.command.writes_foreign_files() {
+        private_umask();
+    }
     let out = Out::from_env(cli.json);
     if let Some((old, new)) = cli.command.deprecated() {
         nag_deprecated(&out, old, new);
     }
     let home = wire_engine::Home::from_env();
     let cwd = std::env::current_dir().ok();
-    let chosen = cmd::Chosen::resolve(cli.session.clone(), home.as_ref().ok(), cwd.as_deref());
+    let chosen = cmd::resolve_chosen(cli.session.clone(), home.as_ref().ok(), cwd.as_deref());
     if let Some(warning) = &chosen.warning {
         out.write_stderr(&format!("wire: {warning}\n"));
     }
@@ -315,7 +343,7 @@ fn main() -> ExitCode {
         return finish(&out, Err(e));
     }
     let request = daemon::Request {
-        v: 1,
+        v: wire_net::control::CONTROL_VERSION,
         argv,
         style: out.style(),
         chosen,
@@ -367,7 +395,7 @@ fn pairing_request(
     let mut style = out.style();
     style.json = true;
     daemon::Request {
-        v: 1,
+        v: wire_net::control::CONTROL_VERSION,
         argv: full,
         style,
         chosen: chosen.clone(),

@@ -46,15 +46,7 @@ pub struct Out {
 }
 
 /// The presentation choices a client hands the daemon along with its command.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
-pub struct Style {
-    pub json: bool,
-    pub emoji: bool,
-    pub colour: bool,
-    /// See [`Out::chatter`]; absent from older clients, which get none.
-    #[serde(default)]
-    pub chatter: bool,
-}
+pub use wire_net::control::Style;
 
 impl Out {
     pub fn from_env(json_flag: bool) -> Out {

@@ -180,20 +180,23 @@ fn field<'a>(line: Option<&'a str>, name: &str) -> Result<&'a str, String> {
         .ok_or_else(|| format!("missing `{name}` line"))
 }
 
-/// Creates `dir` (and parents) with mode 0700 for the last component, and makes sure an existing
-/// one is not open to others.
+/// Creates `dir` (and any missing parents) with mode 0700, and repairs an existing one that is
+/// open to others.
+///
+/// A directory this creates is 0700 from the start (`DirBuilder::mode`; a umask can only take
+/// bits away), so it is never chmodded after the fact. One that already existed with group or
+/// other bits (a `WIRE_HOME` the operator made by hand) is set to 0700: it is about to hold keys.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    match fs::DirBuilder::new()
+    fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir)
-    {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
+        .create(dir)?;
+    let meta = fs::metadata(dir)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
     }
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+    Ok(())
 }
 
 #[cfg(test)]

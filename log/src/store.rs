@@ -198,15 +198,28 @@ pub struct EventStore {
 impl EventStore {
     /// Creates a new store for the session whose key is `owner`; refuses if the file exists.
     pub fn create(path: &Path, owner: AuthorKey) -> Result<EventStore, StoreError> {
-        if path.exists() {
-            return Err(StoreError::Exists {
-                path: path.to_owned(),
-            });
+        // The store holds who we talk to and what was said: owner-only, like the key. The file
+        // is created 0600 here (exclusively, so an existing store is never taken over), and
+        // redb then initialises the empty file; it is never open to others, whatever the umask.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        StoreError::Exists {
+                            path: path.to_owned(),
+                        }
+                    } else {
+                        map_db(path, redb::Error::Io(e))
+                    }
+                })?;
         }
         let db = Database::create(path).map_err(|e| map_db(path, e.into()))?;
-        // The store holds who we talk to and what was said: owner-only, like the key.
-        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .map_err(|e| map_db(path, redb::Error::Io(e)))?;
         let store = EventStore {
             db,
             path: path.to_owned(),

@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use envelope::{envelope, message_view};
-pub use server::{INSTRUCTIONS, WireServer, serve_stdio};
+pub use server::{INSTRUCTIONS, WireServer, serve, serve_stdio};
 pub use tools::{TOOL_NAMES, tool_list};
 
 /// What one wire command printed, and how it exited (0 done, 1 `verify` found damage, 2 error,

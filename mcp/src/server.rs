@@ -72,9 +72,20 @@ impl<B> std::fmt::Debug for WireServer<B> {
 
 /// Serves MCP on stdin/stdout until stdin ends.
 pub async fn serve_stdio<B: Backend>(backend: B) -> Result<(), String> {
+    let (read, write) = rmcp::transport::stdio_pipes();
+    serve(backend, read, write).await
+}
+
+/// Serves MCP on any pipe until its input ends (stdio in `wire mcp`; the fuzz target and the
+/// corpus test feed it bytes).
+pub async fn serve<B, R, W>(backend: B, read: R, write: W) -> Result<(), String>
+where
+    B: Backend,
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let server = WireServer::new(backend);
     server.start_watcher();
-    let (read, write) = rmcp::transport::stdio_pipes();
     let transport = crate::transport::LineTransport::new(read, write);
     let running = match rmcp::service::serve_server(server, transport).await {
         Ok(r) => r,

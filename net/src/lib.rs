@@ -19,8 +19,11 @@
 //!   `http://`, everything else over `https://`.
 //! - [`frames`] is the one codec of `application/vnd.wire.blobs` and `application/vnd.wire.records`
 //!   bodies, used by the relay (re-exported as `wire_relay::frames`) and by this client.
+//! - [`control`] is the daemon's control protocol (PROTOCOL.md §23): the request and frame types
+//!   the CLI, the daemon and the fuzz target share, and the bounded decoder of a request line.
 
 pub mod client;
+pub mod control;
 mod endpoint;
 pub mod error;
 pub mod frames;

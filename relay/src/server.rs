@@ -84,8 +84,13 @@ pub async fn bind(
     })
 }
 
-/// Binds a Unix socket with mode 0600. The socket is created under a temporary name, restricted,
-/// then renamed into place, so it is never reachable with looser permissions.
+/// Binds a Unix socket with mode 0600, never reachable with looser permissions.
+///
+/// The socket's directory is the operator's choice and may be open to everyone, and a socket is
+/// created with the mode the process umask leaves (0777 under umask 000), so it is bound inside
+/// a fresh directory of its own, created 0700 beside `path`: while the new inode gets its mode
+/// no other user can reach it by any path. Only then is it renamed to `path`, and the staging
+/// directory removed. This holds whatever the umask of the process that embeds the relay.
 async fn bind_uds(path: &Path) -> Result<UnixListener, ServeError> {
     let err = |problem: String| ServeError::Uds {
         path: path.to_owned(),
@@ -106,14 +111,32 @@ async fn bind_uds(path: &Path) -> Result<UnixListener, ServeError> {
         std::fs::remove_file(path)
             .map_err(|e| err(format!("cannot remove the stale socket: {e}")))?;
     }
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let listener = UnixListener::bind(&tmp).map_err(|e| err(e.to_string()))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| err(format!("cannot set mode 0600: {e}")))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| err(format!("cannot move the socket into place: {e}")))?;
-    Ok(listener)
+    let staging = path.with_extension(format!("bind-{}", std::process::id()));
+    // A staging directory left by a crashed relay of the same pid: ours to remove.
+    let _ = std::fs::remove_dir_all(&staging);
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&staging)
+            .map_err(|e| {
+                err(format!(
+                    "cannot create the private directory {} to bind in: {e}",
+                    staging.display()
+                ))
+            })?;
+    }
+    let bound = (|| {
+        let tmp = staging.join("s");
+        let listener = UnixListener::bind(&tmp).map_err(|e| err(e.to_string()))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| err(format!("cannot set mode 0600: {e}")))?;
+        std::fs::rename(&tmp, path)
+            .map_err(|e| err(format!("cannot move the socket into place: {e}")))?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    bound
 }
 
 /// How long in-flight requests get to finish after a shutdown signal.

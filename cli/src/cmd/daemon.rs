@@ -77,7 +77,7 @@ pub fn run(out: &Out, chosen: &Chosen, args: Args, _no_daemon: bool) -> anyhow::
                 });
             }
             let request = daemon::Request {
-                v: 1,
+                v: wire_net::control::CONTROL_VERSION,
                 argv: std::env::args().collect(),
                 style: out.style(),
                 chosen: chosen.clone(),

@@ -5,7 +5,6 @@
 
 use std::process::ExitCode;
 
-use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use wire_engine::Home;
@@ -25,12 +24,7 @@ const CHANGE_LINE_BYTES_MAX: u64 = 4 * 1024 * 1024;
 /// Changes buffered between the daemon and the server.
 const CHANGES_MAX: usize = 64;
 
-#[derive(Debug, Deserialize)]
-struct Frame {
-    o: Option<String>,
-    e: Option<String>,
-    x: Option<u8>,
-}
+use wire_net::control::Frame;
 
 /// The daemon, as `wire_mcp` sees it.
 #[derive(Debug, Clone)]
@@ -64,7 +58,7 @@ impl DaemonBackend {
         let mut argv = vec!["wire".to_owned(), "--json".to_owned()];
         argv.extend(args);
         let request = daemon::Request {
-            v: 1,
+            v: wire_net::control::CONTROL_VERSION,
             argv,
             style: Style {
                 json: true,
@@ -77,8 +71,7 @@ impl DaemonBackend {
                 .ok()
                 .and_then(|d| d.to_str().map(str::to_owned)),
         };
-        let mut line = serde_json::to_string(&request).map_err(|e| e.to_string())?;
-        line.push('\n');
+        let line = wire_net::control::encode_request(&request);
         stream.write_all(line.as_bytes()).await.map_err(|e| {
             format!(
                 "cannot talk to the wire daemon ({e}); see {}",

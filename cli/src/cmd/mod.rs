@@ -39,7 +39,7 @@ pub mod whois;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use wire_engine::{Home, Identity, Peer, PeerState, Pending};
 
 use crate::agent::{Agent, Live};
@@ -55,86 +55,56 @@ pub struct Ctx {
     pub cwd: Option<std::path::PathBuf>,
 }
 
-/// The session a command acts on, and the rule that chose it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Chosen {
-    pub name: String,
-    /// `--session`, `WIRE_SESSION`, `WIRE_HOME`, `binding` or `default`.
-    pub rule: String,
-    /// The bound directory, when a binding chose the session.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub binding: Option<String>,
-    /// Why the bindings could not be consulted (a damaged `bindings.json`), for stderr.
-    #[serde(skip)]
-    pub warning: Option<String>,
-}
+/// The session a command acts on, and the rule that chose it (the type travels in control
+/// requests, so it lives with them in `wire_net::control`).
+pub use wire_net::control::Chosen;
 
-impl Chosen {
-    fn by(name: impl Into<String>, rule: &str) -> Chosen {
-        Chosen {
-            name: name.into(),
-            rule: rule.into(),
-            binding: None,
+/// Resolution order (issue 6): `--session`, `WIRE_SESSION` (clap reads both into `session`),
+/// `WIRE_HOME` naming a session directory, the binding of the nearest ancestor of the working
+/// directory, then `default`. A binding whose session is gone is skipped.
+pub fn resolve_chosen(session: Option<String>, home: Option<&Home>, cwd: Option<&Path>) -> Chosen {
+    match session {
+        Some(name) if std::env::var("WIRE_SESSION").ok().as_deref() == Some(name.as_str()) => {
+            return Chosen::by(name, "WIRE_SESSION");
+        }
+        Some(name) => return Chosen::by(name, "--session"),
+        None => {}
+    }
+    let Some(home) = home else {
+        return Chosen::by("default", "default");
+    };
+    if let Some(name) = home.pinned_session() {
+        return Chosen::by(name, "WIRE_HOME");
+    }
+    let bindings = match home.bindings() {
+        Ok(b) => b,
+        Err(e) => {
+            let mut c = Chosen::by("default", "default");
+            c.warning = Some(format!(
+                "{e}. Until then directory bindings are ignored and the default session is used"
+            ));
+            return c;
+        }
+    };
+    let bound = cwd
+        .and_then(|d| std::fs::canonicalize(d).ok())
+        .map(|dir| (dir, bindings))
+        .and_then(|(dir, b)| {
+            dir.ancestors().find_map(|a| {
+                let key = a.to_str()?;
+                let name = b.bindings.get(key)?;
+                home.has_session(name)
+                    .then(|| (key.to_owned(), name.clone()))
+            })
+        });
+    match bound {
+        Some((dir, name)) => Chosen {
+            name,
+            rule: "binding".into(),
+            binding: Some(dir),
             warning: None,
-        }
-    }
-
-    /// Resolution order (issue 6): `--session`, `WIRE_SESSION` (clap reads both into
-    /// `session`), `WIRE_HOME` naming a session directory, the binding of the nearest ancestor
-    /// of the working directory, then `default`. A binding whose session is gone is skipped.
-    pub fn resolve(session: Option<String>, home: Option<&Home>, cwd: Option<&Path>) -> Chosen {
-        match session {
-            Some(name) if std::env::var("WIRE_SESSION").ok().as_deref() == Some(name.as_str()) => {
-                return Chosen::by(name, "WIRE_SESSION");
-            }
-            Some(name) => return Chosen::by(name, "--session"),
-            None => {}
-        }
-        let Some(home) = home else {
-            return Chosen::by("default", "default");
-        };
-        if let Some(name) = home.pinned_session() {
-            return Chosen::by(name, "WIRE_HOME");
-        }
-        let bindings = match home.bindings() {
-            Ok(b) => b,
-            Err(e) => {
-                let mut c = Chosen::by("default", "default");
-                c.warning = Some(format!(
-                    "{e}. Until then directory bindings are ignored and the default session is used"
-                ));
-                return c;
-            }
-        };
-        let bound = cwd
-            .and_then(|d| std::fs::canonicalize(d).ok())
-            .map(|dir| (dir, bindings))
-            .and_then(|(dir, b)| {
-                dir.ancestors().find_map(|a| {
-                    let key = a.to_str()?;
-                    let name = b.bindings.get(key)?;
-                    home.has_session(name)
-                        .then(|| (key.to_owned(), name.clone()))
-                })
-            });
-        match bound {
-            Some((dir, name)) => Chosen {
-                name,
-                rule: "binding".into(),
-                binding: Some(dir),
-                warning: None,
-            },
-            None => Chosen::by("default", "default"),
-        }
-    }
-
-    /// The rule in prose: "chosen by …".
-    pub fn why(&self) -> String {
-        match (&self.binding, self.rule.as_str()) {
-            (Some(dir), _) => format!("the binding of {dir}"),
-            (None, "WIRE_HOME") => "WIRE_HOME, which names its directory".into(),
-            (None, rule) => rule.to_owned(),
-        }
+        },
+        None => Chosen::by("default", "default"),
     }
 }
 

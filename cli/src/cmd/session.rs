@@ -1,6 +1,6 @@
 //! `wire session …`: many agents on one machine. Each session has its own identity, store and
 //! endpoints, all hosted by the one daemon of the state root; a directory binding makes every
-//! command run under that directory use one session (`Chosen::resolve` has the order).
+//! command run under that directory use one session (`resolve_chosen` has the order).
 //! `list-local` and `pair-all-local` mesh the sister sessions (`sisters.rs`).
 
 use std::fmt::Write;
@@ -248,7 +248,7 @@ fn new(ctx: &Ctx, args: NewArgs) -> anyhow::Result<ExitCode> {
             named: true,
         });
     }
-    let shadowed = dir.map(|d| super::Chosen::resolve(None, Some(&home), Some(d)));
+    let shadowed = dir.map(|d| super::resolve_chosen(None, Some(&home), Some(d)));
     let made = create(ctx, &name, &handle, None, &relays)?;
     let bound = match (dir, args.no_bind) {
         (Some(d), false) => Some(bind_dir(ctx, d, &name)?),
@@ -507,7 +507,7 @@ fn bind(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
         );
     }
     let dir = cwd(ctx)?;
-    let before = super::Chosen::resolve(None, Some(&home), Some(dir));
+    let before = super::resolve_chosen(None, Some(&home), Some(dir));
     let key = bind_dir(ctx, dir, name)?;
     ctx.out.print(
         &serde_json::json!({ "bound": key, "session": name, "before": before }),

@@ -84,7 +84,7 @@ pub(crate) fn run_wire_in(
     vars: &[(&str, &str)],
     deadline: Duration,
 ) -> Result<Run, String> {
-    run_wire_via(&[], home, cwd, args, vars, deadline)
+    run_wire_with(&[], None, home, cwd, args, vars, deadline)
 }
 
 /// The `wire` command, run through `wrapper` when it is not empty (as
@@ -109,7 +109,41 @@ pub(crate) fn run_wire_via(
     vars: &[(&str, &str)],
     deadline: Duration,
 ) -> Result<Run, String> {
-    let mut cmd = wire_command(wrapper);
+    run_wire_with(wrapper, None, home, cwd, args, vars, deadline)
+}
+
+/// [`run_wire_in`], started under `umask` (octal, through `sh -c 'umask …; exec wire …'`) when
+/// given, as an operator's shell with a permissive umask would start it.
+pub(crate) fn run_wire_under(
+    home: &Path,
+    cwd: Option<&Path>,
+    umask: Option<&str>,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    deadline: Duration,
+) -> Result<Run, String> {
+    run_wire_with(&[], umask, home, cwd, args, vars, deadline)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_wire_with(
+    wrapper: &[&str],
+    umask: Option<&str>,
+    home: &Path,
+    cwd: Option<&Path>,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    deadline: Duration,
+) -> Result<Run, String> {
+    let mut cmd = match umask {
+        None => wire_command(wrapper),
+        Some(mask) => {
+            let mut sh = Command::new("sh");
+            sh.args(["-c", &format!("umask {mask} && exec \"$0\" \"$@\"")]);
+            sh.args(wrapper).arg(EXE);
+            sh
+        }
+    };
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
@@ -246,7 +280,7 @@ pub(crate) fn poll<T>(what: &str, f: impl FnMut() -> Result<T, String>) -> T {
     poll_for(what, POLL_DEADLINE, f)
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -278,7 +312,7 @@ impl Rng {
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn bytes(&mut self, lo: usize, hi: usize) -> Vec<u8> {
+    pub(crate) fn bytes(&mut self, lo: usize, hi: usize) -> Vec<u8> {
         let len = lo + (self.next() as usize) % (hi - lo + 1);
         (0..len).map(|_| (self.next() >> 32) as u8).collect()
     }
@@ -377,6 +411,30 @@ impl Rig {
             relay: Some(child),
             addr,
             relay_args,
+            homes: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A relay listening on every address of both families (`[::]`, dual stack), named
+    /// `http://127.0.0.1:<port>`: clients reach it over IPv4 and over IPv6 (`[::1]`), which it
+    /// counts as two sources for its rate limits.
+    pub(crate) fn dual_stack(relay_args: &[&str]) -> Rig {
+        let root = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("[::]:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let mut args: Vec<String> = vec!["--public-url".into(), format!("http://{addr}")];
+        args.extend(relay_args.iter().map(|s| (*s).to_owned()));
+        let (child, listening) = spawn_relay(root.path(), &format!("[::]:{port}"), &args)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(listening.port(), port, "{listening}");
+        Rig {
+            root,
+            relay: Some(child),
+            addr,
+            relay_args: args,
             homes: Mutex::new(Vec::new()),
         }
     }
@@ -558,7 +616,7 @@ impl Agent {
         assert_eq!(r.json()["outcome"], "stored", "{}", r.describe());
     }
 
-    fn daemon_pid(&self) -> Option<u32> {
+    pub(crate) fn daemon_pid(&self) -> Option<u32> {
         let r = self.run(&["daemon", "status", "--json"]);
         let v = r.json();
         if v["running"] == true {
@@ -582,7 +640,7 @@ impl Agent {
     }
 
     /// SIGKILL the daemon (its pid from `wire daemon status`).
-    fn crash_daemon(&self) {
+    pub(crate) fn crash_daemon(&self) {
         let pid = self.daemon_pid().expect("a daemon runs");
         kill9(pid);
         poll("the daemon to die", || {
@@ -620,11 +678,11 @@ impl Agent {
         )
     }
 
-    fn author_key(&self) -> AuthorKey {
+    pub(crate) fn author_key(&self) -> AuthorKey {
         AuthorKey::from_hex(&self.key).expect("key hex")
     }
 
-    fn x25519_bytes(&self) -> [u8; 32] {
+    pub(crate) fn x25519_bytes(&self) -> [u8; 32] {
         hex::decode(&self.x25519)
             .expect("x25519 hex")
             .try_into()
@@ -723,18 +781,18 @@ pub(crate) fn await_messages(
 // ---------------------------------------------------------------------------------------------
 // The relay's HTTP API, directly
 
-fn bearer(token: &str) -> String {
+pub(crate) fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-fn get(rig: &Rig, path: &str, token: Option<&str>) -> http::Response {
+pub(crate) fn get(rig: &Rig, path: &str, token: Option<&str>) -> http::Response {
     let auth = token.map(bearer);
     let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
     http::request(&rig.target(), "GET", path, &headers, b"")
         .unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
-fn append(rig: &Rig, slot: &str, token: &str, blob: &[u8]) -> http::Response {
+pub(crate) fn append(rig: &Rig, slot: &str, token: &str, blob: &[u8]) -> http::Response {
     let auth = bearer(token);
     http::request(
         &rig.target(),
@@ -750,7 +808,7 @@ fn append(rig: &Rig, slot: &str, token: &str, blob: &[u8]) -> http::Response {
 }
 
 /// Every record in `slot`, read with its owner token.
-fn read_slot(rig: &Rig, slot: &str, token: &str) -> Vec<(u64, Vec<u8>)> {
+pub(crate) fn read_slot(rig: &Rig, slot: &str, token: &str) -> Vec<(u64, Vec<u8>)> {
     let r = get(
         rig,
         &format!("/v1/slots/{slot}/blobs?after=0&limit=4096"),
@@ -764,14 +822,14 @@ fn read_slot(rig: &Rig, slot: &str, token: &str) -> Vec<(u64, Vec<u8>)> {
         .collect()
 }
 
-fn slot_info(rig: &Rig, slot: &str, token: &str) -> Value {
+pub(crate) fn slot_info(rig: &Rig, slot: &str, token: &str) -> Value {
     let r = get(rig, &format!("/v1/slots/{slot}"), Some(token));
     assert_eq!(r.status, 200, "slot info: {}", r.text());
     r.json()
 }
 
 /// Waits until the owner has acknowledged everything in its slot (the relay deleted it).
-fn await_drained(rig: &Rig, slot: &str, token: &str) {
+pub(crate) fn await_drained(rig: &Rig, slot: &str, token: &str) {
     poll("the mailbox to be acknowledged", || {
         let v = slot_info(rig, slot, token);
         if v["acked_through"] == v["last_seq"] {
@@ -782,7 +840,7 @@ fn await_drained(rig: &Rig, slot: &str, token: &str) {
     });
 }
 
-fn post_intro(rig: &Rig, nick: &str, body: &[u8]) -> http::Response {
+pub(crate) fn post_intro(rig: &Rig, nick: &str, body: &[u8]) -> http::Response {
     http::request(
         &rig.target(),
         "POST",

@@ -7,14 +7,17 @@
 mod crash;
 mod doctor;
 mod errors;
+mod faults;
 mod federation;
 mod http;
 mod invite;
 mod line;
 mod load;
 mod mcp;
+mod modes;
 mod output;
 mod pair;
+mod pentest;
 mod relay;
 mod session;
 mod setup;

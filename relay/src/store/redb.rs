@@ -193,6 +193,19 @@ fn bump_totals(
 }
 
 fn open_db(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
+    // Created 0600 if missing (redb then initialises the empty file): the relay's files hold
+    // token hashes and sealed mail, and stay private whatever the umask.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError(format!("cannot create {}: {e}", path.display())))?;
+    }
     Database::builder()
         .set_cache_size(cache_bytes)
         .create(path)
@@ -213,8 +226,14 @@ impl RedbStore {
         cache_bytes: usize,
         log_bytes: u64,
     ) -> Result<RedbStore, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+        }
         let main = open_db(&dir.join("relay.redb"), cache_bytes * 3 / 4)?;
         let intros = open_db(&dir.join("intros.redb"), cache_bytes / 4)?;
         // A frame's length is a u32, so a log never holds one longer than that.

@@ -580,3 +580,50 @@ async fn everything_acknowledged_survives_a_restart() {
         (Some(1), Some(41))
     );
 }
+
+/// Two `Authorization` headers are refused whichever is valid (ARCHITECTURE invariant 47), and
+/// a 415 never quotes header text that is not a short media type back.
+#[tokio::test]
+async fn one_credential_per_request_and_no_header_text_reflected() {
+    let relay = Relay::new();
+    let (slot, owner) = relay.slot().await;
+    let (_, cap) = relay.cap(&slot, &owner).await;
+    let path = format!("/v1/slots/{slot}/blobs");
+    for (first, second) in [(&cap, &owner), (&owner, &cap)] {
+        let r = relay
+            .req(Method::POST, &path)
+            .header("authorization", &format!("Bearer {first}"))
+            .header("authorization", &format!("Bearer {second}"))
+            .octets(b"two".to_vec())
+            .send(&relay)
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+        assert_eq!(r.json()["code"], "bad_token");
+        assert!(
+            r.text().contains("more than one Authorization"),
+            "{}",
+            r.text()
+        );
+    }
+    let r = relay
+        .req(Method::POST, &path)
+        .bearer(&cap)
+        .body(&format!("application/x: Bearer {owner}"), b"x".to_vec())
+        .send(&relay)
+        .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text());
+    assert!(!r.text().contains(&owner), "{}", r.text());
+    assert!(r.text().contains("not a short media type"), "{}", r.text());
+    let r = relay
+        .req(Method::POST, &path)
+        .bearer(&cap)
+        .body("application/json", b"{}".to_vec())
+        .send(&relay)
+        .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text());
+    assert!(
+        r.text().contains(r#"not \"application/json\""#),
+        "{}",
+        r.text()
+    );
+}

@@ -1,0 +1,75 @@
+//! The seal openers (PROTOCOL.md §19) on both sides of the AEAD: the input as a sealed box
+//! (HPKE for segments and pair requests, a line box) never panics an opener, and the input as
+//! the plaintext of a box that does open (sealed by the peer on the line, or with HPKE to us)
+//! reaches the decoders behind it. A box opens to exactly what was sealed, under its own purpose
+//! and direction only, and one flipped bit never opens.
+//!
+//! Shared, word for word, by the `seal_open` fuzz target and the corpus test that replays its
+//! corpus (`relay/tests/relay/corpus.rs`).
+
+use std::sync::OnceLock;
+
+use wire_log::SecretKey;
+use wire_log::line::{self, LineKeys};
+use wire_log::pair::PairRequest;
+use wire_log::seal::{self, Purpose};
+use wire_log::segment::Segment;
+
+/// Our key, the peer's, and the line as each end derives it.
+fn keys() -> &'static (SecretKey, SecretKey, LineKeys, LineKeys) {
+    static KEYS: OnceLock<(SecretKey, SecretKey, LineKeys, LineKeys)> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let me = SecretKey::from_seed(&[9; 32]);
+        let peer = SecretKey::from_seed(&[8; 32]);
+        let mine = LineKeys::derive(&me, &peer.author(), &peer.x25519_public()).expect("line");
+        let theirs = LineKeys::derive(&peer, &me.author(), &me.x25519_public()).expect("line");
+        (me, peer, mine, theirs)
+    })
+}
+
+/// Runs one input (see the module's properties).
+pub fn run(data: &[u8]) {
+    let (me, peer, mine, theirs) = keys();
+    // The input as a box someone left in our mailbox or intro queue.
+    let _ = seal::open(me, Purpose::Segment, data);
+    let _ = seal::open(me, Purpose::PairRequest, data);
+    let _ = line::line_id(data);
+    let _ = mine.open(data);
+
+    // The input as the plaintext of a line box the peer sealed to us.
+    let nonce = [data.first().copied().unwrap_or(0); 24];
+    let sealed = theirs.seal_with_nonce(data, &nonce);
+    assert_eq!(line::line_id(&sealed), Some(mine.recv_id()));
+    assert_eq!(
+        mine.open(&sealed).as_deref(),
+        Ok(data),
+        "a line box opens to what was sealed"
+    );
+    assert!(
+        theirs.open(&sealed).is_err(),
+        "a box opened in the direction it was sent"
+    );
+    if let Ok(seg) = Segment::open_line(mine, &sealed) {
+        assert_eq!(seg.from, peer.author());
+        assert_eq!(seg.to, me.author());
+    }
+    let at = usize::from(nonce[0]) % sealed.len();
+    let mut flipped = sealed.clone();
+    flipped[at] ^= 0x01;
+    assert!(mine.open(&flipped).is_err(), "a flipped bit at {at} opened");
+
+    // The input as the plaintext of an HPKE box to us (a pair request in an intro), kept short:
+    // each one costs three Diffie-Hellmans.
+    if data.len() <= 2048 {
+        let boxed = seal::seal(&me.x25519_public(), Purpose::PairRequest, data).expect("seal");
+        assert_eq!(
+            seal::open(me, Purpose::PairRequest, &boxed).as_deref(),
+            Ok(data)
+        );
+        assert!(
+            seal::open(me, Purpose::Segment, &boxed).is_err(),
+            "a box opened under another purpose"
+        );
+        let _ = PairRequest::decode(data, &peer.author());
+    }
+}
