@@ -60,7 +60,11 @@ fn daemons_killed_at_random_instants_lose_and_duplicate_nothing() {
         };
         let pids: Vec<u32> = victims
             .iter()
-            .map(|a| a.daemon_pid().expect("a daemon runs (status starts one)"))
+            .map(|a| {
+                // Any command but `status` (which reports a daemon that is down) starts one.
+                a.run(&["peers"]).ok();
+                a.daemon_pid().expect("a daemon runs (`peers` starts one)")
+            })
             .collect();
         let delay_ms = rng.next() % 400;
         let outcomes = std::thread::scope(|s| {
