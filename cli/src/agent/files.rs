@@ -406,13 +406,12 @@ impl Files {
     }
 }
 
+/// A line read from an outbox file: start, end, and its bytes (`None`: too long).
+type RawLine = (u64, u64, Option<Vec<u8>>);
+
 /// Complete lines of `path` from byte `offset`, at most `max`: `(start, end, bytes without the
 /// newline)`, `None` for a line too long to keep. A partial last line waits for its newline.
-fn read_lines(
-    path: &Path,
-    offset: u64,
-    max: usize,
-) -> anyhow::Result<Vec<(u64, u64, Option<Vec<u8>>)>> {
+fn read_lines(path: &Path, offset: u64, max: usize) -> anyhow::Result<Vec<RawLine>> {
     let mut f = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -724,7 +723,7 @@ mod tests {
         );
         assert_eq!(
             parse_line(br#"{"body_base64":"AAE=","kind":"1200"}"#),
-            Ok((Kind::new(1200).unwrap(), vec![0, 1]))
+            Ok((Kind::new(1200).expect("test"), vec![0, 1]))
         );
         for bad in [
             &b"not json"[..],
@@ -742,35 +741,35 @@ mod tests {
 
     #[test]
     fn only_complete_lines_are_read_and_long_ones_are_skipped() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test");
         let path = dir.path().join("x.jsonl");
         let mut content = b"one\ntwo\n".to_vec();
         content.extend(std::iter::repeat_n(b'a', OUTBOX_LINE_BYTES_MAX + 10));
         content.extend_from_slice(b"\nthree\nfour");
-        std::fs::write(&path, &content).unwrap();
-        let lines = read_lines(&path, 0, 100).unwrap();
+        std::fs::write(&path, &content).expect("test");
+        let lines = read_lines(&path, 0, 100).expect("test");
         assert_eq!(lines.len(), 4);
         assert_eq!(lines[0], (0, 4, Some(b"one".to_vec())));
         assert_eq!(lines[1], (4, 8, Some(b"two".to_vec())));
         assert_eq!(lines[2].2, None);
         assert_eq!(lines[3].2, Some(b"three".to_vec()));
         assert_eq!(lines[3].1, content.len() as u64 - 4);
-        assert_eq!(read_lines(&path, lines[3].1, 100).unwrap(), vec![]);
-        assert_eq!(read_lines(&path, 0, 1).unwrap().len(), 1);
+        assert_eq!(read_lines(&path, lines[3].1, 100).expect("test"), vec![]);
+        assert_eq!(read_lines(&path, 0, 1).expect("test").len(), 1);
     }
 
     #[test]
     fn a_partial_last_line_is_cut_off() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test");
         let path = dir.path().join("x.status.jsonl");
-        std::fs::write(&path, b"{\"line\":1}\n{\"line\":2}\n{\"li").unwrap();
-        assert_eq!(last_status_line(&path).unwrap(), 2);
+        std::fs::write(&path, b"{\"line\":1}\n{\"line\":2}\n{\"li").expect("test");
+        assert_eq!(last_status_line(&path).expect("test"), 2);
         assert_eq!(
-            std::fs::read(&path).unwrap(),
+            std::fs::read(&path).expect("test"),
             b"{\"line\":1}\n{\"line\":2}\n"
         );
-        std::fs::write(&path, b"{\"li").unwrap();
-        assert_eq!(last_status_line(&path).unwrap(), 0);
-        assert_eq!(std::fs::read(&path).unwrap(), b"");
+        std::fs::write(&path, b"{\"li").expect("test");
+        assert_eq!(last_status_line(&path).expect("test"), 0);
+        assert_eq!(std::fs::read(&path).expect("test"), b"");
     }
 }

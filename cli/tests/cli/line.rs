@@ -127,7 +127,7 @@ pub(crate) fn wire(home: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
     run_wire(home, args, vars, COMMAND_DEADLINE).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn kill9(pid: u32) {
+pub(crate) fn kill9(pid: u32) {
     let _ = Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .stderr(Stdio::null())
@@ -135,7 +135,7 @@ fn kill9(pid: u32) {
 }
 
 /// Whether `pid` runs (a zombie no longer does: it holds no locks or sockets).
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat
             .rsplit_once(')')

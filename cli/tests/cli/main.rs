@@ -4,10 +4,12 @@
 //! machine in `session`.
 
 mod errors;
+mod files;
 mod http;
 mod invite;
 mod line;
 mod mcp;
+mod mesh;
 mod output;
 mod pair;
 mod relay;
