@@ -101,19 +101,28 @@ fn outbox_line(i: usize) -> (String, Option<String>) {
 
 const LINES: usize = 1000;
 
+fn written_is_private(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o777 == 0o700)
+}
+
 #[test]
 fn outbox_lines_are_sent_exactly_once_across_a_sigkill_and_every_line_has_a_status() {
     let rig = Rig::new(&["--local-only"]);
     let home = rig.home("machine");
     let (dir, b_name) = two_sisters(&rig, &home);
     let outbox = dir.join("outbox");
+    assert!(written_is_private(&outbox));
     let file = outbox.join(format!("{b_name}.jsonl"));
     let nobody = outbox.join("nobody-here.jsonl");
 
     // Another process's way of writing: small write() calls, lines split across two of them.
     let written = Arc::new(AtomicUsize::new(0));
+    // The writer waits at line 600 until the daemon was killed, so the kill lands midway.
+    let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let (file, nobody, written) = (file.clone(), nobody.clone(), written.clone());
+        let killed = killed.clone();
         std::thread::spawn(move || {
             let open = |p: &Path| {
                 std::fs::OpenOptions::new()
@@ -139,6 +148,9 @@ fn outbox_lines_are_sent_exactly_once_across_a_sigkill_and_every_line_has_a_stat
                 if i.is_multiple_of(50) {
                     std::thread::sleep(Duration::from_millis(20));
                 }
+                while i == 600 && !killed.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
             }
         })
     };
@@ -147,7 +159,7 @@ fn outbox_lines_are_sent_exactly_once_across_a_sigkill_and_every_line_has_a_stat
     let status = outbox.join(format!("{b_name}.status.jsonl"));
     poll("some lines to be consumed", || {
         let n = lines_of(&status).len();
-        if n >= 100 && written.load(Ordering::SeqCst) < LINES {
+        if n >= 100 {
             Ok(())
         } else {
             Err(format!("{n} statuses"))
@@ -163,6 +175,7 @@ fn outbox_lines_are_sent_exactly_once_across_a_sigkill_and_every_line_has_a_stat
         }
     });
     let after_kill = lines_of(&status).len();
+    killed.store(true, Ordering::SeqCst);
     // Any command starts the daemon again; it goes on from the log alone.
     wire(&home, &["--session", "a", "files", "status"]).ok();
     writer.join().expect("the writer");
@@ -206,7 +219,7 @@ fn outbox_lines_are_sent_exactly_once_across_a_sigkill_and_every_line_has_a_stat
             }
         }
     }
-    let big = &statuses[249];
+    let big = &statuses[332];
     assert!(
         big["error"]
             .as_str()
@@ -214,6 +227,12 @@ fn outbox_lines_are_sent_exactly_once_across_a_sigkill_and_every_line_has_a_stat
             .contains("at most 262144"),
         "{big}"
     );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&status)
+            .expect("status file")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the status file is private");
     let nobody_status = lines_of(&outbox.join("nobody-here.status.jsonl"));
     assert_eq!(nobody_status.len(), LINES / 100, "{nobody_status:?}");
     assert!(
@@ -259,13 +278,8 @@ fn the_inbox_mirror_holds_each_message_once_across_restarts() {
     let (dir, b_name) = two_sisters(&rig, &home);
     let a_nick = json(&home, &["--session", "a", "whoami"])["identity"]["nickname"]
         .as_str()
-        .map(str::to_owned)
-        .or_else(|| {
-            json(&home, &["--session", "a", "whoami"])["nickname"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .expect("a's nickname");
+        .expect("a's nickname")
+        .to_owned();
     let inbox = dir.join("inbox").join(format!("{b_name}.jsonl"));
     let bodies = |want: usize| -> Vec<String> {
         poll(&format!("{want} lines in {}", inbox.display()), || {
