@@ -276,7 +276,7 @@ fn the_inbox_mirror_holds_each_message_once_across_restarts() {
     let rig = Rig::new(&["--local-only"]);
     let home = rig.home("machine");
     let (dir, b_name) = two_sisters(&rig, &home);
-    let a_nick = json(&home, &["--session", "a", "whoami"])["identity"]["nickname"]
+    let a_nick = json(&home, &["--session", "a", "whoami"])["nickname"]
         .as_str()
         .expect("a's nickname")
         .to_owned();
