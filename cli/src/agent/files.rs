@@ -246,6 +246,8 @@ struct Files {
     /// Everything up to here has been looked at.
     scanned_to: u64,
     outbox: HashMap<String, Cursor>,
+    /// Outbox files found shorter than their consumed offset, already reported.
+    truncated: std::collections::HashSet<String>,
 }
 
 impl Files {
@@ -354,7 +356,7 @@ impl Files {
     }
 
     /// Reads the complete new lines of every outbox file, at most `OUTBOX_LINES_PER_ROUND`.
-    fn read_outbox(&self, live: &Live) -> anyhow::Result<Vec<OutboxLine>> {
+    fn read_outbox(&mut self, live: &Live) -> anyhow::Result<Vec<OutboxLine>> {
         let dir = outbox_dir(live.session.dir());
         let names = file_names(&live.session.peers()?);
         let mut lines = Vec::new();
@@ -378,6 +380,20 @@ impl Files {
             }
             let cursor = self.outbox.get(&stem).copied().unwrap_or_default();
             let path = dir.join(format!("{stem}.jsonl"));
+            let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+            if len < cursor.offset {
+                if self.truncated.insert(stem.clone()) {
+                    live.refuse(
+                        format!("outbox file {}", path.display()),
+                        format!(
+                            "it is {len} bytes but {} were consumed; outbox files are append-only, so nothing in it is read until it grows past that offset (lines before it are never sent)",
+                            cursor.offset
+                        ),
+                    );
+                }
+                continue;
+            }
+            self.truncated.remove(&stem);
             let peer = names.get(&stem).copied();
             let room = OUTBOX_LINES_PER_ROUND - lines.len();
             for (i, (start, end, raw)) in read_lines(&path, cursor.offset, room)?
