@@ -92,6 +92,12 @@ enum Command {
     Quiet(cmd::quiet::Args),
     /// Audit the whole session: every signature, chain link and projection.
     Verify(cmd::verify::Args),
+    /// Every peer's last contact (`status`), and one message to all of them (`broadcast`).
+    #[command(subcommand)]
+    Mesh(cmd::mesh::Command),
+    /// The file contract for agents that cannot run a process: inbox and outbox files.
+    #[command(subcommand)]
+    Files(cmd::files::Command),
     /// Many agents on one machine: create, list, bind, destroy and mesh sessions.
     #[command(subcommand)]
     Session(cmd::session::Command),
@@ -530,6 +536,8 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => cmd::verify::run(ctx, args),
         Command::Identity(command) => cmd::identity::run(ctx, command),
         Command::Session(command) => cmd::session::run(ctx, command),
+        Command::Mesh(command) => cmd::mesh::run(ctx, command),
+        Command::Files(command) => cmd::files::run(ctx, command),
         Command::RotateSlot(args) => cmd::rotate::run(ctx, args),
         Command::Daemon(args) => cmd::daemon::in_daemon(ctx, args),
         Command::RelayServer(_)

@@ -8,6 +8,7 @@ mod home;
 mod ingest;
 mod invite;
 mod line;
+mod outbox;
 mod secrets;
 mod session;
 
@@ -19,6 +20,7 @@ pub use invite::{INVITE_TTL_MS_MAX, INVITE_TTL_MS_MIN, InviteCheck};
 pub use line::{
     LineState, MessageView, Minted, PENDING_MAX, RequestOutcome, SealedSegment, is_message_kind,
 };
+pub use outbox::{BROADCAST_BODY_BYTES_MAX, OutboxLine, OutboxRecord};
 pub use session::{Clock, Session, SystemClock};
 pub use wire_projections::{
     Cursor, CursorKey, Grant, Identity, MemState, Peer, PeerEndpoint, PeerState, Pending,

@@ -91,9 +91,10 @@ pub(crate) fn offer_parts(
     Ok((endpoints, first.cap.clone(), more_caps))
 }
 
-/// Whether a kind is shown as a message: any kind but wire's own reserved ones.
+/// Whether a kind is shown as a message: any kind but wire's own reserved ones, and the
+/// messages of a broadcast (`message.broadcast`, shown as the message inside).
 pub fn is_message_kind(kind: Kind) -> bool {
-    !kind.is_reserved() && kind.class() != KindClass::Ephemeral
+    (kind == Kind::MESSAGE_BROADCAST || !kind.is_reserved()) && kind.class() != KindClass::Ephemeral
 }
 
 impl Session {

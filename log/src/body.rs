@@ -583,6 +583,123 @@ impl Body for InviteRedeemed {
     }
 }
 
+/// Bytes of a broadcast id.
+pub const BROADCAST_ID_BYTES: usize = 16;
+/// What a `message.broadcast` body adds around the message's own body, at most (the array, the
+/// id, the kind and the byte-string header): the inner body may be `BODY_BYTES_MAX` less this.
+pub const BROADCAST_OVERHEAD_BYTES: usize = 32;
+
+/// Body of `message.broadcast`: one of the messages a broadcast sends, one per peer, all with
+/// the same id. The message is `kind` with `body`, as if sent alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BroadcastMessage {
+    pub id: [u8; BROADCAST_ID_BYTES],
+    /// A message kind: 1000, or 1100 to 9999.
+    pub kind: u32,
+    pub body: Vec<u8>,
+}
+
+impl Body for BroadcastMessage {
+    const NAME: &'static str = "message.broadcast";
+    const FIELDS: usize = 3;
+
+    fn to_value(&self) -> Value {
+        Value::Array(vec![
+            cbor::bytes(&self.id),
+            cbor::uint(u64::from(self.kind)),
+            cbor::bytes(&self.body),
+        ])
+    }
+
+    fn from_fields(f: &mut Fields) -> Result<Self, BodyError> {
+        let id = f.bytes("id")?;
+        let id = <[u8; BROADCAST_ID_BYTES]>::try_from(id.as_slice())
+            .map_err(|_| invalid("id", "must be 16 bytes"))?;
+        let kind = u32::try_from(f.uint("kind")?).map_err(|_| invalid("kind", "too large"))?;
+        if kind != 1000 && !(1100..=9999).contains(&kind) {
+            return Err(invalid("kind", "must be 1000 or 1100 to 9999"));
+        }
+        Ok(BroadcastMessage {
+            id,
+            kind,
+            body: f.bytes("body")?,
+        })
+    }
+}
+
+/// Longest outbox file name (without `.jsonl`) in an `outbox.consumed` body, in bytes.
+pub const OUTBOX_FILE_BYTES_MAX: usize = 255;
+/// Longest reason in an `outbox.consumed` body, in bytes.
+pub const OUTBOX_ERROR_BYTES_MAX: usize = 1024;
+
+/// Body of `outbox.consumed` (self log): line `line` (from 1) of `outbox/<file>.jsonl`, bytes
+/// `start..end` (the newline included), was consumed: sent to `peer` as `message`, or refused
+/// with `error`. The last one per file is where reading resumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxConsumed {
+    pub file: String,
+    pub line: u64,
+    pub start: u64,
+    pub end: u64,
+    pub peer: Option<AuthorKey>,
+    pub message: Option<[u8; 32]>,
+    pub error: Option<String>,
+}
+
+impl Body for OutboxConsumed {
+    const NAME: &'static str = "outbox.consumed";
+    const FIELDS: usize = 7;
+
+    fn to_value(&self) -> Value {
+        Value::Array(vec![
+            cbor::text(&self.file),
+            cbor::uint(self.line),
+            cbor::uint(self.start),
+            cbor::uint(self.end),
+            cbor::opt_bytes(self.peer.as_ref().map(|p| &p.0)),
+            cbor::opt_bytes(self.message.as_ref()),
+            cbor::opt_text(self.error.as_deref()),
+        ])
+    }
+
+    fn from_fields(f: &mut Fields) -> Result<Self, BodyError> {
+        let file = bounded_text("file", f.text("file")?, OUTBOX_FILE_BYTES_MAX)?;
+        let line = f.uint("line")?;
+        let start = f.uint("start")?;
+        let end = f.uint("end")?;
+        if end <= start || line == 0 {
+            return Err(invalid(
+                "end",
+                "a line is at least one byte, numbered from 1",
+            ));
+        }
+        let peer = f.opt_array32("peer")?.map(AuthorKey);
+        let message = f.opt_array32("message")?;
+        let error = f.opt_text("error")?;
+        if error
+            .as_ref()
+            .is_some_and(|e| e.len() > OUTBOX_ERROR_BYTES_MAX)
+        {
+            return Err(invalid("error", "longer than 1024 bytes"));
+        }
+        if message.is_some() == error.is_some() {
+            return Err(invalid(
+                "message",
+                "exactly one of message and error is set",
+            ));
+        }
+        Ok(OutboxConsumed {
+            file,
+            line,
+            start,
+            end,
+            peer,
+            message,
+            error,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,6 +723,35 @@ mod tests {
             peer: AuthorKey([5; 32]),
         };
         assert_eq!(InviteRedeemed::decode(&used.encode()), Ok(used));
+    }
+
+    #[test]
+    fn broadcast_and_outbox_bodies_round_trip_and_refuse_bad_fields() {
+        let b = BroadcastMessage {
+            id: [7; BROADCAST_ID_BYTES],
+            kind: 1000,
+            body: b"hello".to_vec(),
+        };
+        assert_eq!(BroadcastMessage::decode(&b.encode()), Ok(b.clone()));
+        let bad = BroadcastMessage { kind: 1001, ..b };
+        assert!(BroadcastMessage::decode(&bad.encode()).is_err());
+        let o = OutboxConsumed {
+            file: "cedar-bayou".into(),
+            line: 3,
+            start: 10,
+            end: 20,
+            peer: Some(AuthorKey([1; 32])),
+            message: Some([2; 32]),
+            error: None,
+        };
+        assert_eq!(OutboxConsumed::decode(&o.encode()), Ok(o.clone()));
+        let both = OutboxConsumed {
+            error: Some("x".into()),
+            ..o.clone()
+        };
+        assert!(OutboxConsumed::decode(&both.encode()).is_err());
+        let empty = OutboxConsumed { end: 10, ..o };
+        assert!(OutboxConsumed::decode(&empty.encode()).is_err());
     }
 
     #[test]

@@ -60,6 +60,13 @@ impl Kind {
     /// Our operator confirmed the SAS of a pairing by code with this peer (just before our
     /// acceptance, in the same transaction). Body: [`crate::body::PeerRef`].
     pub const PAIR_CODE_CONFIRMED: Kind = Kind(1032);
+    /// One message of a broadcast (pair log): the broadcast id, the message's own kind and
+    /// body. Shown as a message of the inner kind. Body: [`crate::body::BroadcastMessage`].
+    pub const MESSAGE_BROADCAST: Kind = Kind(1040);
+    /// A line of a file-contract outbox was consumed: sent (with the message id) or refused
+    /// (with the reason), appended in the same transaction as the message. Body:
+    /// [`crate::body::OutboxConsumed`].
+    pub const OUTBOX_CONSUMED: Kind = Kind(1041);
     /// Local display name and emoji. Body: [`crate::body::Renamed`].
     pub const IDENTITY_RENAMED: Kind = Kind(10001);
     /// How far replication with a peer has come in one log. Body: [`crate::body::CursorAdvanced`].
@@ -112,6 +119,8 @@ impl Kind {
             Kind::INVITE_ISSUED => "invite.issued",
             Kind::INVITE_REDEEMED => "invite.redeemed",
             Kind::PAIR_CODE_CONFIRMED => "pair.code_confirmed",
+            Kind::MESSAGE_BROADCAST => "message.broadcast",
+            Kind::OUTBOX_CONSUMED => "outbox.consumed",
             Kind::IDENTITY_RENAMED => "identity.renamed",
             Kind::CURSOR_ADVANCED => "cursor.advanced",
             _ => return None,

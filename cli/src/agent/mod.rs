@@ -2,6 +2,7 @@
 //! that moves a pair log between two agents (push, pull, intros). The daemon runs one of these
 //! with background loops; `--no-daemon` runs one for a single command.
 
+pub(crate) mod files;
 pub(crate) mod pairing;
 pub(crate) mod pull;
 pub(crate) mod push;
@@ -57,6 +58,8 @@ pub struct Live {
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     /// When this process last reached each peer and last heard from it.
     contacts: Mutex<HashMap<AuthorKey, Contact>>,
+    /// The file-contract task (`agent/files.rs`), while it runs.
+    files: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 /// When this process last reached a peer (a push stored or delivered, Unix ms) and last
@@ -271,6 +274,7 @@ impl Agent {
             readers: Mutex::new(Vec::new()),
             tasks: Mutex::new(Vec::new()),
             contacts: Mutex::new(HashMap::new()),
+            files: Mutex::new(None),
         });
         lives.insert(live.name.clone(), live.clone());
         drop(lives);
@@ -302,8 +306,8 @@ impl Agent {
         v
     }
 
-    /// Starts the background loops of a session: a reader per slot, the intro poller and the
-    /// outbox ticker.
+    /// Starts the background loops of a session: a reader per slot, the intro poller, the
+    /// outbox ticker and, when it is on, the file contract.
     fn start_background(self: &Arc<Self>, live: &Arc<Live>) {
         self.ensure_readers(live);
         let agent = self.clone();
@@ -313,6 +317,11 @@ impl Agent {
             .lock()
             .expect("tasks lock")
             .push(task.abort_handle());
+        match files::enabled(live.session.dir()) {
+            Ok(true) => self.start_files(live),
+            Ok(false) => {}
+            Err(e) => live.refuse("the file contract", format!("{e:#}")),
+        }
     }
 
     /// Closes session `name`: its background tasks stop and the agent forgets it. Work already

@@ -65,6 +65,33 @@ pub(super) struct Pusher {
     told_have: u64,
 }
 
+/// The last push to one peer since the daemon started, for `wire mesh status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastPush {
+    /// How long ago, in milliseconds.
+    pub ago_ms: u64,
+    /// How the last push that carried events went (`stored` or `delivered`), if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carried: Option<PushOutcome>,
+}
+
+impl Live {
+    /// The last push to `peer`, if any; `None` as well while a push is running.
+    pub fn last_push(&self, peer: &AuthorKey) -> Option<LastPush> {
+        let pusher = self
+            .pushers
+            .lock()
+            .expect("pushers lock")
+            .get(peer)?
+            .clone();
+        let p = pusher.try_lock().ok()?;
+        Some(LastPush {
+            ago_ms: u64::try_from(p.last_push?.elapsed().as_millis()).unwrap_or(u64::MAX),
+            carried: p.carried.clone(),
+        })
+    }
+}
+
 /// Endpoint scope: lower is tried first (DESIGN §7: UDS, loopback, LAN, federation).
 fn scope(relay: &str) -> u8 {
     if relay.starts_with("unix:") {

@@ -27,6 +27,23 @@ pub struct Args {
     literal: bool,
 }
 
+/// One outcome in prose, as `wire send` and `wire mesh broadcast` say it.
+pub(crate) fn outcome_prose(to: &str, outcome: &PushOutcome) -> String {
+    match outcome {
+        PushOutcome::Stored { relay } => {
+            format!("Sent to {to}: stored in their mailbox at {relay}.\n")
+        }
+        PushOutcome::Delivered => format!("Sent to {to}: delivered on this machine.\n"),
+        PushOutcome::UpToDate => format!("Sent to {to}.\n"),
+        PushOutcome::Queued { reason } => format!(
+            "Queued for {to}: {reason}. It is kept in your log and retried; `wire status` shows the queue.\n"
+        ),
+        PushOutcome::Refused { reason } => {
+            format!("Not delivered to {to}: {reason}. It is kept in your log.\n")
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Sent {
     peer: PeerJson,
@@ -38,7 +55,7 @@ struct Sent {
     outcome: PushOutcome,
 }
 
-fn parse_kind(s: &str) -> anyhow::Result<Kind> {
+pub(crate) fn parse_kind(s: &str) -> anyhow::Result<Kind> {
     if s == "message" {
         return Ok(Kind::MESSAGE);
     }
@@ -51,7 +68,7 @@ fn parse_kind(s: &str) -> anyhow::Result<Kind> {
     }
 }
 
-fn read_body(arg: &str) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn read_body(arg: &str) -> anyhow::Result<Vec<u8>> {
     let body = if arg == "-" {
         let mut buf = Vec::new();
         std::io::stdin()
@@ -74,7 +91,7 @@ fn read_body(arg: &str) -> anyhow::Result<Vec<u8>> {
     check_size(body)
 }
 
-fn check_size(body: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn check_size(body: Vec<u8>) -> anyhow::Result<Vec<u8>> {
     if body.len() > BODY_BYTES_MAX {
         bail!(
             "the body is {} bytes; a message holds at most {BODY_BYTES_MAX} (256 KiB). Nothing was sent",
@@ -84,13 +101,20 @@ fn check_size(body: Vec<u8>) -> anyhow::Result<Vec<u8>> {
     Ok(body)
 }
 
-pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
-    let (kind, body_arg) = match args.rest.as_slice() {
+/// `[kind] body` as `wire send` and `wire mesh broadcast` take them: the kind (default
+/// `message`) and the body's bytes (text, `@file` or `-` unless `literal`), checked for size and,
+/// for `message`, UTF-8.
+pub(crate) fn kind_and_body(
+    rest: &[String],
+    literal: bool,
+    usage: &str,
+) -> anyhow::Result<(Kind, Vec<u8>)> {
+    let (kind, body_arg) = match rest {
         [body] => (Kind::MESSAGE, body.as_str()),
         [kind, body] => (parse_kind(kind)?, body.as_str()),
-        _ => bail!("usage: wire send <peer> [kind] <body | @file | ->"),
+        _ => bail!("{usage}"),
     };
-    let body = if args.literal {
+    let body = if literal {
         check_size(body_arg.as_bytes().to_vec())?
     } else {
         read_body(body_arg)?
@@ -100,6 +124,15 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
             "a `message` body must be UTF-8 text; send bytes with a numeric kind. Nothing was sent"
         );
     }
+    Ok((kind, body))
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
+    let (kind, body) = kind_and_body(
+        &args.rest,
+        args.literal,
+        "usage: wire send <peer> [kind] <body | @file | ->",
+    )?;
     let (live, _) = ctx.open()?;
     let state = live.session.state()?;
     let found = match resolve(&state, &args.peer) {
@@ -177,19 +210,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         },
         || {
             let to = format!("{} ({})", ctx.out.face(&peer.character), peer.handle);
-            match &outcome {
-                PushOutcome::Stored { relay } => {
-                    format!("Sent to {to}: stored in their mailbox at {relay}.\n")
-                }
-                PushOutcome::Delivered => format!("Sent to {to}: delivered on this machine.\n"),
-                PushOutcome::UpToDate => format!("Sent to {to}.\n"),
-                PushOutcome::Queued { reason } => format!(
-                    "Queued for {to}: {reason}. It is kept in your log and retried; `wire status` shows the queue.\n"
-                ),
-                PushOutcome::Refused { reason } => {
-                    format!("Not delivered to {to}: {reason}. It is kept in your log.\n")
-                }
-            }
+            outcome_prose(&to, &outcome)
         },
     );
     Ok(if done {

@@ -74,6 +74,10 @@ pub struct NewArgs {
     /// Do not bind this directory to the new session.
     #[arg(long)]
     no_bind: bool,
+    /// Turn the file contract on (`wire files on`): inbox and outbox files in the session's
+    /// directory, for an agent that cannot run a process.
+    #[arg(long)]
+    with_files: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -176,6 +180,8 @@ struct Created<'a> {
     bound: Option<String>,
     /// The session this directory used before, when a binding on an ancestor chose it.
     shadowed: Option<String>,
+    /// The file contract is on (`--with-files`).
+    files: bool,
     identity: IdentityJson<'a>,
 }
 
@@ -250,6 +256,10 @@ fn new(ctx: &Ctx, args: NewArgs) -> anyhow::Result<ExitCode> {
     }
     let shadowed = dir.map(|d| super::resolve_chosen(None, Some(&home), Some(d)));
     let made = create(ctx, &name, &handle, None, &relays)?;
+    if args.with_files {
+        crate::agent::files::set_enabled(made.live.session.dir(), true)?;
+        ctx.agent.start_files(&made.live);
+    }
     let bound = match (dir, args.no_bind) {
         (Some(d), false) => Some(bind_dir(ctx, d, &name)?),
         _ => None,
@@ -269,6 +279,7 @@ fn new(ctx: &Ctx, args: NewArgs) -> anyhow::Result<ExitCode> {
             handles: made.handles.clone(),
             bound: bound.clone(),
             shadowed: shadowed.clone(),
+            files: args.with_files,
             identity: IdentityJson::of(&id),
         },
         || {
@@ -279,6 +290,12 @@ fn new(ctx: &Ctx, args: NewArgs) -> anyhow::Result<ExitCode> {
                 id.did
             );
             let _ = writeln!(s, "  receives at {}", made.relays.join(", "));
+            if args.with_files {
+                let _ = writeln!(
+                    s,
+                    "  file contract on: {session_dir}/inbox and {session_dir}/outbox (`wire files status`)"
+                );
+            }
             if !made.handles.is_empty() {
                 let _ = writeln!(s, "  others reach it as {}", made.handles.join(" or "));
             }

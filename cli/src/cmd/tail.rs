@@ -47,12 +47,32 @@ pub struct MessageJson {
     pub body_base64: Option<String>,
     /// Signature and chain checked when read back.
     pub verified: bool,
+    /// The broadcast this message was one of (`wire mesh broadcast`), as 32 hex digits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broadcast: Option<String>,
+}
+
+/// A message's kind and body as shown: a broadcast's inner message, with its id.
+pub fn shown(e: &wire_log::Event) -> (wire_log::Kind, std::borrow::Cow<'_, [u8]>, Option<String>) {
+    use wire_log::body::Body as _;
+    if e.kind == wire_log::Kind::MESSAGE_BROADCAST
+        && let Ok(b) = wire_log::body::BroadcastMessage::decode(&e.body)
+        && let Some(kind) = wire_log::Kind::new(b.kind)
+    {
+        return (
+            kind,
+            std::borrow::Cow::Owned(b.body),
+            Some(hex::encode(b.id)),
+        );
+    }
+    (e.kind, std::borrow::Cow::Borrowed(&e.body), None)
 }
 
 pub fn message_json(m: &MessageView, peers: &[Peer]) -> MessageJson {
     let peer = peers.iter().find(|p| p.key == m.peer);
     let e = m.event.event();
-    let text = std::str::from_utf8(&e.body).ok().map(str::to_owned);
+    let (kind, body, broadcast) = shown(e);
+    let text = std::str::from_utf8(&body).ok().map(str::to_owned);
     MessageJson {
         position: m.position,
         peer: m.peer.to_hex(),
@@ -72,14 +92,15 @@ pub fn message_json(m: &MessageView, peers: &[Peer]) -> MessageJson {
         outgoing: m.outgoing,
         from: wire_log::Did::from_key(&e.author).to_string(),
         seq: e.seq,
-        kind: e.kind.number(),
+        kind: kind.number(),
         ts_ms: e.ts_ms,
         id: m.event.id().to_hex(),
         body_base64: text
             .is_none()
-            .then(|| base64::engine::general_purpose::STANDARD.encode(&e.body)),
+            .then(|| base64::engine::general_purpose::STANDARD.encode(&body)),
         body: text,
         verified: true,
+        broadcast,
     }
 }
 
@@ -87,16 +108,20 @@ fn prose_line(ctx: &Ctx, m: &MessageView, peers: &[Peer]) -> String {
     let peer = peers.iter().find(|p| p.key == m.peer);
     let who = peer.map_or_else(|| m.peer.to_string(), |p| ctx.out.face(&p.character));
     let e = m.event.event();
-    let body = match std::str::from_utf8(&e.body) {
+    let (kind, body, broadcast) = shown(e);
+    let body = match std::str::from_utf8(&body) {
         Ok(t) => printable(t),
-        Err(_) => format!("<{} bytes of kind {}>", e.body.len(), e.kind.number()),
+        Err(_) => format!("<{} bytes of kind {}>", body.len(), kind.number()),
     };
     let arrow = if m.outgoing { "you → " } else { "" };
-    let kind = if e.kind == wire_log::Kind::MESSAGE {
+    let mut kind = if kind == wire_log::Kind::MESSAGE {
         String::new()
     } else {
-        format!(" [{}]", e.kind.number())
+        format!(" [{}]", kind.number())
     };
+    if broadcast.is_some() {
+        kind.push_str(" (broadcast)");
+    }
     format!("{arrow}{who}{kind}: {body}\n")
 }
 

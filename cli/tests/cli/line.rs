@@ -194,7 +194,7 @@ pub(crate) fn kill9(pid: u32) {
 }
 
 /// Whether `pid` runs (a zombie no longer does: it holds no locks or sockets).
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat
             .rsplit_once(')')
