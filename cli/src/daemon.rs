@@ -51,6 +51,12 @@ pub fn serve(home: Home) -> anyhow::Result<ExitCode> {
         .mode(0o600)
         .open(lock_path(&home))
         .with_context(|| format!("cannot open {}", lock_path(&home).display()))?;
+    // A daemon that is stopping holds the lock until its stores are closed: wait for it a
+    // moment rather than refuse to start.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lock.try_lock().is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     if lock.try_lock().is_err() {
         bail!(
             "a wire daemon already runs for {}; `wire daemon status` shows it, `wire daemon stop` stops it",
@@ -71,8 +77,10 @@ pub fn serve(home: Home) -> anyhow::Result<ExitCode> {
     let sock = socket_path(&home);
     let result = rt.block_on(run(agent, &sock));
     let _ = std::fs::remove_file(&sock);
-    drop(lock);
+    // The stores close with the runtime's tasks; only then may the next daemon take the lock
+    // (released earlier, it would find the stores still open and fail to open its sessions).
     rt.shutdown_timeout(Duration::from_secs(2));
+    drop(lock);
     result.map(|()| ExitCode::SUCCESS)
 }
 
@@ -340,6 +348,21 @@ pub fn stop(home: &Home) -> anyhow::Result<()> {
             );
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+    // Stopped means its stores are closed: it releases the lock last.
+    if let Ok(lock) = std::fs::OpenOptions::new()
+        .write(true)
+        .open(lock_path(home))
+    {
+        while lock.try_lock().is_err() {
+            if Instant::now() > deadline {
+                bail!(
+                    "the wire daemon closed its socket but did not exit within 10 s; see {}",
+                    log_path(home).display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
     Ok(())
 }

@@ -83,17 +83,17 @@ pub fn run(out: &Out, chosen: &Chosen, args: Args, _no_daemon: bool) -> anyhow::
                 chosen: chosen.clone(),
                 cwd: None,
             };
-            let code = daemon::forward(&home, &request)?;
             if matches!(action, Action::Stop) {
-                // Wait for the socket to go, so a following start does not race the old one.
-                for _ in 0..500 {
-                    if daemon::connect(&home).is_none() {
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
+                // Returns once the daemon has closed its stores and exited, so a following
+                // start does not race the old one.
+                daemon::stop(&home)?;
+                out.print(
+                    &serde_json::json!({ "running": false, "stopped": true }),
+                    || "The wire daemon stopped.\n".into(),
+                );
+                return Ok(ExitCode::SUCCESS);
             }
-            Ok(code)
+            daemon::forward(&home, &request)
         }
     }
 }
