@@ -207,8 +207,7 @@ async fn connection(
         }
     }));
     let worker_agent = agent.clone();
-    let stop_after = request.argv.get(1).map(String::as_str) == Some("daemon")
-        && request.argv.get(2).map(String::as_str) == Some("stop");
+    let stop_after = crate::is_daemon_stop(&request.argv);
     let worker = tokio::task::spawn_blocking(move || {
         let code = crate::run_in_daemon(worker_agent, request, sink);
         let _ = tx.blocking_send(Frame {

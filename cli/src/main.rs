@@ -471,6 +471,12 @@ fn finish(out: &Out, result: anyhow::Result<ExitCode>) -> ExitCode {
     }
 }
 
+/// Whether a command line the daemon received is `wire daemon stop` (whatever flags come
+/// before it), after which the daemon stops.
+pub fn is_daemon_stop(argv: &[String]) -> bool {
+    matches!(Cli::try_parse_from(argv), Ok(Cli { command: Command::Daemon(a), .. }) if a.is_stop())
+}
+
 /// Runs a command the daemon received; returns its exit code.
 pub fn run_in_daemon(agent: Arc<Agent>, request: daemon::Request, sink: output::Sink) -> u8 {
     let out = Out::remote(request.style, sink);
@@ -556,5 +562,30 @@ fn dispatch(ctx: &cmd::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         | Command::Demo(_) => {
             anyhow::bail!("this command runs in its own process, not inside the daemon")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_daemon_stop;
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| (*w).to_owned()).collect()
+    }
+
+    #[test]
+    fn daemon_stop_is_recognised_whatever_flags_come_first() {
+        assert!(is_daemon_stop(&argv(&["wire", "daemon", "stop"])));
+        assert!(is_daemon_stop(&argv(&["wire", "--json", "daemon", "stop"])));
+        assert!(is_daemon_stop(&argv(&[
+            "wire",
+            "--session",
+            "x",
+            "daemon",
+            "stop"
+        ])));
+        assert!(!is_daemon_stop(&argv(&["wire", "daemon", "status"])));
+        assert!(!is_daemon_stop(&argv(&["wire", "send", "daemon", "stop"])));
+        assert!(!is_daemon_stop(&argv(&["wire", "--bogus"])));
     }
 }

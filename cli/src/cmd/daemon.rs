@@ -99,6 +99,13 @@ pub fn run(out: &Out, chosen: &Chosen, args: Args, _no_daemon: bool) -> anyhow::
 }
 
 /// Inside the daemon: answer status, or acknowledge a stop (the connection handler stops).
+impl Args {
+    /// `wire daemon stop`.
+    pub fn is_stop(&self) -> bool {
+        matches!(self.action, Some(Action::Stop))
+    }
+}
+
 pub fn in_daemon(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     let status = DaemonStatus {
         running: true,
