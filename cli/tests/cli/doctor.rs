@@ -547,4 +547,27 @@ fn notifications_come_once_per_request_and_message_never_for_our_sends_nor_when_
         "bob's own send raised nothing"
     );
     assert_eq!(count(&sink_a, "pair_request"), 0);
+
+    // WIRE_NO_TOASTS in the daemon's environment: nothing, whatever arrives.
+    let sink_c = sinks.path().join("carol.jsonl");
+    let carol = rig.agent_with(
+        "carol",
+        &[
+            ("WIRE_NOTIFY_SINK", sink_c.to_str().expect("utf-8")),
+            ("WIRE_NO_TOASTS", "1"),
+        ],
+    );
+    pair(&alice, &carol);
+    alice.send_stored(&carol, "silent");
+    poll("carol to receive silent", || {
+        if carol.tail(5).iter().any(|m| m["body"] == "silent") {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(notices(&sink_c).is_empty(), "{:?}", notices(&sink_c));
+    let q = carol.json(&["quiet"]);
+    assert_eq!(q["quiet"], true, "{q}");
 }
