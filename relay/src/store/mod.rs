@@ -1,12 +1,15 @@
-//! Storage behind the relay: the [`BlobStore`] trait and its redb implementation.
+//! Storage behind the relay: the [`BlobStore`] trait, its embedded redb implementation (the
+//! default) and its PostgreSQL one (`--store postgres://…`, for several instances).
 //!
-//! The trait speaks only the relay's own types, so that a second backend (a distributed
-//! database) can slot in without the HTTP layer noticing. Every method that writes is one
+//! The trait speaks only the relay's own types, so that either backend slots in without the
+//! HTTP layer noticing. Every method that writes is one
 //! durable transaction: when it returns `Ok`, the change is on disk.
 
 mod log;
+mod postgres;
 mod redb;
 
+pub use self::postgres::{PgStore, redact};
 pub use self::redb::{LOG_BYTES, RedbStore};
 
 use bytes::Bytes;
