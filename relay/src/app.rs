@@ -193,7 +193,13 @@ impl App {
     /// once the returned `App` (and every clone of its committer) is dropped.
     pub fn open(config: Config) -> Result<(Arc<App>, JoinHandle<()>), StoreError> {
         let store: Arc<dyn BlobStore> = match &config.store_url {
-            Some(url) => Arc::new(PgStore::open(url, config.quotas.clone())?),
+            Some(url) => {
+                // Only the metrics history lives in the data directory then.
+                std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                    StoreError(format!("cannot create {}: {e}", config.data_dir.display()))
+                })?;
+                Arc::new(PgStore::open(url, config.quotas.clone())?)
+            }
             None => Arc::new(RedbStore::open(
                 &config.data_dir,
                 config.quotas.clone(),
