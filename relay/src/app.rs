@@ -219,6 +219,17 @@ impl App {
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(config.hub, metrics.clone());
         let (committer, thread) = Committer::start(store.clone(), hub.clone(), metrics.clone());
+        // Appends through other instances on a shared database wake the streams held here.
+        let (wake_hub, wanted_hub) = (hub.clone(), hub.clone());
+        let watched = store.watch_others(
+            Arc::new(move |stored| wake_hub.publish(stored)),
+            Arc::new(move |slot| wanted_hub.has_subscribers(slot)),
+        );
+        if let Err(e) = watched {
+            eprintln!(
+                "wire relay: streams here will not see appends made through other relays on this database: {e}"
+            );
+        }
         let limiters = Limiters::new(&config.rates);
         let app = App {
             config,

@@ -16,16 +16,18 @@
 //! (instances starting together apply it once); a database newer than this build is refused.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use bytes::Bytes;
 use postgres::{Client, NoTls, Transaction};
 
 use super::{
     AckOutcome, AppendItem, AppendOutcome, BlobStore, ClaimOutcome, Credential, HandleRecord,
-    IntroOutcome, MintOutcome, Page, Quotas, SlotInfo, StoreError, Totals,
+    IntroOutcome, MintOutcome, Page, Quotas, SlotInfo, StoreError, Totals, Wake, Wanted,
 };
 use crate::token::{CapId, SlotId, TokenHash};
 
@@ -37,6 +39,14 @@ const MIGRATION_LOCK: i64 = 0x7769_7265;
 const WORKERS: usize = 4;
 /// Calls waiting for a worker before the caller blocks.
 const QUEUE_MAX: usize = 1024;
+/// The channel appends are announced on, after their commit (see [`notify_payloads`]).
+const CHANNEL: &str = "wire_appends";
+/// Slot ranges in one notification (PostgreSQL takes up to 8,000 bytes of payload).
+const RANGES_PER_NOTIFY: usize = 64;
+/// How often the listener looks at `stopping` when nothing arrives.
+const LISTEN_POLL: Duration = Duration::from_millis(250);
+/// Blobs the listener reads at a time for a wake-up.
+const WAKE_PAGE: i64 = 256;
 
 type Job = Box<dyn FnOnce(&mut Client) + Send>;
 
@@ -48,6 +58,12 @@ pub struct PgStore {
     calls: Option<SyncSender<Job>>,
     threads: Vec<JoinHandle<()>>,
     quotas: Quotas,
+    /// Names this instance in its notifications, so its own listener skips them.
+    instance: String,
+    /// The URL with its password, for the listener's connection.
+    secret_url: String,
+    /// Set when the store is dropped: the listener stops within [`LISTEN_POLL`].
+    stopping: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -203,12 +219,17 @@ impl PgStore {
             };
             threads.push(worker(name, url.to_owned(), shown.clone(), client, rx)?);
         }
+        let mut id = [0u8; 8];
+        rand::fill(&mut id[..]);
         Ok(PgStore {
             url: shown,
             appends: Some(append_tx),
             calls: Some(call_tx),
             threads,
             quotas,
+            instance: hex::encode(id),
+            secret_url: url.to_owned(),
+            stopping: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -255,6 +276,7 @@ impl PgStore {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
         self.appends = None;
         self.calls = None;
         for t in self.threads.drain(..) {
@@ -506,7 +528,135 @@ fn fetch_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
+/// `instance;slot:first:last;…`: the seq range each slot got in one group, in chunks.
+fn notify_payloads(
+    instance: &str,
+    items: &[AppendItem],
+    outcomes: &[AppendOutcome],
+) -> Vec<String> {
+    let mut ranges: HashMap<SlotId, (u64, u64)> = HashMap::new();
+    for (item, outcome) in items.iter().zip(outcomes) {
+        if let AppendOutcome::Stored { seq } = outcome {
+            let r = ranges.entry(item.slot).or_insert((*seq, *seq));
+            r.0 = r.0.min(*seq);
+            r.1 = r.1.max(*seq);
+        }
+    }
+    let ranges: Vec<String> = ranges
+        .iter()
+        .map(|(slot, (first, last))| format!("{}:{first}:{last}", hex::encode(slot.0)))
+        .collect();
+    ranges
+        .chunks(RANGES_PER_NOTIFY)
+        .map(|chunk| format!("{instance};{}", chunk.join(";")))
+        .collect()
+}
+
+/// The ranges of a notification from another instance (`None`: ours, or not understood).
+fn parse_payload(ours: &str, payload: &str) -> Option<Vec<(SlotId, u64, u64)>> {
+    let mut parts = payload.split(';');
+    if parts.next()? == ours {
+        return None;
+    }
+    let mut out = Vec::new();
+    for part in parts {
+        let mut f = part.split(':');
+        let slot = SlotId::parse(f.next()?)?;
+        let first = f.next()?.parse().ok()?;
+        let last = f.next()?.parse().ok()?;
+        out.push((slot, first, last));
+    }
+    Some(out)
+}
+
+/// The listener: `LISTEN`s on [`CHANNEL`] and hands `wake` what other instances stored in
+/// slots that someone here streams, read back in pages. Reconnects (every second) when the
+/// connection breaks; wake-ups sent while it was down are lost, and a stream catches up at
+/// its next wake-up (the gap is read from storage) or when its client reconnects.
+fn listen(
+    url: String,
+    shown: String,
+    ours: String,
+    stopping: Arc<AtomicBool>,
+    wake: Wake,
+    wanted: Wanted,
+) {
+    let mut client: Option<Client> = None;
+    while !stopping.load(Ordering::Relaxed) {
+        let Some(c) = client.as_mut().filter(|c| !c.is_closed()) else {
+            client = connect(&url, &shown)
+                .and_then(|mut c| {
+                    c.batch_execute(&format!("LISTEN {CHANNEL}")).map_err(pg)?;
+                    Ok(c)
+                })
+                .map_err(|e| eprintln!("wire relay: listening for other relays' appends: {e}"))
+                .ok();
+            if client.is_none() {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            continue;
+        };
+        let mut payloads = Vec::new();
+        {
+            let mut notes = c.notifications();
+            let mut iter = notes.timeout_iter(LISTEN_POLL);
+            loop {
+                match postgres::fallible_iterator::FallibleIterator::next(&mut iter) {
+                    Ok(Some(n)) => payloads.push(n.payload().to_owned()),
+                    Ok(None) => break,
+                    Err(_) => break,
+                }
+                if payloads.len() >= 1024 {
+                    break;
+                }
+            }
+        }
+        for payload in payloads {
+            for (slot, first, last) in parse_payload(&ours, &payload).unwrap_or_default() {
+                if !wanted(slot) {
+                    continue;
+                }
+                let mut from = first;
+                while from <= last {
+                    let rows = match c.query(
+                        "SELECT seq, body FROM blobs WHERE slot = $1 AND seq >= $2 AND seq <= $3 \
+                         ORDER BY seq LIMIT $4",
+                        &[&&slot.0[..], &big(from), &big(last), &WAKE_PAGE],
+                    ) {
+                        Ok(rows) => rows,
+                        Err(_) => break,
+                    };
+                    let Some(end) = rows.last().map(|r| small(r.get(0))) else {
+                        break;
+                    };
+                    let stored: Vec<(SlotId, u64, Bytes)> = rows
+                        .iter()
+                        .map(|r| (slot, small(r.get(0)), Bytes::copy_from_slice(r.get(1))))
+                        .collect();
+                    wake(&stored);
+                    from = end + 1;
+                }
+            }
+        }
+    }
+}
+
 impl BlobStore for PgStore {
+    fn watch_others(&self, wake: Wake, wanted: Wanted) -> Result<(), StoreError> {
+        let (url, shown, ours, stopping) = (
+            self.secret_url.clone(),
+            self.url.clone(),
+            self.instance.clone(),
+            self.stopping.clone(),
+        );
+        // Not joined: it ends by itself within LISTEN_POLL of `stopping`.
+        std::thread::Builder::new()
+            .name("wire-relay-pg-listen".into())
+            .spawn(move || listen(url, shown, ours, stopping, wake, wanted))
+            .map_err(|e| StoreError(format!("cannot start the listener thread: {e}")))?;
+        Ok(())
+    }
+
     fn create_slot(&self, slot: SlotId, owner: TokenHash, now_ms: u64) -> Result<(), StoreError> {
         self.call(move |txn, _| {
             let n = txn
@@ -600,9 +750,15 @@ impl BlobStore for PgStore {
     fn append(&self, items: &[AppendItem]) -> Result<Vec<AppendOutcome>, StoreError> {
         let items = items.to_vec();
         let quotas = self.quotas.clone();
+        let instance = self.instance.clone();
         self.run(&self.appends, move |client| {
             let mut txn = client.transaction().map_err(pg)?;
             let outcomes = append_group(&mut txn, &items, &quotas)?;
+            // Delivered to the other instances' listeners only if this commits.
+            for payload in notify_payloads(&instance, &items, &outcomes) {
+                txn.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+                    .map_err(pg)?;
+            }
             txn.commit().map_err(pg)?;
             Ok(outcomes)
         })

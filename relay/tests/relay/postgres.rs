@@ -174,3 +174,62 @@ fn race(
             .collect()
     })
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_on_one_instance_wakes_on_appends_through_another() {
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use tower::ServiceExt;
+    use wire_relay::frames::RecordReader;
+
+    use crate::harness::Relay;
+    use crate::streaming::{settle, take};
+
+    let url = pg::fresh_database();
+    let a = Relay::with(|c| c.store_url = Some(url.clone()));
+    let b = Relay::with(|c| c.store_url = Some(url.clone()));
+    let (slot, owner) = a.slot().await;
+    let (_, cap) = b.cap(&slot, &owner).await;
+    b.append(&slot, &cap, b"before").await;
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri(format!("/v1/slots/{slot}/stream?after=0"))
+        .header("authorization", format!("Bearer {owner}"))
+        .body(Body::empty())
+        .expect("request");
+    let resp = wire_relay::api::router(a.app().clone())
+        .oneshot(req)
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let mut reader = RecordReader::new(1 << 20);
+    assert_eq!(
+        take(&mut body, &mut reader, 1).await,
+        [(1, b"before".to_vec())]
+    );
+    settle(&mut body).await;
+    // Through the other instance: the stream here wakes (LISTEN/NOTIFY), in order.
+    for (i, blob) in [&b"live-2"[..], b"live-3"].iter().enumerate() {
+        let r = b.append(&slot, &cap, blob).await;
+        assert!(r.status.is_success(), "{}", r.text());
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            take(&mut body, &mut reader, 1),
+        )
+        .await
+        .expect("woken within 5 s");
+        assert_eq!(got, [(2 + i as u64, blob.to_vec())]);
+    }
+    // Interleaved through both: still in order and without a gap.
+    for i in 4..=9u64 {
+        let via = if i % 2 == 0 { &a } else { &b };
+        let r = via
+            .append(&slot, &cap, format!("mixed-{i}").as_bytes())
+            .await;
+        assert!(r.status.is_success(), "{}", r.text());
+    }
+    let got = take(&mut body, &mut reader, 6).await;
+    let seqs: Vec<u64> = got.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (4..=9).collect::<Vec<u64>>());
+}
