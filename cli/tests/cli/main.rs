@@ -15,6 +15,10 @@ mod load;
 mod mcp;
 mod output;
 mod pair;
+/// The relay tests' private PostgreSQL server, shared with this binary.
+#[path = "../../../relay/tests/relay/pg.rs"]
+#[allow(dead_code)]
+mod pg;
 mod relay;
 mod session;
 mod setup;
