@@ -103,8 +103,19 @@ fn small(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// Connecting gives up after this long unless the URL says otherwise (`connect_timeout=`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn connect(url: &str, shown: &str) -> Result<Client, StoreError> {
-    let mut client = Client::connect(url, NoTls).map_err(|e| {
+    let mut config: postgres::Config = url.parse().map_err(|e| {
+        StoreError(format!(
+            "{shown} is not a PostgreSQL URL ({e}); expected postgres://user[:password]@host[:port]/database"
+        ))
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let mut client = config.connect(NoTls).map_err(|e| {
         StoreError(format!(
             "cannot connect to PostgreSQL at {shown}: {e}; check that the server is running and \
              reachable from here, that the database exists and that this user may log in"
@@ -582,18 +593,33 @@ fn listen(
     wanted: Wanted,
 ) {
     let mut client: Option<Client> = None;
+    // Said once per outage, not once per retry.
+    let mut warned = false;
     while !stopping.load(Ordering::Relaxed) {
         let Some(c) = client.as_mut().filter(|c| !c.is_closed()) else {
-            client = connect(&url, &shown)
-                .and_then(|mut c| {
-                    c.batch_execute(&format!("LISTEN {CHANNEL}")).map_err(pg)?;
-                    Ok(c)
-                })
-                .map_err(|e| eprintln!("wire relay: listening for other relays' appends: {e}"))
-                .ok();
-            if client.is_none() {
-                std::thread::sleep(Duration::from_secs(1));
-            }
+            client = match connect(&url, &shown).and_then(|mut c| {
+                c.batch_execute(&format!("LISTEN {CHANNEL}")).map_err(pg)?;
+                Ok(c)
+            }) {
+                Ok(c) => {
+                    if warned {
+                        eprintln!("wire relay: listening for other relays' appends again");
+                    }
+                    warned = false;
+                    Some(c)
+                }
+                Err(e) => {
+                    if !warned {
+                        eprintln!(
+                            "wire relay: cannot listen for other relays' appends (streams here \
+                             miss their wake-ups until this recovers; retrying every second): {e}"
+                        );
+                    }
+                    warned = true;
+                    std::thread::sleep(Duration::from_secs(1));
+                    None
+                }
+            };
             continue;
         };
         let mut payloads = Vec::new();
