@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use postgres::{Client, NoTls, Transaction};
+use postgres::{Client, NoTls, Statement, Transaction};
 
 use super::{
     AckOutcome, AppendItem, AppendOutcome, BlobStore, ClaimOutcome, Credential, HandleRecord,
@@ -48,7 +48,37 @@ const LISTEN_POLL: Duration = Duration::from_millis(250);
 /// Blobs the listener reads at a time for a wake-up.
 const WAKE_PAGE: i64 = 256;
 
-type Job = Box<dyn FnOnce(&mut Client) + Send>;
+type Job = Box<dyn FnOnce(&mut Conn) + Send>;
+
+/// One connection and the statements prepared on it (the append path's, so that each of its
+/// queries is one round trip rather than a parse and an execute).
+struct Conn {
+    client: Client,
+    prepared: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    fn new(client: Client) -> Conn {
+        Conn {
+            client,
+            prepared: HashMap::new(),
+        }
+    }
+}
+
+/// `sql` prepared on this connection, once.
+fn prepared(
+    txn: &mut Transaction<'_>,
+    cache: &mut HashMap<&'static str, Statement>,
+    sql: &'static str,
+) -> Result<Statement, StoreError> {
+    if let Some(s) = cache.get(sql) {
+        return Ok(s.clone());
+    }
+    let s = txn.prepare(sql).map_err(pg)?;
+    cache.insert(sql, s.clone());
+    Ok(s)
+}
 
 /// The PostgreSQL-backed store.
 pub struct PgStore {
@@ -176,7 +206,7 @@ fn worker(
     std::thread::Builder::new()
         .name(name)
         .spawn(move || {
-            let mut client = Some(first);
+            let mut conn = Some(Conn::new(first));
             loop {
                 let job = {
                     let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -185,10 +215,10 @@ fn worker(
                         Err(_) => return,
                     }
                 };
-                if client.as_ref().is_none_or(Client::is_closed) {
-                    client = connect(&url, &shown).ok();
+                if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+                    conn = connect(&url, &shown).ok().map(Conn::new);
                 }
-                match client.as_mut() {
+                match conn.as_mut() {
                     Some(c) => job(c),
                     // The job's reply sender is dropped with it: the caller sees the outage.
                     None => drop(job),
@@ -247,7 +277,7 @@ impl PgStore {
     fn run<T: Send + 'static>(
         &self,
         lane: &Option<SyncSender<Job>>,
-        f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&mut Conn) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = sync_channel(1);
         let job: Job = Box::new(move |client| {
@@ -276,8 +306,8 @@ impl PgStore {
         f: impl FnOnce(&mut Transaction<'_>, &Quotas) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let quotas = self.quotas.clone();
-        self.run(&self.calls, move |client| {
-            let mut txn = client.transaction().map_err(pg)?;
+        self.run(&self.calls, move |conn| {
+            let mut txn = conn.client.transaction().map_err(pg)?;
             let out = f(&mut txn, &quotas)?;
             txn.commit().map_err(pg)?;
             Ok(out)
@@ -354,8 +384,10 @@ fn handles_delta(txn: &mut Transaction<'_>, slot: SlotId, delta: i32) -> Result<
 /// The appends of one group, in one transaction (see the module docs).
 fn append_group(
     txn: &mut Transaction<'_>,
+    cache: &mut HashMap<&'static str, Statement>,
     items: &[AppendItem],
     quotas: &Quotas,
+    instance: &str,
 ) -> Result<Vec<AppendOutcome>, StoreError> {
     struct Row {
         owner: [u8; 32],
@@ -369,14 +401,13 @@ fn append_group(
     ids.dedup();
     let id_params: Vec<&[u8]> = ids.iter().map(|i| &i[..]).collect();
     let mut rows: HashMap<SlotId, Row> = HashMap::new();
-    for r in txn
-        .query(
-            "SELECT id, owner, last_seq, blobs, bytes FROM slots WHERE id = ANY($1) \
-             ORDER BY id FOR UPDATE",
-            &[&id_params],
-        )
-        .map_err(pg)?
-    {
+    let lock = prepared(
+        txn,
+        cache,
+        "SELECT id, owner, last_seq, blobs, bytes FROM slots WHERE id = ANY($1) \
+         ORDER BY id FOR UPDATE",
+    )?;
+    for r in txn.query(&lock, &[&id_params]).map_err(pg)? {
         rows.insert(
             SlotId(to_array(r.get(0))),
             Row {
@@ -398,13 +429,12 @@ fn append_group(
         .collect();
     let mut caps: HashMap<[u8; 32], SlotId> = HashMap::new();
     if !cap_hashes.is_empty() {
-        for r in txn
-            .query(
-                "SELECT hash, slot FROM caps WHERE hash = ANY($1) FOR SHARE",
-                &[&cap_hashes],
-            )
-            .map_err(pg)?
-        {
+        let read = prepared(
+            txn,
+            cache,
+            "SELECT hash, slot FROM caps WHERE hash = ANY($1) FOR SHARE",
+        )?;
+        for r in txn.query(&read, &[&cap_hashes]).map_err(pg)? {
             caps.insert(to_array(r.get(0)), SlotId(to_array(r.get(1))));
         }
     }
@@ -417,15 +447,14 @@ fn append_group(
     {
         let slots: Vec<&[u8]> = items.iter().map(|i| &i.slot.0[..]).collect();
         let hs: Vec<&[u8]> = hashes.iter().map(|h| &h[..]).collect();
-        for r in txn
-            .query(
-                "SELECT b.slot, b.hash, b.seq FROM blobs b \
-                 JOIN unnest($1::bytea[], $2::bytea[]) AS q(slot, hash) \
-                 ON b.slot = q.slot AND b.hash = q.hash",
-                &[&slots, &hs],
-            )
-            .map_err(pg)?
-        {
+        let held = prepared(
+            txn,
+            cache,
+            "SELECT b.slot, b.hash, b.seq FROM blobs b \
+             JOIN unnest($1::bytea[], $2::bytea[]) AS q(slot, hash) \
+             ON b.slot = q.slot AND b.hash = q.hash",
+        )?;
+        for r in txn.query(&held, &[&slots, &hs]).map_err(pg)? {
             known.insert(
                 (SlotId(to_array(r.get(0))), to_array(r.get(1))),
                 small(r.get(2)),
@@ -478,13 +507,15 @@ fn append_group(
     if ins_slot.is_empty() {
         return Ok(outcomes);
     }
+    let insert = prepared(
+        txn,
+        cache,
+        "INSERT INTO blobs (slot, seq, hash, body) \
+         SELECT * FROM unnest($1::bytea[], $2::int8[], $3::bytea[], $4::bytea[]) \
+         ON CONFLICT (slot, hash) DO NOTHING",
+    )?;
     let inserted = txn
-        .execute(
-            "INSERT INTO blobs (slot, seq, hash, body) \
-             SELECT * FROM unnest($1::bytea[], $2::int8[], $3::bytea[], $4::bytea[]) \
-             ON CONFLICT (slot, hash) DO NOTHING",
-            &[&ins_slot, &ins_seq, &ins_hash, &ins_body],
-        )
+        .execute(&insert, &[&ins_slot, &ins_seq, &ins_hash, &ins_body])
         .map_err(pg)?;
     if inserted != ins_slot.len() as u64 {
         // Every appender holds the slot's row lock, so no one else can have inserted these.
@@ -502,16 +533,27 @@ fn append_group(
             up_bytes.push(big(row.bytes));
         }
     }
-    txn.execute(
+    let update = prepared(
+        txn,
+        cache,
         "UPDATE slots SET last_seq = v.last_seq, blobs = v.blobs, bytes = v.bytes \
          FROM unnest($1::bytea[], $2::int8[], $3::int8[], $4::int8[]) \
          AS v(id, last_seq, blobs, bytes) WHERE slots.id = v.id",
-        &[&up_id, &up_last, &up_blobs, &up_bytes],
-    )
-    .map_err(pg)?;
-    txn.execute(
-        "UPDATE counters SET blobs = blobs + $1, bytes = bytes + $2",
-        &[&big(added_blobs), &big(added_bytes)],
+    )?;
+    txn.execute(&update, &[&up_id, &up_last, &up_blobs, &up_bytes])
+        .map_err(pg)?;
+    // The totals and the wake-up of the other instances (delivered only if this commits), in
+    // one statement.
+    let count_and_notify = prepared(
+        txn,
+        cache,
+        "WITH c AS (UPDATE counters SET blobs = blobs + $1, bytes = bytes + $2 RETURNING 1) \
+         SELECT pg_notify($3, p) FROM c, unnest($4::text[]) AS p",
+    )?;
+    let payloads = notify_payloads(instance, items, &outcomes);
+    txn.query(
+        &count_and_notify,
+        &[&big(added_blobs), &big(added_bytes), &CHANNEL, &payloads],
     )
     .map_err(pg)?;
     Ok(outcomes)
@@ -777,14 +819,9 @@ impl BlobStore for PgStore {
         let items = items.to_vec();
         let quotas = self.quotas.clone();
         let instance = self.instance.clone();
-        self.run(&self.appends, move |client| {
-            let mut txn = client.transaction().map_err(pg)?;
-            let outcomes = append_group(&mut txn, &items, &quotas)?;
-            // Delivered to the other instances' listeners only if this commits.
-            for payload in notify_payloads(&instance, &items, &outcomes) {
-                txn.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
-                    .map_err(pg)?;
-            }
+        self.run(&self.appends, move |conn| {
+            let mut txn = conn.client.transaction().map_err(pg)?;
+            let outcomes = append_group(&mut txn, &mut conn.prepared, &items, &quotas, &instance)?;
             txn.commit().map_err(pg)?;
             Ok(outcomes)
         })
