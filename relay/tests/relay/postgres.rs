@@ -229,7 +229,13 @@ async fn a_stream_on_one_instance_wakes_on_appends_through_another() {
             .await;
         assert!(r.status.is_success(), "{}", r.text());
     }
-    let got = take(&mut body, &mut reader, 6).await;
+    // Without the gap read the stream would skip a seq and wait forever (heartbeats only).
+    let got = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        take(&mut body, &mut reader, 6),
+    )
+    .await
+    .expect("all six within 10 s, none skipped");
     let seqs: Vec<u64> = got.iter().map(|(s, _)| *s).collect();
     assert_eq!(seqs, (4..=9).collect::<Vec<u64>>());
 }
