@@ -10,7 +10,7 @@ use crate::history::{History, HistoryConfig};
 use crate::hub::{Hub, HubLimits};
 use crate::limits::{Limiter, Rate, Source};
 use crate::metrics::{Gauges, Metrics};
-use crate::store::{BlobStore, Quotas, RedbStore, StoreError};
+use crate::store::{BlobStore, PgStore, Quotas, RedbStore, StoreError};
 
 /// The default address of a local relay.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8771";
@@ -25,6 +25,9 @@ pub struct Config {
     /// Hide the handle listing (and, at the server level, refuse non-loopback binds).
     pub local_only: bool,
     pub data_dir: PathBuf,
+    /// A `postgres://` URL: keep everything in that database instead of redb files in
+    /// `data_dir` (which then holds only the metrics history).
+    pub store_url: Option<String>,
     pub quotas: Quotas,
     pub hub: HubLimits,
     /// redb page cache, split between the mailbox and intro files.
@@ -106,6 +109,7 @@ impl Config {
             domain,
             local_only: false,
             data_dir,
+            store_url: None,
             quotas: Quotas::default(),
             hub: HubLimits::default(),
             cache_bytes: 16 << 20,
@@ -184,15 +188,24 @@ impl std::fmt::Debug for dyn BlobStore {
 }
 
 impl App {
-    /// Opens the redb store and the metrics history in `config.data_dir` and starts the commit
-    /// thread. The thread ends once the returned `App` (and every clone of its committer) is
-    /// dropped.
+    /// Opens the store (PostgreSQL at `config.store_url`, else redb in `config.data_dir`) and
+    /// the metrics history in `config.data_dir`, and starts the commit thread. The thread ends
+    /// once the returned `App` (and every clone of its committer) is dropped.
     pub fn open(config: Config) -> Result<(Arc<App>, JoinHandle<()>), StoreError> {
-        let store: Arc<dyn BlobStore> = Arc::new(RedbStore::open(
-            &config.data_dir,
-            config.quotas.clone(),
-            config.cache_bytes,
-        )?);
+        let store: Arc<dyn BlobStore> = match &config.store_url {
+            Some(url) => {
+                // Only the metrics history lives in the data directory then.
+                std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                    StoreError(format!("cannot create {}: {e}", config.data_dir.display()))
+                })?;
+                Arc::new(PgStore::open(url, config.quotas.clone())?)
+            }
+            None => Arc::new(RedbStore::open(
+                &config.data_dir,
+                config.quotas.clone(),
+                config.cache_bytes,
+            )?),
+        };
         let history = History::load(&config.data_dir, config.history)?;
         Ok(App::with_store(config, store, history))
     }
@@ -206,6 +219,17 @@ impl App {
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(config.hub, metrics.clone());
         let (committer, thread) = Committer::start(store.clone(), hub.clone(), metrics.clone());
+        // Appends through other instances on a shared database wake the streams held here.
+        let (wake_hub, wanted_hub) = (hub.clone(), hub.clone());
+        let watched = store.watch_others(
+            Arc::new(move |stored| wake_hub.publish(stored)),
+            Arc::new(move |slot| wanted_hub.has_subscribers(slot)),
+        );
+        if let Err(e) = watched {
+            eprintln!(
+                "wire relay: streams here will not see appends made through other relays on this database: {e}"
+            );
+        }
         let limiters = Limiters::new(&config.rates);
         let app = App {
             config,

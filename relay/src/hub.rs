@@ -157,6 +157,11 @@ impl Hub {
             .fetch_sub(removed as u64, Ordering::Relaxed);
     }
 
+    /// Whether any stream here waits for `slot`.
+    pub fn has_subscribers(&self, slot: SlotId) -> bool {
+        self.lock().slots.contains_key(&slot)
+    }
+
     /// Offers freshly committed blobs to the subscribers of their slots. Never blocks.
     pub fn publish(&self, stored: &[(SlotId, u64, Bytes)]) {
         let mut inner = self.lock();

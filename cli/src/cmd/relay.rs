@@ -20,9 +20,15 @@ pub struct Args {
     /// Also serve the same API on this Unix socket (created mode 0600).
     #[arg(long)]
     uds: Option<PathBuf>,
-    /// Where the relay keeps its files [default: <wire home>/relay].
+    /// Where the relay keeps its files [default: <wire home>/relay]. With --store, only the
+    /// metrics history behind /stats is kept here.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Keep slots, blobs, capabilities, handles and intros in this PostgreSQL database
+    /// (postgres://user[:password]@host[:port]/db) instead of redb files in --data; several
+    /// relays on one database serve one mailbox. The schema is created or upgraded at start.
+    #[arg(long, value_name = "URL", env = "WIRE_RELAY_STORE")]
+    store: Option<String>,
     /// The URL clients reach this relay at; its host[:port] is the domain of handles here
     /// [default: http://<bind address>, or https://<bind address> with --tls-cert].
     #[arg(long)]
@@ -56,6 +62,15 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
             args.bind
         );
     }
+    if let Some(url) = &args.store
+        && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    {
+        anyhow::bail!(
+            "--store {}: expected a postgres://user@host:port/db URL (leave --store out for the embedded store in --data)",
+            wire_relay::store::redact(url)
+        );
+    }
+    let store = args.store.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -67,6 +82,7 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
     let no_rate_limits = args.no_rate_limits;
     let config_for = |url: &str| -> Result<Config, String> {
         let mut c = Config::new(url, data.clone())?;
+        c.store_url = store.clone();
         c.local_only = local_only;
         c.cache_bytes = cache;
         if no_rate_limits {
@@ -100,6 +116,7 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
                         "domain": config.domain,
                         "uds": uds,
                         "data": config.data_dir.display().to_string(),
+                        "store": config.store_url.as_deref().map(wire_relay::store::redact),
                         "local_only": config.local_only,
                     })
                 );
@@ -115,7 +132,14 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
                 if let Some(uds) = uds {
                     println!("  also on unix socket {uds}");
                 }
-                println!("  data in {}", config.data_dir.display());
+                match &config.store_url {
+                    Some(url) => println!(
+                        "  data in PostgreSQL at {} (metrics history in {})",
+                        wire_relay::store::redact(url),
+                        config.data_dir.display()
+                    ),
+                    None => println!("  data in {}", config.data_dir.display()),
+                }
                 println!("  pages at {url}/ and {url}/stats", url = config.public_url);
                 if config.local_only {
                     println!("  local-only: loopback, no handle listing, no phonebook");

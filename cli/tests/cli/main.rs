@@ -20,6 +20,10 @@ mod modes;
 mod output;
 mod pair;
 mod pentest;
+/// The relay tests' private PostgreSQL server, shared with this binary.
+#[path = "../../../relay/tests/relay/pg.rs"]
+#[allow(dead_code)]
+mod pg;
 mod relay;
 mod session;
 mod setup;

@@ -964,3 +964,52 @@ fn sigterm_ends_the_relay_even_while_a_subscriber_is_stalled() {
     drop(conn);
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", relay.stderr());
 }
+
+#[test]
+fn two_relay_processes_on_one_postgres_database_are_one_relay() {
+    let url = crate::pg::fresh_database();
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let a = Relay::start(dir_a.path(), &["--store", &url]);
+    let b = Relay::start(dir_b.path(), &["--store", &url]);
+    assert_eq!(a.info["store"], url.as_str(), "{}", a.info);
+    let (ta, tb) = (a.tcp(), b.tcp());
+    // A slot made through A is known to B; B's appends are read through A.
+    let (slot, owner) = allocate(&ta);
+    let cap = mint_cap(&tb, &slot, &owner);
+    append_new(&tb, &slot, &cap, b"first, through B");
+    let auth = bearer(&owner);
+    let mut s = http::open_stream(
+        &ta,
+        "GET",
+        &format!("/v1/slots/{slot}/stream?after=0"),
+        &[("Authorization", &auth)],
+    )
+    .expect("open stream");
+    assert_eq!(s.status, 200);
+    assert_eq!(
+        read_records(&mut s, 1),
+        vec![(1, b"first, through B".to_vec())],
+        "backlog"
+    );
+    // Live through B, then through both in turn: the stream on A has each, in order.
+    let blobs: Vec<Vec<u8>> = (2..=7)
+        .map(|i| filler(&format!("live {i} "), 200))
+        .collect();
+    for (i, blob) in blobs.iter().enumerate() {
+        let via = if i % 3 == 0 { &ta } else { &tb };
+        append_new(via, &slot, &cap, blob);
+    }
+    let live = read_records(&mut s, blobs.len());
+    let expected: Vec<(u64, Vec<u8>)> = (2..=7).zip(blobs.iter().cloned()).collect();
+    assert_eq!(live, expected, "live records through both relays");
+    // The same bytes through A are the blob B stored.
+    let r = append(&ta, &slot, &cap, &blobs[1]).expect("append");
+    assert_eq!(r.json()["seq"], 3, "{}", r.text());
+    assert_eq!(r.json()["stored"], false, "{}", r.text());
+    drop(s);
+    a.stop();
+    b.stop();
+}

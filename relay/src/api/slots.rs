@@ -501,6 +501,13 @@ pub(super) async fn next_chunk(
                 if seq <= st.after {
                     continue;
                 }
+                if seq > st.after + 1 {
+                    // Another relay instance on the same database committed the blobs between
+                    // (their wake-up comes later, or came before we subscribed): read them from
+                    // storage first, so that the stream stays in order and without a gap.
+                    st.caught_up = false;
+                    continue;
+                }
                 st.after = seq;
                 st.app.metrics.blobs_served.fetch_add(1, Relaxed);
                 return Some((Ok(frames::encode_records(&[(seq, blob)])), st));

@@ -1,13 +1,18 @@
-//! Storage behind the relay: the [`BlobStore`] trait and its redb implementation.
+//! Storage behind the relay: the [`BlobStore`] trait, its embedded redb implementation (the
+//! default) and its PostgreSQL one (`--store postgres://…`, for several instances).
 //!
-//! The trait speaks only the relay's own types, so that a second backend (a distributed
-//! database) can slot in without the HTTP layer noticing. Every method that writes is one
+//! The trait speaks only the relay's own types, so that either backend slots in without the
+//! HTTP layer noticing. Every method that writes is one
 //! durable transaction: when it returns `Ok`, the change is on disk.
 
 mod log;
+mod postgres;
 mod redb;
 
+pub use self::postgres::{PgStore, redact};
 pub use self::redb::{LOG_BYTES, RedbStore};
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -193,8 +198,21 @@ pub enum IntroOutcome {
 #[error("relay storage: {0}")]
 pub struct StoreError(pub String);
 
+/// Blobs stored by another writer of the same database, after their commit: (slot, seq, bytes).
+pub type Wake = Arc<dyn Fn(&[(SlotId, u64, Bytes)]) + Send + Sync>;
+/// Whether anyone here waits for a slot's new blobs (the others are not read).
+pub type Wanted = Arc<dyn Fn(SlotId) -> bool + Send + Sync>;
+
 /// Storage for slots, capabilities, blobs, the handle directory and intro queues.
 pub trait BlobStore: Send + Sync + 'static {
+    /// Starts handing `wake` the blobs that other processes append to this store (relay
+    /// instances sharing a database), for the slots `wanted` names. A store that only this
+    /// process writes (redb: one writer per file) has no one else's appends, and does nothing.
+    fn watch_others(&self, wake: Wake, wanted: Wanted) -> Result<(), StoreError> {
+        let _ = (wake, wanted);
+        Ok(())
+    }
+
     fn create_slot(&self, slot: SlotId, owner: TokenHash, now_ms: u64) -> Result<(), StoreError>;
     fn slot_info(&self, slot: SlotId) -> Result<Option<SlotInfo>, StoreError>;
     /// The slot a capability appends to, if it is live.

@@ -43,7 +43,7 @@ impl Live {
         let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
         let bound = server::bind(any, Some(&sock), false).await.expect("bind");
         let url = format!("http://{}", bound.addr);
-        let mut config = Config::new(&url, dir.path().join("data")).expect("config");
+        let mut config = crate::harness::config(&url, dir.path().join("data"));
         config.rates = Rates::unlimited();
         tweak(&mut config);
         let domain = config.domain.clone();
@@ -79,7 +79,7 @@ async fn counting_relay() -> (String, Arc<AtomicUsize>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let mut config = Config::new(&url, dir.path().join("data")).expect("config");
+    let mut config = crate::harness::config(&url, dir.path().join("data"));
     config.rates = Rates::unlimited();
     let (app, _commit_thread) = App::open(config).expect("open relay");
     let accepts = Arc::new(AtomicUsize::new(0));

@@ -23,6 +23,17 @@ pub struct Relay {
     pub dir: tempfile::TempDir,
 }
 
+/// A relay's configuration for the tests: the defaults, on the store the tests run on (redb in
+/// `data_dir`, or with `WIRE_RELAY_TEST_STORE=postgres` a database of the test server named
+/// after `data_dir`, so that reopening the same directory reopens the same data).
+pub fn config(url: &str, data_dir: std::path::PathBuf) -> Config {
+    let mut config = Config::new(url, data_dir).expect("config");
+    if crate::pg::enabled() {
+        config.store_url = Some(crate::pg::database_for(&config.data_dir));
+    }
+    config
+}
+
 impl Relay {
     pub fn new() -> Relay {
         Relay::with(|_| {})
@@ -34,7 +45,7 @@ impl Relay {
     }
 
     pub fn open_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Relay {
-        let mut config = Config::new(URL, dir.path().join("data")).expect("config");
+        let mut config = config(URL, dir.path().join("data"));
         tweak(&mut config);
         let (app, thread) = App::open(config).expect("open relay");
         Relay {

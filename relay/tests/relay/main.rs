@@ -11,6 +11,8 @@ mod directory;
 mod harness;
 mod pages;
 mod pairs;
+mod pg;
+mod postgres;
 mod python;
 mod routes;
 mod streaming;

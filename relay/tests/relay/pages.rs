@@ -41,7 +41,7 @@ impl LiveRelay {
         let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
         let bound = server::bind(any, None, false).await.expect("bind");
         let url = format!("http://{}", bound.addr);
-        let mut config = Config::new(&url, dir.path().join("data")).expect("config");
+        let mut config = crate::harness::config(&url, dir.path().join("data"));
         config.rates = Rates::unlimited();
         tweak(&mut config);
         let domain = config.domain.clone();
@@ -610,7 +610,7 @@ async fn the_metrics_history_is_bounded_and_survives_a_restart() {
         b"{\"v\":1,\"hour\":",
     )
     .expect("write");
-    let mut config = Config::new("http://127.0.0.1:1", dir.path().join("data")).expect("config");
+    let mut config = crate::harness::config("http://127.0.0.1:1", dir.path().join("data"));
     steps(&mut config);
     let e = App::open(config).expect_err("a corrupt history is an error");
     assert!(e.to_string().contains("move it aside"), "{e}");

@@ -12,7 +12,7 @@ use wire_relay::frames::RecordReader;
 use crate::harness::Relay;
 
 /// Reads records from a streaming body until `n` have arrived.
-async fn take(body: &mut Body, reader: &mut RecordReader, n: usize) -> Vec<(u64, Vec<u8>)> {
+pub async fn take(body: &mut Body, reader: &mut RecordReader, n: usize) -> Vec<(u64, Vec<u8>)> {
     let mut out = Vec::new();
     while out.len() < n {
         while let Some((seq, blob)) = reader.next_record().expect("records") {
@@ -34,7 +34,7 @@ async fn take(body: &mut Body, reader: &mut RecordReader, n: usize) -> Vec<(u64,
 }
 
 /// Polls the stream until it waits for live blobs (it yields nothing within the pause).
-async fn settle(body: &mut Body) {
+pub async fn settle(body: &mut Body) {
     let pending = tokio::time::timeout(Duration::from_millis(300), body.frame()).await;
     assert!(
         pending.is_err(),

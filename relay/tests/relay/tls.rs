@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use wire_net::tls::client_config;
 use wire_net::{ClientOptions, NetError, RelayClient};
-use wire_relay::app::{App, Config, Rates};
+use wire_relay::app::{App, Rates};
 use wire_relay::server;
 use wire_relay::tls::{ServerTls, TlsError, TlsFiles};
 
@@ -109,8 +109,8 @@ impl TlsRelay {
         bound.tls = Some(tls.clone());
         let port = bound.addr.port();
         assert_eq!(bound.listening_url(), format!("https://127.0.0.1:{port}"));
-        let mut config = Config::new(&format!("https://{name}:{port}"), dir.path().join("data"))
-            .expect("config");
+        let mut config =
+            crate::harness::config(&format!("https://{name}:{port}"), dir.path().join("data"));
         if !limited {
             config.rates = Rates::unlimited();
         }
@@ -266,8 +266,7 @@ async fn unknown_cas_other_names_and_plain_http_are_refused_saying_what_to_do() 
         .await
         .expect("bind");
     let plain = format!("https://127.0.0.1:{}", bound.addr.port());
-    let config =
-        Config::new(&format!("http://{}", bound.addr), dir.path().join("data")).expect("config");
+    let config = crate::harness::config(&format!("http://{}", bound.addr), dir.path().join("data"));
     let (app, _commit_thread) = App::open(config).expect("open");
     let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server::serve(app, bound, async move {

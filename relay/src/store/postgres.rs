@@ -1,0 +1,1186 @@
+//! The [`BlobStore`] on PostgreSQL (`wire relay-server --store postgres://…`), so that several
+//! relay instances can serve one mailbox.
+//!
+//! Connections are owned by threads of this module, never by the caller: the `postgres` client
+//! drives a runtime of its own and must not be created, used or dropped on an async worker. One
+//! thread with its own connection takes appends (the committer's groups, so a group is one
+//! transaction); a few more share the other calls. A caller hands its work over a bounded
+//! channel and blocks on the reply, as it would on redb.
+//!
+//! Every session runs with `synchronous_commit = on`, so a method that returned `Ok` has its
+//! transaction flushed to the server's WAL. Appends lock their slots' rows (`FOR UPDATE`, in id
+//! order), which serialises sequence numbers per slot across instances; the unique index on
+//! `(slot, hash)` is the content-hash idempotency, checked by `ON CONFLICT` as well.
+//!
+//! The schema is versioned SQL in `relay/migrations/`, applied at open under an advisory lock
+//! (instances starting together apply it once); a database newer than this build is refused.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use postgres::{Client, NoTls, Statement, Transaction};
+
+use super::{
+    AckOutcome, AppendItem, AppendOutcome, BlobStore, ClaimOutcome, Credential, HandleRecord,
+    IntroOutcome, MintOutcome, Page, Quotas, SlotInfo, StoreError, Totals, Wake, Wanted,
+};
+use crate::token::{CapId, SlotId, TokenHash};
+
+/// The schema migrations, in order: version `i + 1` is `MIGRATIONS[i]`.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+/// Taken (per transaction) while migrating: "wire" in ASCII.
+const MIGRATION_LOCK: i64 = 0x7769_7265;
+/// Threads (and connections) for everything but appends.
+const WORKERS: usize = 4;
+/// Calls waiting for a worker before the caller blocks.
+const QUEUE_MAX: usize = 1024;
+/// The channel appends are announced on, after their commit (see [`notify_payloads`]).
+const CHANNEL: &str = "wire_appends";
+/// Slot ranges in one notification (PostgreSQL takes up to 8,000 bytes of payload).
+const RANGES_PER_NOTIFY: usize = 64;
+/// How often the listener looks at `stopping` when nothing arrives.
+const LISTEN_POLL: Duration = Duration::from_millis(250);
+/// Blobs the listener reads at a time for a wake-up.
+const WAKE_PAGE: i64 = 256;
+
+type Job = Box<dyn FnOnce(&mut Conn) + Send>;
+
+/// One connection and the statements prepared on it (the append path's, so that each of its
+/// queries is one round trip rather than a parse and an execute).
+struct Conn {
+    client: Client,
+    prepared: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    fn new(client: Client) -> Conn {
+        Conn {
+            client,
+            prepared: HashMap::new(),
+        }
+    }
+}
+
+/// `sql` prepared on this connection, once.
+fn prepared(
+    txn: &mut Transaction<'_>,
+    cache: &mut HashMap<&'static str, Statement>,
+    sql: &'static str,
+) -> Result<Statement, StoreError> {
+    if let Some(s) = cache.get(sql) {
+        return Ok(s.clone());
+    }
+    let s = txn.prepare(sql).map_err(pg)?;
+    cache.insert(sql, s.clone());
+    Ok(s)
+}
+
+/// The PostgreSQL-backed store.
+pub struct PgStore {
+    /// Shown in errors: the URL without its password.
+    url: String,
+    appends: Option<SyncSender<Job>>,
+    calls: Option<SyncSender<Job>>,
+    threads: Vec<JoinHandle<()>>,
+    quotas: Quotas,
+    /// Names this instance in its notifications, so its own listener skips them.
+    instance: String,
+    /// The URL with its password, for the listener's connection.
+    secret_url: String,
+    /// Set when the store is dropped: the listener stops within [`LISTEN_POLL`].
+    stopping: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PgStore({})", self.url)
+    }
+}
+
+/// `url` with any password replaced by `***`, for messages.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some((auth, host)) => (auth, host),
+        None => return url.to_owned(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+fn pg(e: postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(db) => StoreError(format!("postgres: {}: {}", db.code().code(), db.message())),
+        None => StoreError(format!("postgres: {e}")),
+    }
+}
+
+/// A `u64` the relay keeps, as PostgreSQL's `bigint` (the relay never reaches 2^63).
+fn big(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn small(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Connecting gives up after this long unless the URL says otherwise (`connect_timeout=`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn connect(url: &str, shown: &str) -> Result<Client, StoreError> {
+    let mut config: postgres::Config = url.parse().map_err(|e| {
+        StoreError(format!(
+            "{shown} is not a PostgreSQL URL ({e}); expected postgres://user[:password]@host[:port]/database"
+        ))
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let mut client = config.connect(NoTls).map_err(|e| {
+        StoreError(format!(
+            "cannot connect to PostgreSQL at {shown}: {e}; check that the server is running and \
+             reachable from here, that the database exists and that this user may log in"
+        ))
+    })?;
+    client
+        .batch_execute("SET synchronous_commit = on")
+        .map_err(pg)?;
+    Ok(client)
+}
+
+/// Applies the migrations this database lacks; refuses a database newer than this build.
+fn migrate(client: &mut Client, shown: &str) -> Result<(), StoreError> {
+    let mut txn = client.transaction().map_err(pg)?;
+    txn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(pg)?;
+    txn.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+        .map_err(pg)?;
+    let have: i32 = txn
+        .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
+        .map_err(pg)?
+        .get(0);
+    let known = i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX);
+    if have > known {
+        return Err(StoreError(format!(
+            "the relay database at {shown} has schema version {have}, newer than this wire \
+             build knows ({known}); run a wire at least as new as the one that upgraded it"
+        )));
+    }
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(have).unwrap_or(0))
+    {
+        let version = i32::try_from(i + 1).unwrap_or(i32::MAX);
+        txn.batch_execute(sql).map_err(|e| {
+            StoreError(format!(
+                "migration {version:04} on {shown} failed: {}",
+                pg(e).0
+            ))
+        })?;
+        txn.execute("DELETE FROM schema_version", &[]).map_err(pg)?;
+        txn.execute("INSERT INTO schema_version VALUES ($1)", &[&version])
+            .map_err(pg)?;
+    }
+    txn.commit().map_err(pg)
+}
+
+/// A thread that owns one connection and runs jobs from `rx` until every sender is gone. A
+/// broken connection is replaced before the next job.
+fn worker(
+    name: String,
+    url: String,
+    shown: String,
+    first: Client,
+    rx: Arc<Mutex<Receiver<Job>>>,
+) -> Result<JoinHandle<()>, StoreError> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            let mut conn = Some(Conn::new(first));
+            loop {
+                let job = {
+                    let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match rx.recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
+                    }
+                };
+                if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+                    conn = connect(&url, &shown).ok().map(Conn::new);
+                }
+                match conn.as_mut() {
+                    Some(c) => job(c),
+                    // The job's reply sender is dropped with it: the caller sees the outage.
+                    None => drop(job),
+                }
+            }
+        })
+        .map_err(|e| StoreError(format!("cannot start a storage thread: {e}")))
+}
+
+impl PgStore {
+    /// Connects to `url`, applies the schema migrations and starts the connection threads.
+    pub fn open(url: &str, quotas: Quotas) -> Result<PgStore, StoreError> {
+        let shown = redact(url);
+        // Connecting runs the client's own runtime: never on the caller's (maybe async) thread.
+        let url_owned = url.to_owned();
+        let shown_owned = shown.clone();
+        let clients = std::thread::spawn(move || -> Result<Vec<Client>, StoreError> {
+            let mut first = connect(&url_owned, &shown_owned)?;
+            migrate(&mut first, &shown_owned)?;
+            let mut all = vec![first];
+            for _ in 0..WORKERS {
+                all.push(connect(&url_owned, &shown_owned)?);
+            }
+            Ok(all)
+        })
+        .join()
+        .map_err(|_| StoreError("the thread connecting to PostgreSQL panicked".into()))??;
+        let mut clients = clients.into_iter();
+        let (append_tx, append_rx) = sync_channel::<Job>(QUEUE_MAX);
+        let (call_tx, call_rx) = sync_channel::<Job>(QUEUE_MAX);
+        let append_rx = Arc::new(Mutex::new(append_rx));
+        let call_rx = Arc::new(Mutex::new(call_rx));
+        let mut threads = Vec::new();
+        for (i, client) in clients.by_ref().enumerate() {
+            let (name, rx) = if i == 0 {
+                ("wire-relay-pg-append".to_owned(), append_rx.clone())
+            } else {
+                (format!("wire-relay-pg-{i}"), call_rx.clone())
+            };
+            threads.push(worker(name, url.to_owned(), shown.clone(), client, rx)?);
+        }
+        let mut id = [0u8; 8];
+        rand::fill(&mut id[..]);
+        Ok(PgStore {
+            url: shown,
+            appends: Some(append_tx),
+            calls: Some(call_tx),
+            threads,
+            quotas,
+            instance: hex::encode(id),
+            secret_url: url.to_owned(),
+            stopping: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        lane: &Option<SyncSender<Job>>,
+        f: impl FnOnce(&mut Conn) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = sync_channel(1);
+        let job: Job = Box::new(move |client| {
+            let _ = tx.send(f(client));
+        });
+        let closed = || {
+            StoreError(format!(
+                "the connection to PostgreSQL at {} is gone",
+                self.url
+            ))
+        };
+        lane.as_ref()
+            .ok_or_else(closed)?
+            .send(job)
+            .map_err(|_| closed())?;
+        rx.recv().map_err(|_| {
+            StoreError(format!(
+                "PostgreSQL at {} is unreachable; check the server and the network",
+                self.url
+            ))
+        })?
+    }
+
+    fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>, &Quotas) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let quotas = self.quotas.clone();
+        self.run(&self.calls, move |conn| {
+            let mut txn = conn.client.transaction().map_err(pg)?;
+            let out = f(&mut txn, &quotas)?;
+            txn.commit().map_err(pg)?;
+            Ok(out)
+        })
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        self.appends = None;
+        self.calls = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn slot_row(
+    txn: &mut Transaction<'_>,
+    slot: SlotId,
+    lock: bool,
+) -> Result<Option<SlotInfo>, StoreError> {
+    let sql = if lock {
+        "SELECT owner, blobs, bytes, last_seq, acked_through, caps, created_ms, handles \
+         FROM slots WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT owner, blobs, bytes, last_seq, acked_through, caps, created_ms, handles \
+         FROM slots WHERE id = $1"
+    };
+    let row = txn.query_opt(sql, &[&&slot.0[..]]).map_err(pg)?;
+    Ok(row.map(|r| SlotInfo {
+        owner: TokenHash(to_array(r.get(0))),
+        blobs: small(r.get(1)),
+        bytes: small(r.get(2)),
+        last_seq: small(r.get(3)),
+        acked_through: small(r.get(4)),
+        caps: u32::try_from(r.get::<_, i32>(5)).unwrap_or(0),
+        created_ms: small(r.get(6)),
+    }))
+}
+
+fn slot_handles(txn: &mut Transaction<'_>, slot: SlotId) -> Result<Option<u32>, StoreError> {
+    let row = txn
+        .query_opt(
+            "SELECT handles FROM slots WHERE id = $1 FOR UPDATE",
+            &[&&slot.0[..]],
+        )
+        .map_err(pg)?;
+    Ok(row.map(|r| u32::try_from(r.get::<_, i32>(0)).unwrap_or(0)))
+}
+
+fn to_array<const N: usize>(v: &[u8]) -> [u8; N] {
+    let mut a = [0u8; N];
+    if v.len() == N {
+        a.copy_from_slice(v);
+    }
+    a
+}
+
+fn decode_handle(text: &str) -> Result<HandleRecord, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError(format!("corrupt handle record: {e}")))
+}
+
+fn handles_delta(txn: &mut Transaction<'_>, slot: SlotId, delta: i32) -> Result<(), StoreError> {
+    txn.execute(
+        "UPDATE slots SET handles = greatest(handles + $2, 0) WHERE id = $1",
+        &[&&slot.0[..], &delta],
+    )
+    .map_err(pg)?;
+    Ok(())
+}
+
+/// The appends of one group, in one transaction (see the module docs).
+fn append_group(
+    txn: &mut Transaction<'_>,
+    cache: &mut HashMap<&'static str, Statement>,
+    items: &[AppendItem],
+    quotas: &Quotas,
+    instance: &str,
+) -> Result<Vec<AppendOutcome>, StoreError> {
+    struct Row {
+        owner: [u8; 32],
+        last_seq: u64,
+        blobs: u64,
+        bytes: u64,
+        touched: bool,
+    }
+    let mut ids: Vec<[u8; 16]> = items.iter().map(|i| i.slot.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let id_params: Vec<&[u8]> = ids.iter().map(|i| &i[..]).collect();
+    let mut rows: HashMap<SlotId, Row> = HashMap::new();
+    let lock = prepared(
+        txn,
+        cache,
+        "SELECT id, owner, last_seq, blobs, bytes FROM slots WHERE id = ANY($1) \
+         ORDER BY id FOR UPDATE",
+    )?;
+    for r in txn.query(&lock, &[&id_params]).map_err(pg)? {
+        rows.insert(
+            SlotId(to_array(r.get(0))),
+            Row {
+                owner: to_array(r.get(1)),
+                last_seq: small(r.get(2)),
+                blobs: small(r.get(3)),
+                bytes: small(r.get(4)),
+                touched: false,
+            },
+        );
+    }
+    // Capabilities, read under a share lock so a revocation waits for this commit (decision (j)).
+    let cap_hashes: Vec<&[u8]> = items
+        .iter()
+        .filter_map(|i| match &i.credential {
+            Credential::Cap(h) => Some(&h.0[..]),
+            Credential::Owner(_) => None,
+        })
+        .collect();
+    let mut caps: HashMap<[u8; 32], SlotId> = HashMap::new();
+    if !cap_hashes.is_empty() {
+        let read = prepared(
+            txn,
+            cache,
+            "SELECT hash, slot FROM caps WHERE hash = ANY($1) FOR SHARE",
+        )?;
+        for r in txn.query(&read, &[&cap_hashes]).map_err(pg)? {
+            caps.insert(to_array(r.get(0)), SlotId(to_array(r.get(1))));
+        }
+    }
+    let hashes: Vec<[u8; 32]> = items
+        .iter()
+        .map(|i| *blake3::hash(&i.blob).as_bytes())
+        .collect();
+    // Blobs already held with the same bytes.
+    let mut known: HashMap<(SlotId, [u8; 32]), u64> = HashMap::new();
+    {
+        let slots: Vec<&[u8]> = items.iter().map(|i| &i.slot.0[..]).collect();
+        let hs: Vec<&[u8]> = hashes.iter().map(|h| &h[..]).collect();
+        let held = prepared(
+            txn,
+            cache,
+            "SELECT b.slot, b.hash, b.seq FROM blobs b \
+             JOIN unnest($1::bytea[], $2::bytea[]) AS q(slot, hash) \
+             ON b.slot = q.slot AND b.hash = q.hash",
+        )?;
+        for r in txn.query(&held, &[&slots, &hs]).map_err(pg)? {
+            known.insert(
+                (SlotId(to_array(r.get(0))), to_array(r.get(1))),
+                small(r.get(2)),
+            );
+        }
+    }
+    let mut outcomes = Vec::with_capacity(items.len());
+    let (mut ins_slot, mut ins_seq, mut ins_hash, mut ins_body) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut added_blobs, mut added_bytes) = (0u64, 0u64);
+    for (item, hash) in items.iter().zip(&hashes) {
+        let Some(row) = rows.get_mut(&item.slot) else {
+            outcomes.push(AppendOutcome::UnknownSlot);
+            continue;
+        };
+        let allowed = match item.credential {
+            Credential::Owner(h) => h.ct_eq(&TokenHash(row.owner)),
+            Credential::Cap(h) => caps.get(&h.0) == Some(&item.slot),
+        };
+        if !allowed {
+            outcomes.push(AppendOutcome::Unauthorized);
+            continue;
+        }
+        if let Some(seq) = known.get(&(item.slot, *hash)) {
+            outcomes.push(AppendOutcome::Duplicate { seq: *seq });
+            continue;
+        }
+        let len = item.blob.len() as u64;
+        if row.blobs + 1 > quotas.slot_blobs_max || row.bytes + len > quotas.slot_bytes_max {
+            outcomes.push(AppendOutcome::SlotFull {
+                blobs: row.blobs,
+                bytes: row.bytes,
+            });
+            continue;
+        }
+        row.last_seq += 1;
+        row.blobs += 1;
+        row.bytes += len;
+        row.touched = true;
+        let seq = row.last_seq;
+        known.insert((item.slot, *hash), seq);
+        ins_slot.push(&item.slot.0[..]);
+        ins_seq.push(big(seq));
+        ins_hash.push(&hash[..]);
+        ins_body.push(item.blob.as_ref());
+        added_blobs += 1;
+        added_bytes += len;
+        outcomes.push(AppendOutcome::Stored { seq });
+    }
+    if ins_slot.is_empty() {
+        return Ok(outcomes);
+    }
+    let insert = prepared(
+        txn,
+        cache,
+        "INSERT INTO blobs (slot, seq, hash, body) \
+         SELECT * FROM unnest($1::bytea[], $2::int8[], $3::bytea[], $4::bytea[]) \
+         ON CONFLICT (slot, hash) DO NOTHING",
+    )?;
+    let inserted = txn
+        .execute(&insert, &[&ins_slot, &ins_seq, &ins_hash, &ins_body])
+        .map_err(pg)?;
+    if inserted != ins_slot.len() as u64 {
+        // Every appender holds the slot's row lock, so no one else can have inserted these.
+        return Err(StoreError(
+            "an append raced another writer on a locked slot; nothing was stored, retry".into(),
+        ));
+    }
+    let (mut up_id, mut up_last, mut up_blobs, mut up_bytes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (slot, row) in &rows {
+        if row.touched {
+            up_id.push(&slot.0[..]);
+            up_last.push(big(row.last_seq));
+            up_blobs.push(big(row.blobs));
+            up_bytes.push(big(row.bytes));
+        }
+    }
+    let update = prepared(
+        txn,
+        cache,
+        "UPDATE slots SET last_seq = v.last_seq, blobs = v.blobs, bytes = v.bytes \
+         FROM unnest($1::bytea[], $2::int8[], $3::int8[], $4::int8[]) \
+         AS v(id, last_seq, blobs, bytes) WHERE slots.id = v.id",
+    )?;
+    txn.execute(&update, &[&up_id, &up_last, &up_blobs, &up_bytes])
+        .map_err(pg)?;
+    // The totals and the wake-up of the other instances (delivered only if this commits), in
+    // one statement.
+    let count_and_notify = prepared(
+        txn,
+        cache,
+        "WITH c AS (UPDATE counters SET blobs = blobs + $1, bytes = bytes + $2 RETURNING 1) \
+         SELECT pg_notify($3, p) FROM c, unnest($4::text[]) AS p",
+    )?;
+    let payloads = notify_payloads(instance, items, &outcomes);
+    txn.query(
+        &count_and_notify,
+        &[&big(added_blobs), &big(added_bytes), &CHANNEL, &payloads],
+    )
+    .map_err(pg)?;
+    Ok(outcomes)
+}
+
+fn page(rows: &[postgres::Row], limit: usize, bytes_max: usize) -> Vec<(u64, Bytes)> {
+    let mut items = Vec::new();
+    let mut total = 0usize;
+    for r in rows {
+        let body: &[u8] = r.get(1);
+        if !items.is_empty() && total + body.len() > bytes_max {
+            break;
+        }
+        total += body.len();
+        items.push((small(r.get(0)), Bytes::copy_from_slice(body)));
+        if items.len() >= limit {
+            break;
+        }
+    }
+    items
+}
+
+/// Rows to fetch for a page of at most `limit`.
+fn fetch_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// `instance;slot:first:last;…`: the seq range each slot got in one group, in chunks.
+fn notify_payloads(
+    instance: &str,
+    items: &[AppendItem],
+    outcomes: &[AppendOutcome],
+) -> Vec<String> {
+    let mut ranges: HashMap<SlotId, (u64, u64)> = HashMap::new();
+    for (item, outcome) in items.iter().zip(outcomes) {
+        if let AppendOutcome::Stored { seq } = outcome {
+            let r = ranges.entry(item.slot).or_insert((*seq, *seq));
+            r.0 = r.0.min(*seq);
+            r.1 = r.1.max(*seq);
+        }
+    }
+    let ranges: Vec<String> = ranges
+        .iter()
+        .map(|(slot, (first, last))| format!("{}:{first}:{last}", hex::encode(slot.0)))
+        .collect();
+    ranges
+        .chunks(RANGES_PER_NOTIFY)
+        .map(|chunk| format!("{instance};{}", chunk.join(";")))
+        .collect()
+}
+
+/// The ranges of a notification from another instance (`None`: ours, or not understood).
+fn parse_payload(ours: &str, payload: &str) -> Option<Vec<(SlotId, u64, u64)>> {
+    let mut parts = payload.split(';');
+    if parts.next()? == ours {
+        return None;
+    }
+    let mut out = Vec::new();
+    for part in parts {
+        let mut f = part.split(':');
+        let slot = SlotId::parse(f.next()?)?;
+        let first = f.next()?.parse().ok()?;
+        let last = f.next()?.parse().ok()?;
+        out.push((slot, first, last));
+    }
+    Some(out)
+}
+
+/// The listener: `LISTEN`s on [`CHANNEL`] and hands `wake` what other instances stored in
+/// slots that someone here streams, read back in pages. Reconnects (every second) when the
+/// connection breaks; wake-ups sent while it was down are lost, and a stream catches up at
+/// its next wake-up (the gap is read from storage) or when its client reconnects.
+fn listen(
+    url: String,
+    shown: String,
+    ours: String,
+    stopping: Arc<AtomicBool>,
+    wake: Wake,
+    wanted: Wanted,
+) {
+    let mut client: Option<Client> = None;
+    // Said once per outage, not once per retry.
+    let mut warned = false;
+    while !stopping.load(Ordering::Relaxed) {
+        let Some(c) = client.as_mut().filter(|c| !c.is_closed()) else {
+            client = match connect(&url, &shown).and_then(|mut c| {
+                c.batch_execute(&format!("LISTEN {CHANNEL}")).map_err(pg)?;
+                Ok(c)
+            }) {
+                Ok(c) => {
+                    if warned {
+                        eprintln!("wire relay: listening for other relays' appends again");
+                    }
+                    warned = false;
+                    Some(c)
+                }
+                Err(e) => {
+                    if !warned {
+                        eprintln!(
+                            "wire relay: cannot listen for other relays' appends (streams here \
+                             miss their wake-ups until this recovers; retrying every second): {e}"
+                        );
+                    }
+                    warned = true;
+                    std::thread::sleep(Duration::from_secs(1));
+                    None
+                }
+            };
+            continue;
+        };
+        let mut payloads = Vec::new();
+        {
+            let mut notes = c.notifications();
+            let mut iter = notes.timeout_iter(LISTEN_POLL);
+            loop {
+                match postgres::fallible_iterator::FallibleIterator::next(&mut iter) {
+                    Ok(Some(n)) => payloads.push(n.payload().to_owned()),
+                    Ok(None) => break,
+                    Err(_) => break,
+                }
+                if payloads.len() >= 1024 {
+                    break;
+                }
+            }
+        }
+        for payload in payloads {
+            for (slot, first, last) in parse_payload(&ours, &payload).unwrap_or_default() {
+                if !wanted(slot) {
+                    continue;
+                }
+                let mut from = first;
+                while from <= last {
+                    let rows = match c.query(
+                        "SELECT seq, body FROM blobs WHERE slot = $1 AND seq >= $2 AND seq <= $3 \
+                         ORDER BY seq LIMIT $4",
+                        &[&&slot.0[..], &big(from), &big(last), &WAKE_PAGE],
+                    ) {
+                        Ok(rows) => rows,
+                        Err(_) => break,
+                    };
+                    let Some(end) = rows.last().map(|r| small(r.get(0))) else {
+                        break;
+                    };
+                    let stored: Vec<(SlotId, u64, Bytes)> = rows
+                        .iter()
+                        .map(|r| (slot, small(r.get(0)), Bytes::copy_from_slice(r.get(1))))
+                        .collect();
+                    wake(&stored);
+                    from = end + 1;
+                }
+            }
+        }
+    }
+}
+
+impl BlobStore for PgStore {
+    fn watch_others(&self, wake: Wake, wanted: Wanted) -> Result<(), StoreError> {
+        let (url, shown, ours, stopping) = (
+            self.secret_url.clone(),
+            self.url.clone(),
+            self.instance.clone(),
+            self.stopping.clone(),
+        );
+        // Not joined: it ends by itself within LISTEN_POLL of `stopping`.
+        std::thread::Builder::new()
+            .name("wire-relay-pg-listen".into())
+            .spawn(move || listen(url, shown, ours, stopping, wake, wanted))
+            .map_err(|e| StoreError(format!("cannot start the listener thread: {e}")))?;
+        Ok(())
+    }
+
+    fn create_slot(&self, slot: SlotId, owner: TokenHash, now_ms: u64) -> Result<(), StoreError> {
+        self.call(move |txn, _| {
+            let n = txn
+                .execute(
+                    "INSERT INTO slots (id, owner, created_ms) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO NOTHING",
+                    &[&&slot.0[..], &&owner.0[..], &big(now_ms)],
+                )
+                .map_err(pg)?;
+            if n == 0 {
+                return Err(StoreError("slot id collision".into()));
+            }
+            txn.execute("UPDATE counters SET slots = slots + 1", &[])
+                .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn slot_info(&self, slot: SlotId) -> Result<Option<SlotInfo>, StoreError> {
+        self.call(move |txn, _| slot_row(txn, slot, false))
+    }
+
+    fn cap_slot(&self, cap: TokenHash) -> Result<Option<(SlotId, CapId)>, StoreError> {
+        self.call(move |txn, _| {
+            let row = txn
+                .query_opt(
+                    "SELECT slot, cap_id FROM caps WHERE hash = $1",
+                    &[&&cap.0[..]],
+                )
+                .map_err(pg)?;
+            Ok(row.map(|r| (SlotId(to_array(r.get(0))), CapId(to_array(r.get(1))))))
+        })
+    }
+
+    fn mint_cap(&self, slot: SlotId, id: CapId, cap: TokenHash) -> Result<MintOutcome, StoreError> {
+        self.call(move |txn, quotas| {
+            let Some(info) = slot_row(txn, slot, true)? else {
+                return Ok(MintOutcome::UnknownSlot);
+            };
+            if info.caps >= quotas.caps_per_slot_max {
+                return Ok(MintOutcome::TooMany {
+                    max: quotas.caps_per_slot_max,
+                });
+            }
+            txn.execute(
+                "INSERT INTO caps (hash, slot, cap_id) VALUES ($1, $2, $3)",
+                &[&&cap.0[..], &&slot.0[..], &&id.0[..]],
+            )
+            .map_err(pg)?;
+            txn.execute(
+                "UPDATE slots SET caps = caps + 1 WHERE id = $1",
+                &[&&slot.0[..]],
+            )
+            .map_err(pg)?;
+            Ok(MintOutcome::Minted)
+        })
+    }
+
+    fn revoke_cap(&self, slot: SlotId, id: CapId) -> Result<bool, StoreError> {
+        self.call(move |txn, _| {
+            let n = txn
+                .execute(
+                    "DELETE FROM caps WHERE slot = $1 AND cap_id = $2",
+                    &[&&slot.0[..], &&id.0[..]],
+                )
+                .map_err(pg)?;
+            if n == 0 {
+                return Ok(false);
+            }
+            txn.execute(
+                "UPDATE slots SET caps = greatest(caps - 1, 0) WHERE id = $1",
+                &[&&slot.0[..]],
+            )
+            .map_err(pg)?;
+            Ok(true)
+        })
+    }
+
+    fn list_caps(&self, slot: SlotId) -> Result<Vec<CapId>, StoreError> {
+        self.call(move |txn, _| {
+            let rows = txn
+                .query(
+                    "SELECT cap_id FROM caps WHERE slot = $1 ORDER BY cap_id",
+                    &[&&slot.0[..]],
+                )
+                .map_err(pg)?;
+            Ok(rows.iter().map(|r| CapId(to_array(r.get(0)))).collect())
+        })
+    }
+
+    fn append(&self, items: &[AppendItem]) -> Result<Vec<AppendOutcome>, StoreError> {
+        let items = items.to_vec();
+        let quotas = self.quotas.clone();
+        let instance = self.instance.clone();
+        self.run(&self.appends, move |conn| {
+            let mut txn = conn.client.transaction().map_err(pg)?;
+            let outcomes = append_group(&mut txn, &mut conn.prepared, &items, &quotas, &instance)?;
+            txn.commit().map_err(pg)?;
+            Ok(outcomes)
+        })
+    }
+
+    fn read_after(
+        &self,
+        slot: SlotId,
+        after: u64,
+        limit: usize,
+        bytes_max: usize,
+    ) -> Result<Page, StoreError> {
+        self.call(move |txn, _| {
+            let last_seq = slot_row(txn, slot, false)?.map_or(0, |i| i.last_seq);
+            if after >= i64::MAX as u64 || limit == 0 {
+                return Ok(Page {
+                    items: Vec::new(),
+                    last_seq,
+                });
+            }
+            let rows = txn
+                .query(
+                    "SELECT seq, body FROM blobs WHERE slot = $1 AND seq > $2 \
+                     ORDER BY seq LIMIT $3",
+                    &[&&slot.0[..], &big(after), &fetch_limit(limit)],
+                )
+                .map_err(pg)?;
+            Ok(Page {
+                items: page(&rows, limit, bytes_max),
+                last_seq,
+            })
+        })
+    }
+
+    fn ack(&self, slot: SlotId, through: u64) -> Result<AckOutcome, StoreError> {
+        self.call(move |txn, _| {
+            let Some(info) = slot_row(txn, slot, true)? else {
+                return Ok(AckOutcome::UnknownSlot);
+            };
+            if through > info.last_seq {
+                return Ok(AckOutcome::BeyondLast {
+                    last_seq: info.last_seq,
+                });
+            }
+            let (mut removed, mut removed_bytes, mut acked) = (0u64, 0u64, info.acked_through);
+            if through > info.acked_through {
+                let r = txn
+                    .query_one(
+                        "WITH gone AS (DELETE FROM blobs WHERE slot = $1 AND seq <= $2 \
+                         RETURNING length(body) AS len) \
+                         SELECT count(*), coalesce(sum(len), 0)::int8 FROM gone",
+                        &[&&slot.0[..], &big(through)],
+                    )
+                    .map_err(pg)?;
+                removed = small(r.get(0));
+                removed_bytes = small(r.get(1));
+                acked = through;
+                txn.execute(
+                    "UPDATE slots SET acked_through = $2, blobs = greatest(blobs - $3, 0), \
+                     bytes = greatest(bytes - $4, 0) WHERE id = $1",
+                    &[
+                        &&slot.0[..],
+                        &big(through),
+                        &big(removed),
+                        &big(removed_bytes),
+                    ],
+                )
+                .map_err(pg)?;
+                txn.execute(
+                    "UPDATE counters SET blobs = greatest(blobs - $1, 0), \
+                     bytes = greatest(bytes - $2, 0)",
+                    &[&big(removed), &big(removed_bytes)],
+                )
+                .map_err(pg)?;
+            }
+            Ok(AckOutcome::Acked {
+                removed,
+                blobs: info.blobs.saturating_sub(removed),
+                bytes: info.bytes.saturating_sub(removed_bytes),
+                acked_through: acked,
+            })
+        })
+    }
+
+    fn totals(&self) -> Result<Totals, StoreError> {
+        self.call(move |txn, _| {
+            let r = txn
+                .query_one(
+                    "SELECT slots, blobs, bytes, handles, intros FROM counters",
+                    &[],
+                )
+                .map_err(pg)?;
+            Ok(Totals {
+                slots: small(r.get(0)),
+                blobs: small(r.get(1)),
+                bytes: small(r.get(2)),
+                handles: small(r.get(3)),
+                intros: small(r.get(4)),
+            })
+        })
+    }
+
+    fn claim(&self, record: HandleRecord) -> Result<ClaimOutcome, StoreError> {
+        self.call(move |txn, quotas| {
+            let Some(new_handles) = slot_handles(txn, record.slot)? else {
+                return Ok(ClaimOutcome::UnknownSlot);
+            };
+            let max = quotas.handles_per_slot_max;
+            let value = serde_json::to_string(&record).map_err(|e| StoreError(e.to_string()))?;
+            // FCFS across instances: the primary key decides who inserted first.
+            let inserted = txn
+                .execute(
+                    "INSERT INTO handles (nick, slot, record) SELECT $1, $2, $3 \
+                     WHERE $4 ON CONFLICT (nick) DO NOTHING",
+                    &[
+                        &record.nick,
+                        &&record.slot.0[..],
+                        &value,
+                        &(new_handles < max),
+                    ],
+                )
+                .map_err(pg)?;
+            if inserted == 1 {
+                handles_delta(txn, record.slot, 1)?;
+                txn.execute("UPDATE counters SET handles = handles + 1", &[])
+                    .map_err(pg)?;
+                return Ok(ClaimOutcome::Claimed);
+            }
+            let held = txn
+                .query_opt(
+                    "SELECT record FROM handles WHERE nick = $1 FOR UPDATE",
+                    &[&record.nick],
+                )
+                .map_err(pg)?;
+            let Some(held) = held else {
+                // Not inserted and not held: the slot is at its limit.
+                return Ok(ClaimOutcome::TooManyHandles { max });
+            };
+            let held = decode_handle(held.get(0))?;
+            let outcome = match &held {
+                h if h.key != record.key => return Ok(ClaimOutcome::Taken(Box::new(held))),
+                h if h.card == record.card && h.slot == record.slot => {
+                    if h.listed == record.listed && h.profile == record.profile {
+                        return Ok(ClaimOutcome::Unchanged);
+                    }
+                    ClaimOutcome::Updated
+                }
+                h if record.issued_ms <= h.issued_ms => {
+                    return Ok(ClaimOutcome::Stale {
+                        held_issued_ms: h.issued_ms,
+                    });
+                }
+                h => {
+                    if h.slot != record.slot {
+                        if new_handles >= max {
+                            return Ok(ClaimOutcome::TooManyHandles { max });
+                        }
+                        handles_delta(txn, record.slot, 1)?;
+                        handles_delta(txn, h.slot, -1)?;
+                    }
+                    ClaimOutcome::Updated
+                }
+            };
+            txn.execute(
+                "UPDATE handles SET slot = $2, record = $3 WHERE nick = $1",
+                &[&record.nick, &&record.slot.0[..], &value],
+            )
+            .map_err(pg)?;
+            Ok(outcome)
+        })
+    }
+
+    fn handle(&self, nick: &str) -> Result<Option<HandleRecord>, StoreError> {
+        let nick = nick.to_owned();
+        self.call(move |txn, _| {
+            let row = txn
+                .query_opt("SELECT record FROM handles WHERE nick = $1", &[&nick])
+                .map_err(pg)?;
+            row.map(|r| decode_handle(r.get(0))).transpose()
+        })
+    }
+
+    fn handles_after(&self, after: &str, limit: usize) -> Result<Vec<HandleRecord>, StoreError> {
+        let after = after.to_owned();
+        self.call(move |txn, _| {
+            let rows = txn
+                .query(
+                    "SELECT record FROM handles WHERE nick > $1 ORDER BY nick LIMIT $2",
+                    &[&after, &fetch_limit(limit)],
+                )
+                .map_err(pg)?;
+            rows.iter().map(|r| decode_handle(r.get(0))).collect()
+        })
+    }
+
+    fn release(&self, nick: &str, slot: SlotId) -> Result<bool, StoreError> {
+        let nick = nick.to_owned();
+        self.call(move |txn, _| {
+            let n = txn
+                .execute(
+                    "DELETE FROM handles WHERE nick = $1 AND slot = $2",
+                    &[&nick, &&slot.0[..]],
+                )
+                .map_err(pg)?;
+            if n == 0 {
+                return Ok(false);
+            }
+            handles_delta(txn, slot, -1)?;
+            txn.execute(
+                "UPDATE counters SET handles = greatest(handles - 1, 0)",
+                &[],
+            )
+            .map_err(pg)?;
+            Ok(true)
+        })
+    }
+
+    fn put_intro(
+        &self,
+        slot: SlotId,
+        from: [u8; 32],
+        envelope: &[u8],
+        _now_ms: u64,
+    ) -> Result<IntroOutcome, StoreError> {
+        let envelope = envelope.to_vec();
+        self.call(move |txn, quotas| {
+            txn.execute(
+                "INSERT INTO intro_slots (slot, last_seq, pending) VALUES ($1, 0, 0) \
+                 ON CONFLICT (slot) DO NOTHING",
+                &[&&slot.0[..]],
+            )
+            .map_err(pg)?;
+            let r = txn
+                .query_one(
+                    "SELECT last_seq, pending FROM intro_slots WHERE slot = $1 FOR UPDATE",
+                    &[&&slot.0[..]],
+                )
+                .map_err(pg)?;
+            let (last_seq, pending) = (small(r.get(0)), small(r.get(1)));
+            let previous = txn
+                .query_opt(
+                    "DELETE FROM intros WHERE slot = $1 AND sender = $2 RETURNING seq",
+                    &[&&slot.0[..], &&from[..]],
+                )
+                .map_err(pg)?;
+            if previous.is_none() && pending >= quotas.intros_per_slot_max {
+                return Ok(IntroOutcome::Full {
+                    max: quotas.intros_per_slot_max,
+                });
+            }
+            let seq = last_seq + 1;
+            let pending = pending + u64::from(previous.is_none());
+            txn.execute(
+                "INSERT INTO intros (slot, seq, sender, envelope) VALUES ($1, $2, $3, $4)",
+                &[&&slot.0[..], &big(seq), &&from[..], &envelope],
+            )
+            .map_err(pg)?;
+            txn.execute(
+                "UPDATE intro_slots SET last_seq = $2, pending = $3 WHERE slot = $1",
+                &[&&slot.0[..], &big(seq), &big(pending)],
+            )
+            .map_err(pg)?;
+            if previous.is_some() {
+                Ok(IntroOutcome::Replaced { seq })
+            } else {
+                txn.execute("UPDATE counters SET intros = intros + 1", &[])
+                    .map_err(pg)?;
+                Ok(IntroOutcome::Queued { seq })
+            }
+        })
+    }
+
+    fn intros_after(&self, slot: SlotId, after: u64, limit: usize) -> Result<Page, StoreError> {
+        self.call(move |txn, _| {
+            let last_seq = txn
+                .query_opt(
+                    "SELECT last_seq FROM intro_slots WHERE slot = $1",
+                    &[&&slot.0[..]],
+                )
+                .map_err(pg)?
+                .map_or(0, |r| small(r.get(0)));
+            if after >= i64::MAX as u64 || limit == 0 {
+                return Ok(Page {
+                    items: Vec::new(),
+                    last_seq,
+                });
+            }
+            let rows = txn
+                .query(
+                    "SELECT seq, envelope FROM intros WHERE slot = $1 AND seq > $2 \
+                     ORDER BY seq LIMIT $3",
+                    &[&&slot.0[..], &big(after), &fetch_limit(limit)],
+                )
+                .map_err(pg)?;
+            Ok(Page {
+                items: page(&rows, limit, usize::MAX),
+                last_seq,
+            })
+        })
+    }
+
+    fn ack_intros(&self, slot: SlotId, through: u64) -> Result<AckOutcome, StoreError> {
+        self.call(move |txn, _| {
+            let r = txn
+                .query_opt(
+                    "SELECT last_seq, pending FROM intro_slots WHERE slot = $1 FOR UPDATE",
+                    &[&&slot.0[..]],
+                )
+                .map_err(pg)?;
+            let (last_seq, pending) = r.map_or((0, 0), |r| (small(r.get(0)), small(r.get(1))));
+            if through > last_seq {
+                return Ok(AckOutcome::BeyondLast { last_seq });
+            }
+            let removed = txn
+                .execute(
+                    "DELETE FROM intros WHERE slot = $1 AND seq <= $2",
+                    &[&&slot.0[..], &big(through)],
+                )
+                .map_err(pg)?;
+            let left = pending.saturating_sub(removed);
+            if removed > 0 {
+                txn.execute(
+                    "UPDATE intro_slots SET pending = $2 WHERE slot = $1",
+                    &[&&slot.0[..], &big(left)],
+                )
+                .map_err(pg)?;
+                txn.execute(
+                    "UPDATE counters SET intros = greatest(intros - $1, 0)",
+                    &[&big(removed)],
+                )
+                .map_err(pg)?;
+            }
+            Ok(AckOutcome::Acked {
+                removed,
+                blobs: left,
+                bytes: 0,
+                acked_through: through,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            redact("postgres://wire:s3cret@db.example:5432/relay"),
+            "postgres://wire:***@db.example:5432/relay"
+        );
+        assert_eq!(
+            redact("postgres://wire@db.example/relay"),
+            "postgres://wire@db.example/relay"
+        );
+        assert_eq!(
+            redact("postgres://db.example/relay"),
+            "postgres://db.example/relay"
+        );
+    }
+}

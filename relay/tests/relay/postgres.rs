@@ -1,0 +1,241 @@
+//! The PostgreSQL store's own behaviour, on the test server of `pg.rs` whatever store the
+//! other tests run on: schema versions, errors at start, and several stores (relay instances)
+//! on one database acting as one.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Barrier};
+
+use bytes::Bytes;
+use wire_relay::store::{
+    AppendItem, AppendOutcome, BlobStore, ClaimOutcome, Credential, HandleRecord, PgStore, Quotas,
+};
+use wire_relay::token::{SlotId, TokenHash};
+
+use crate::pg;
+
+const OWNER: TokenHash = TokenHash([7; 32]);
+
+fn open(url: &str) -> PgStore {
+    PgStore::open(url, Quotas::default()).expect("open the PostgreSQL store")
+}
+
+fn item(slot: SlotId, blob: &[u8]) -> AppendItem {
+    AppendItem {
+        slot,
+        credential: Credential::Owner(OWNER),
+        blob: Bytes::copy_from_slice(blob),
+    }
+}
+
+#[test]
+fn a_database_newer_than_this_build_is_refused() {
+    let url = pg::fresh_database();
+    let store = open(&url);
+    store.create_slot(SlotId([1; 16]), OWNER, 1).expect("slot");
+    drop(store);
+    // Reopening applies nothing and keeps the data.
+    let store = open(&url);
+    assert!(store.slot_info(SlotId([1; 16])).expect("read").is_some());
+    drop(store);
+    pg::execute(&url, "UPDATE schema_version SET version = 99");
+    let e = PgStore::open(&url, Quotas::default()).expect_err("a newer schema is refused");
+    assert!(e.0.contains("schema version 99"), "{e}");
+    assert!(e.0.contains("newer than this wire"), "{e}");
+}
+
+#[test]
+fn an_unreachable_database_is_named_without_its_password() {
+    // Nothing listens on port 1.
+    let e = PgStore::open(
+        "postgres://wire:hunter2@127.0.0.1:1/relay",
+        Quotas::default(),
+    )
+    .expect_err("nothing to connect to");
+    assert!(e.0.contains("postgres://wire:***@127.0.0.1:1/relay"), "{e}");
+    assert!(!e.0.contains("hunter2"), "{e}");
+    assert!(e.0.contains("check that the server is running"), "{e}");
+}
+
+#[test]
+fn two_stores_on_one_database_are_one_mailbox() {
+    let url = pg::fresh_database();
+    // Started together: the migration is applied once, under its lock.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| open(&url));
+        let b = s.spawn(|| open(&url));
+        (a.join().expect("a"), b.join().expect("b"))
+    });
+    let stores = [Arc::new(a), Arc::new(b)];
+    let slot = SlotId([2; 16]);
+    stores[0].create_slot(slot, OWNER, 1).expect("slot");
+
+    // Identical bytes appended through both at once store once, and both learn the seq.
+    let outcomes = race(&stores, |_| vec![item(slot, b"the same bytes")]);
+    let stored = outcomes
+        .iter()
+        .filter(|o| matches!(o, AppendOutcome::Stored { .. }))
+        .count();
+    assert_eq!(stored, 1, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| matches!(
+            o,
+            AppendOutcome::Stored { seq: 1 } | AppendOutcome::Duplicate { seq: 1 }
+        )),
+        "{outcomes:?}"
+    );
+
+    // Distinct bytes through both get distinct, gapless sequence numbers.
+    let outcomes = race(&stores, |i| {
+        (0..50u8).map(|n| item(slot, &[i as u8, n])).collect()
+    });
+    let seqs: BTreeSet<u64> = outcomes
+        .iter()
+        .map(|o| match o {
+            AppendOutcome::Stored { seq } => *seq,
+            other => panic!("not stored: {other:?}"),
+        })
+        .collect();
+    assert_eq!(seqs, (2..=101).collect::<BTreeSet<u64>>());
+    let page = stores[1]
+        .read_after(slot, 0, usize::MAX, usize::MAX)
+        .expect("read");
+    assert_eq!(page.items.len(), 101);
+    assert_eq!(page.last_seq, 101);
+    assert_eq!(stores[0].totals().expect("totals").blobs, 101);
+
+    // One handle claimed by two keys through two instances at once: the first wins.
+    let barrier = Barrier::new(2);
+    let claims = std::thread::scope(|s| {
+        let handles: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, store)| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let record = HandleRecord {
+                        nick: "contested".into(),
+                        key: [i as u8 + 1; 32],
+                        slot,
+                        card: format!("card {i}"),
+                        issued_ms: 1,
+                        claimed_ms: 1,
+                        listed: false,
+                        profile: String::new(),
+                    };
+                    barrier.wait();
+                    store.claim(record).expect("claim")
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("claim thread"))
+            .collect::<Vec<_>>()
+    });
+    let won = claims
+        .iter()
+        .filter(|c| **c == ClaimOutcome::Claimed)
+        .count();
+    let lost = claims
+        .iter()
+        .filter(|c| matches!(c, ClaimOutcome::Taken(_)))
+        .count();
+    assert_eq!((won, lost), (1, 1), "{claims:?}");
+    assert_eq!(stores[1].totals().expect("totals").handles, 1);
+}
+
+/// Appends `items(i)` through store `i`, all stores at once; every outcome, in any order.
+fn race(
+    stores: &[Arc<PgStore>],
+    items: impl Fn(usize) -> Vec<AppendItem> + Sync,
+) -> Vec<AppendOutcome> {
+    let barrier = Barrier::new(stores.len());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, store)| {
+                let (barrier, items) = (&barrier, &items);
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    let batch = items(i);
+                    barrier.wait();
+                    // One call per item: many small transactions racing the other store's.
+                    for one in batch {
+                        out.extend(store.append(&[one]).expect("append"));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("append thread"))
+            .collect()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_on_one_instance_wakes_on_appends_through_another() {
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use tower::ServiceExt;
+    use wire_relay::frames::RecordReader;
+
+    use crate::harness::Relay;
+    use crate::streaming::{settle, take};
+
+    let url = pg::fresh_database();
+    let a = Relay::with(|c| c.store_url = Some(url.clone()));
+    let b = Relay::with(|c| c.store_url = Some(url.clone()));
+    let (slot, owner) = a.slot().await;
+    let (_, cap) = b.cap(&slot, &owner).await;
+    b.append(&slot, &cap, b"before").await;
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri(format!("/v1/slots/{slot}/stream?after=0"))
+        .header("authorization", format!("Bearer {owner}"))
+        .body(Body::empty())
+        .expect("request");
+    let resp = wire_relay::api::router(a.app().clone())
+        .oneshot(req)
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let mut reader = RecordReader::new(1 << 20);
+    assert_eq!(
+        take(&mut body, &mut reader, 1).await,
+        [(1, b"before".to_vec())]
+    );
+    settle(&mut body).await;
+    // Through the other instance: the stream here wakes (LISTEN/NOTIFY), in order.
+    for (i, blob) in [&b"live-2"[..], b"live-3"].iter().enumerate() {
+        let r = b.append(&slot, &cap, blob).await;
+        assert!(r.status.is_success(), "{}", r.text());
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            take(&mut body, &mut reader, 1),
+        )
+        .await
+        .expect("woken within 5 s");
+        assert_eq!(got, [(2 + i as u64, blob.to_vec())]);
+    }
+    // Interleaved through both: still in order and without a gap.
+    for i in 4..=9u64 {
+        let via = if i % 2 == 0 { &a } else { &b };
+        let r = via
+            .append(&slot, &cap, format!("mixed-{i}").as_bytes())
+            .await;
+        assert!(r.status.is_success(), "{}", r.text());
+    }
+    // Without the gap read the stream would skip a seq and wait forever (heartbeats only).
+    let got = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        take(&mut body, &mut reader, 6),
+    )
+    .await
+    .expect("all six within 10 s, none skipped");
+    let seqs: Vec<u64> = got.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (4..=9).collect::<Vec<u64>>());
+}
