@@ -152,6 +152,8 @@ fn doctor_passes_a_healthy_pair_and_reports_each_failure_with_its_fix() {
     assert_eq!(st["relays"][0]["reachable"], true, "{st}");
     assert!(st["relays"][0]["latency_ms"].as_f64().is_some(), "{st}");
     assert_eq!(st["receiving"][0]["read"], true, "{st}");
+    // No notification service in this environment (no session bus): notices go to the log.
+    assert_eq!(st["notifications"]["backend"], "log", "{st}");
     let typo = alice.run(&["status", "--peer", "nobody-at-all"]);
     assert_ne!(typo.code, 0, "{}", typo.describe());
 
