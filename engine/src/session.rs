@@ -135,7 +135,12 @@ impl Session {
             (true, true) => {}
         }
         let key = SecretKey::read(&key_path)?;
-        let store = EventStore::open(&store_path)?;
+        // The journal's frames are replayed into the log and folded into the projections here,
+        // before anything else can append (ARCHITECTURE invariant 55).
+        let store = EventStore::open(&store_path, &mut |txn, event, position| {
+            let mut state = RedbState::open(txn).map_err(|e| e.to_string())?;
+            apply(&mut state, event, position).map_err(|e| e.to_string())
+        })?;
         if store.owner() != key.author() {
             return Err(EngineError::KeyMismatch {
                 key_author: key.author(),

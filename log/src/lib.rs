@@ -11,6 +11,7 @@ pub mod event;
 pub mod identity;
 pub mod intro;
 pub mod invite;
+pub mod journal;
 pub mod keyfile;
 pub mod kind;
 pub mod line;

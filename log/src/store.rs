@@ -6,16 +6,23 @@
 //! - `event_ids_v1`: event id → event key
 //! - `heads_v1`: `log ‖ author` → `seq(be) ‖ id` of the chain's last event
 //! - `order_v1`: position (from 0, in append order) → event key
-//! - `meta_v1`: `format` → store format version, `owner` → the session's public key
+//! - `meta_v1`: `format` → store format version, `owner` → the session's public key,
+//!   `journal_epoch` → the epoch of `store.journal` whose frames the file may not hold yet
+//!
+//! Beside the file, `store.journal` makes a write durable with one small fsynced frame, and the
+//! redb commit itself is not fsynced (ARCHITECTURE decision (ae), invariant 55): see
+//! [`EventStore::write`] and [`crate::journal`].
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
     TableDefinition, WriteTransaction,
 };
 
 use crate::event::{DecodeError, SignedEvent, VerifiedEvent, VerifyError};
+use crate::journal::{self, Journal, JournalError};
 use crate::types::{AuthorKey, EventId, LogId};
 
 pub const EVENTS: TableDefinition<&[u8; 72], &[u8]> = TableDefinition::new("events_v1");
@@ -40,6 +47,18 @@ pub enum Scan {
 
 /// Most events one batched append takes; bigger batches are split by the caller.
 pub const APPEND_BATCH_MAX: usize = 65_536;
+
+/// Bytes of frames `store.journal` holds between two durable commits (checkpoints).
+pub const JOURNAL_CAPACITY: u64 = 2 << 20;
+/// A transaction whose frame would be bigger than this commits durably instead: a big batch
+/// (a catch-up page) costs one durable commit either way, and the journal stays small.
+pub const JOURNAL_FRAME_MAX: u64 = 64 << 10;
+const JOURNAL_MAGIC: [u8; 4] = *b"wse1";
+const JOURNAL_EPOCH: &str = "journal_epoch";
+
+/// Folds one event replayed from the journal into whatever else the store's file holds
+/// (projections), inside the replay's write transaction; see [`EventStore::open`].
+pub type Fold<'a> = dyn FnMut(&WriteTransaction, &VerifiedEvent, u64) -> Result<(), String> + 'a;
 
 /// Where one event lives: its log, its author and its place in the author's chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -128,6 +147,9 @@ pub enum StoreError {
         "the store {path} has layout version {found}, this build reads {STORE_FORMAT}; upgrade wire"
     )]
     Format { path: PathBuf, found: u8 },
+    /// The journal beside the store (its message names the file).
+    #[error("{0}; the store was left as it was. Run `wire verify` for details")]
+    Journal(String),
     #[error("store {path}: {source}")]
     Db {
         path: PathBuf,
@@ -187,12 +209,19 @@ pub enum AppendOutcome {
     Duplicate,
 }
 
-/// A session's event store: one redb file.
+/// A session's event store: one redb file and its journal.
 #[derive(Debug)]
 pub struct EventStore {
     db: Database,
     path: PathBuf,
     owner: AuthorKey,
+    /// Held for the whole of every write transaction (redb has one writer at a time anyway).
+    journal: Mutex<Journal>,
+}
+
+/// Where the journal of the store at `path` lives: beside it, `store.journal`.
+pub fn journal_path(path: &Path) -> PathBuf {
+    path.with_extension("journal")
 }
 
 impl EventStore {
@@ -220,10 +249,14 @@ impl EventStore {
                 })?;
         }
         let db = Database::create(path).map_err(|e| map_db(path, e.into()))?;
+        // A journal left by an earlier store of the same name is not ours: emptied.
+        let mut journal = open_journal(path)?;
+        journal.restart(0).map_err(|e| journal_err(path, e))?;
         let store = EventStore {
             db,
             path: path.to_owned(),
             owner,
+            journal: Mutex::new(journal),
         };
         store.write(|w| -> Result<(), StoreError> {
             let mut meta = w
@@ -239,18 +272,23 @@ impl EventStore {
         Ok(store)
     }
 
-    /// Opens an existing store and checks its layout version.
-    pub fn open(path: &Path) -> Result<EventStore, StoreError> {
+    /// Opens an existing store, checks its layout version and replays its journal: every event
+    /// of the journal's current epoch that the file does not hold yet is appended again, in the
+    /// order it was first appended, and handed to `fold` with its position (the projections
+    /// kept in the same file), all in one durable commit.
+    pub fn open(path: &Path, fold: &mut Fold<'_>) -> Result<EventStore, StoreError> {
         if !path.exists() {
             return Err(StoreError::Missing {
                 path: path.to_owned(),
             });
         }
         let db = Database::open(path).map_err(|e| map_db(path, e.into()))?;
+        let journal = open_journal(path)?;
         let mut store = EventStore {
             db,
             path: path.to_owned(),
             owner: AuthorKey([0; 32]),
+            journal: Mutex::new(journal),
         };
         let txn = store.read_txn()?;
         let meta = txn
@@ -271,16 +309,117 @@ impl EventStore {
             _ => return Err(store.corrupt("format entry is not one byte".into())),
         }
         drop(format);
-        let owner = meta
+        let owner_guard = meta
             .get("owner")
             .map_err(|e| store.db_err(e.into()))?
             .ok_or_else(|| store.corrupt("no owner entry".into()))?;
-        let owner = <[u8; 32]>::try_from(owner.value())
+        let owner = <[u8; 32]>::try_from(owner_guard.value())
             .map_err(|_| store.corrupt("owner entry is not 32 bytes".into()))?;
+        // Every guard goes before the replay's write: a guard pins its page.
+        drop(owner_guard);
+        let epoch = match meta
+            .get(JOURNAL_EPOCH)
+            .map_err(|e| store.db_err(e.into()))?
+        {
+            None => 0,
+            Some(v) => u64::from_be_bytes(
+                <[u8; 8]>::try_from(v.value())
+                    .map_err(|_| store.corrupt("journal epoch is not 8 bytes".into()))?,
+            ),
+        };
         drop(meta);
         drop(txn);
         store.owner = AuthorKey(owner);
+        store.replay(epoch, fold)?;
         Ok(store)
+    }
+
+    /// Appends again what the journal's frames of `epoch` hold and the file does not, then
+    /// starts the journal afresh.
+    fn replay(&self, epoch: u64, fold: &mut Fold<'_>) -> Result<(), StoreError> {
+        let mut journal = self.lock_journal();
+        let mut events = Vec::new();
+        let frames = journal.replay(epoch, |count, body| {
+            let mut rest = body;
+            for _ in 0..count {
+                let (bytes, tail) = journal::split_prefixed(rest).ok_or_else(|| {
+                    self.corrupt("a journal frame has a valid checksum but a short entry".into())
+                })?;
+                let event = SignedEvent::decode(bytes)
+                    .map_err(|e| self.corrupt(format!("an event in the journal: {e}")))?;
+                events.push(event);
+                rest = tail;
+            }
+            Ok::<_, StoreError>(())
+        })?;
+        if frames == 0 {
+            return journal
+                .restart(epoch)
+                .map_err(|e| journal_err(&self.path, e));
+        }
+        let verified = crate::verify_all(events)
+            .map_err(|(i, e)| self.corrupt(format!("event #{i} in the journal: {e}")))?;
+        let txn = self.db.begin_write().map_err(|e| self.db_err(e.into()))?;
+        {
+            let mut w = LogWriter::new(&txn, &self.path, self.owner)?;
+            for event in &verified {
+                match w.append(event) {
+                    Ok(AppendOutcome::Duplicate) => {}
+                    Ok(AppendOutcome::Stored { position }) => {
+                        fold(&txn, event, position).map_err(|e| {
+                            self.corrupt(format!("an event in the journal does not fold: {e}"))
+                        })?;
+                    }
+                    Err(AppendError::Store(e)) => return Err(e),
+                    Err(e) => {
+                        return Err(self.corrupt(format!("an event in the journal: {e}")));
+                    }
+                }
+            }
+            let mut meta = txn.open_table(META).map_err(|e| self.db_err(e.into()))?;
+            meta.insert(JOURNAL_EPOCH, &(epoch + 1).to_be_bytes()[..])
+                .map_err(|e| self.db_err(e.into()))?;
+        }
+        txn.commit().map_err(|e| self.db_err(e.into()))?;
+        journal
+            .restart(epoch + 1)
+            .map_err(|e| journal_err(&self.path, e))
+    }
+
+    /// The journal's epoch and the bytes of frames in it.
+    pub fn journal_state(&self) -> (u64, u64) {
+        let journal = self.lock_journal();
+        (journal.epoch(), journal.len())
+    }
+
+    /// Commits durably and starts a new, empty journal epoch, so that nothing is left to
+    /// replay; a no-op when the journal is empty. Called when the store is dropped.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let mut journal = self.lock_journal();
+        if journal.is_empty() {
+            return Ok(());
+        }
+        let next = journal.epoch() + 1;
+        let txn = self.db.begin_write().map_err(|e| self.db_err(e.into()))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| self.db_err(e.into()))?;
+            meta.insert(JOURNAL_EPOCH, &next.to_be_bytes()[..])
+                .map_err(|e| self.db_err(e.into()))?;
+        }
+        txn.commit().map_err(|e| self.db_err(e.into()))?;
+        if journal.check().is_err() {
+            journal.reset(next);
+            return Ok(());
+        }
+        journal
+            .restart(next)
+            .map_err(|e| journal_err(&self.path, e))
+    }
+
+    fn lock_journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        // A panic while holding it leaves nothing half-done that the journal's own state does
+        // not cover (a failed write poisons it).
+        self.journal.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn path(&self) -> &Path {
@@ -314,16 +453,56 @@ impl EventStore {
 
     /// Runs `f` in one durable write transaction: everything it appends, and everything it
     /// writes to other tables through [`LogWriter::txn`], commits together or not at all.
+    ///
+    /// Durable means: the events it appended are in a frame of the journal, fsynced, before the
+    /// transaction commits (without an fsync of its own), so nothing of it is visible to a
+    /// reader, and nothing can leave the process, before it would survive a crash. A
+    /// transaction that appended no event, one whose frame would be over
+    /// [`JOURNAL_FRAME_MAX`], one that finds the journal full and any after a journal failure
+    /// commit durably instead; a full journal then starts a new epoch in the same commit.
     pub fn write<R, E: From<StoreError>>(
         &self,
         f: impl FnOnce(&mut LogWriter<'_>) -> Result<R, E>,
     ) -> Result<R, E> {
-        let txn = self.db.begin_write().map_err(|e| self.db_err(e.into()))?;
-        let result = {
+        let mut journal = self.lock_journal();
+        let mut txn = self.db.begin_write().map_err(|e| self.db_err(e.into()))?;
+        let (result, frame, count) = {
             let mut writer = LogWriter::new(&txn, &self.path, self.owner)?;
-            f(&mut writer)?
+            let result = f(&mut writer)?;
+            (result, std::mem::take(&mut writer.frame), writer.appended)
         };
-        txn.commit().map_err(|e| self.db_err(e.into()))?;
+        if count == 0 {
+            txn.commit().map_err(|e| self.db_err(e.into()))?;
+            return Ok(result);
+        }
+        let bytes = journal::frame_len(frame.len());
+        if bytes > JOURNAL_FRAME_MAX || !journal.fits(bytes) || journal.check().is_err() {
+            // A checkpoint: this commit is durable itself and holds every frame before it.
+            let next = journal.epoch() + 1;
+            {
+                let mut meta = txn.open_table(META).map_err(|e| self.db_err(e.into()))?;
+                meta.insert(JOURNAL_EPOCH, &next.to_be_bytes()[..])
+                    .map_err(|e| self.db_err(e.into()))?;
+            }
+            txn.commit().map_err(|e| self.db_err(e.into()))?;
+            journal.reset(next);
+            return Ok(result);
+        }
+        txn.set_durability(Durability::None)
+            .map_err(|e| journal_err(&self.path, JournalError(e.to_string())))?;
+        if let Err(e) = journal.write(|buf| {
+            buf.extend_from_slice(&frame);
+            count
+        }) {
+            // Poisoned: every later write commits durably, in a new epoch, so this frame (which
+            // may have reached the disk) is never replayed over what is appended after it.
+            txn.abort().map_err(|e| self.db_err(e.into()))?;
+            return Err(E::from(journal_err(&self.path, e)));
+        }
+        if let Err(e) = txn.commit() {
+            journal.poison(&e.to_string());
+            return Err(E::from(self.db_err(e.into())));
+        }
         Ok(result)
     }
 
@@ -572,11 +751,33 @@ impl EventStore {
     }
 }
 
+impl Drop for EventStore {
+    fn drop(&mut self) {
+        // Best effort: whatever this leaves in the journal is replayed at the next open.
+        let _ = self.checkpoint();
+    }
+}
+
 /// The log-integrity rule for who writes where, relative to the store's owner.
 pub fn may_write(owner: &AuthorKey, log: &LogId, author: &AuthorKey) -> bool {
     // The owner's own events are checked by the engine that signs them (which log it may
     // address); a store can only check that nobody else writes anywhere but its pair log.
     author == owner || LogId::pair_log(owner, author) == *log
+}
+
+fn open_journal(path: &Path) -> Result<Journal, StoreError> {
+    Journal::open(&journal_path(path), JOURNAL_MAGIC, JOURNAL_CAPACITY)
+        .map_err(|e| journal_err(path, e))
+}
+
+fn journal_err(_store: &Path, e: JournalError) -> StoreError {
+    StoreError::Journal(e.0)
+}
+
+impl From<JournalError> for StoreError {
+    fn from(e: JournalError) -> StoreError {
+        StoreError::Journal(e.0)
+    }
 }
 
 fn map_db(path: &Path, e: redb::Error) -> StoreError {
@@ -605,6 +806,9 @@ pub struct LogWriter<'txn> {
     order: redb::Table<'txn, u64, &'static [u8; 72]>,
     owner: AuthorKey,
     next_position: u64,
+    /// The journal frame's body so far: every event appended, length-prefixed.
+    frame: Vec<u8>,
+    appended: u32,
 }
 
 impl std::fmt::Debug for LogWriter<'_> {
@@ -636,6 +840,8 @@ impl<'txn> LogWriter<'txn> {
             order,
             owner,
             next_position,
+            frame: Vec::new(),
+            appended: 0,
         })
     }
 
@@ -707,6 +913,8 @@ impl<'txn> LogWriter<'txn> {
             .insert(position, &key)
             .map_err(|e| map_db(self.path, e.into()))?;
         self.next_position += 1;
+        journal::push_prefixed(&mut self.frame, event.signed_bytes());
+        self.appended += 1;
         Ok(AppendOutcome::Stored { position })
     }
 }

@@ -2,6 +2,7 @@
 //! refused. One test binary for the crate.
 
 mod golden;
+mod journal;
 mod properties;
 mod refusals;
 

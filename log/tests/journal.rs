@@ -1,0 +1,142 @@
+//! The store's journal (ARCHITECTURE decision (ae)): a write is durable once `write` returns,
+//! through a crash that loses every commit redb did not fsync; replay folds what it restores
+//! exactly once; big writes and a full journal commit durably instead.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::process::Command;
+
+use wire_log::store::{JOURNAL_CAPACITY, JOURNAL_FRAME_MAX, journal_path};
+use wire_log::{EventStore, LogId, VerifiedEvent};
+
+use crate::{chain, key};
+
+const CHILD: &str = "WIRE_JOURNAL_TEST_CHILD";
+
+/// Opens the store, recording every event the replay folds with its position.
+fn open_recording(path: &Path) -> (EventStore, Vec<(u64, u64)>) {
+    let folded = RefCell::new(Vec::new());
+    let store = EventStore::open(path, &mut |_txn, event, position| {
+        folded.borrow_mut().push((event.seq, position));
+        Ok(())
+    })
+    .expect("open");
+    (store, folded.into_inner())
+}
+
+fn seqs(store: &EventStore, k: &wire_log::SecretKey) -> Vec<u64> {
+    store
+        .read_chain(&LogId::self_log(&k.author()), &k.author(), 0, usize::MAX)
+        .expect("read back, every signature checked")
+        .iter()
+        .map(|e| e.seq)
+        .collect()
+}
+
+/// The child: appends one event per write, reporting each acknowledged one, then aborts (no
+/// destructor runs, so redb never makes its non-durable commits durable).
+fn child(dir: &Path, n: u64) -> ! {
+    let k = key(7);
+    let store = EventStore::create(&dir.join("store.redb"), k.author()).expect("create");
+    let events = chain(&k, n);
+    for e in &events {
+        store.append(e.signed_bytes()).expect("append");
+        std::fs::write(dir.join("acked"), e.seq.to_string()).expect("ack file");
+    }
+    std::process::abort()
+}
+
+#[test]
+fn acknowledged_writes_survive_an_abort_and_replay_folds_each_once() {
+    if let Ok(dir) = std::env::var(CHILD) {
+        child(Path::new(&dir), 60);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = Command::new(std::env::current_exe().expect("exe"))
+        .args([
+            "journal::acknowledged_writes_survive_an_abort_and_replay_folds_each_once",
+            "--exact",
+            "--test-threads=1",
+        ])
+        .env(CHILD, dir.path())
+        .status()
+        .expect("run the child");
+    assert!(!status.success(), "the child aborts");
+    let acked: u64 = std::fs::read_to_string(dir.path().join("acked"))
+        .expect("the child acknowledged writes")
+        .parse()
+        .expect("a number");
+    assert_eq!(acked, 60);
+    let path = dir.path().join("store.redb");
+    let (store, folded) = open_recording(&path);
+    let k = key(7);
+    assert_eq!(seqs(&store, &k), (1..=60).collect::<Vec<_>>());
+    // Nothing was fsynced by redb, so the replay restored all 60, in order, at their positions.
+    assert_eq!(folded, (1..=60).map(|s| (s, s - 1)).collect::<Vec<_>>());
+    let (epoch, len) = store.journal_state();
+    assert_eq!(len, 0, "the replay starts an empty journal");
+    assert!(epoch >= 1);
+    drop(store);
+    let (store, folded) = open_recording(&path);
+    assert!(folded.is_empty(), "a second open has nothing to replay");
+    assert_eq!(store.len().expect("len"), 60);
+}
+
+#[test]
+fn a_clean_close_checkpoints_and_the_next_open_replays_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.redb");
+    let k = key(8);
+    let store = EventStore::create(&path, k.author()).expect("create");
+    for e in &chain(&k, 5) {
+        store.append(e.signed_bytes()).expect("append");
+    }
+    let (_, len) = store.journal_state();
+    assert!(len > 0, "small writes go through the journal");
+    drop(store);
+    let (store, folded) = open_recording(&path);
+    assert!(folded.is_empty());
+    assert_eq!(seqs(&store, &k), vec![1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn a_big_write_commits_durably_and_a_full_journal_starts_a_new_epoch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.redb");
+    let k = key(9);
+    let store = EventStore::create(&path, k.author()).expect("create");
+    let per_event = chain(&k, 1)[0].signed_bytes().len() as u64 + 4;
+    let big = (JOURNAL_FRAME_MAX / per_event + 1) as usize;
+    let batch = 64;
+    let events: Vec<VerifiedEvent> = chain(
+        &k,
+        (big + (JOURNAL_CAPACITY / per_event) as usize + 4 * batch) as u64,
+    );
+    let bytes: Vec<&[u8]> = events.iter().map(|e| e.signed_bytes()).collect();
+    // One batch whose frame is over the limit: no frame, a durable commit.
+    store.append_batch(&bytes[..big]).expect("big batch");
+    let (first, len) = store.journal_state();
+    assert_eq!(len, 0);
+    // Then batches that each fit until the journal is full: the epoch moves on, the data stays.
+    let mut at = big;
+    let mut epochs = vec![first];
+    while at < bytes.len() && epochs.len() < 2 {
+        let end = (at + batch).min(bytes.len());
+        store.append_batch(&bytes[at..end]).expect("append");
+        at = end;
+        let (epoch, len) = store.journal_state();
+        assert!(len <= JOURNAL_CAPACITY);
+        if epoch != *epochs.last().expect("one") {
+            epochs.push(epoch);
+        }
+    }
+    assert_eq!(
+        epochs,
+        vec![first, first + 1],
+        "the journal filled and checkpointed"
+    );
+    assert!(journal_path(&path).exists());
+    drop(store);
+    let (store, _) = open_recording(&path);
+    assert_eq!(store.len().expect("len"), at as u64);
+}
