@@ -127,7 +127,9 @@ impl Session {
     }
 
     /// The half of an ingest that writes: the sender must be a peer that may write to us; then
-    /// the events, any confirmation and the cursor commit in one transaction.
+    /// the events, any confirmation and the cursor commit in one transaction. The commit is
+    /// relaxed (`EventStore::write_relaxed`): visible at once, durable at the next
+    /// [`Session::sync`], which must come before any acknowledgement or push.
     pub fn commit_segment(&self, checked: CheckedSegment) -> Result<IngestReport, EngineError> {
         let CheckedSegment {
             from,
@@ -182,7 +184,9 @@ impl Session {
             .map_or(0, |c| c.acked_seq);
         let new_ack = have.min(our_head);
         let advance = new_ack > acked_before;
-        let (stored, duplicates) = self.store().write(|w| {
+        // Relaxed: the peer holds these events until we acknowledge them, and nothing of this
+        // transaction leaves the process before a sync (invariant 56).
+        let (stored, duplicates) = self.store().write_relaxed(|w| {
             let mut projection = RedbState::open(w.txn)?;
             let mut own = Vec::new();
             if confirm {

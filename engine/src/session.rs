@@ -182,6 +182,13 @@ impl Session {
         &self.store
     }
 
+    /// Makes every relaxed write (ingests) durable; a no-op when there is none. Required before
+    /// anything those writes stored or signed leaves the process: an acknowledgement to a
+    /// relay, a segment to a peer (ARCHITECTURE invariant 56).
+    pub fn sync(&self) -> Result<(), EngineError> {
+        Ok(self.store.sync()?)
+    }
+
     pub fn self_log(&self) -> LogId {
         LogId::self_log(&self.key.author())
     }

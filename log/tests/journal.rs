@@ -82,6 +82,106 @@ fn acknowledged_writes_survive_an_abort_and_replay_folds_each_once() {
     assert_eq!(store.len().expect("len"), 60);
 }
 
+/// The child of the relaxed test: durable 1–10, relaxed 11–15, a sync, relaxed 16–20, durable
+/// 21 (which carries 16–20), relaxed 22–25 and a relaxed batch of 600 never synced; then an
+/// abort.
+fn relaxed_child(dir: &Path) -> ! {
+    let k = key(6);
+    let store = EventStore::create(&dir.join("store.redb"), k.author()).expect("create");
+    let events = chain(&k, 25);
+    let relaxed = |e: &VerifiedEvent| {
+        store
+            .write_relaxed(|w| w.append(e))
+            .expect("relaxed append");
+    };
+    for e in &events[..10] {
+        store.append(e.signed_bytes()).expect("append");
+    }
+    events[10..15].iter().for_each(relaxed);
+    assert!(store.needs_sync());
+    store.sync().expect("sync");
+    assert!(!store.needs_sync());
+    events[15..20].iter().for_each(relaxed);
+    store.append(events[20].signed_bytes()).expect("append");
+    assert!(
+        !store.needs_sync(),
+        "a durable write carries the relaxed ones before it"
+    );
+    events[21..].iter().for_each(relaxed);
+    assert!(store.needs_sync());
+    // A relaxed batch too big for a frame, never synced: lost too, with everything after it.
+    let more = chain(&k, 25 + 600);
+    store
+        .write_relaxed(|w| more[25..].iter().try_for_each(|e| w.append(e).map(|_| ())))
+        .expect("relaxed batch");
+    // Visible at once, before any sync.
+    assert_eq!(store.len().expect("len"), 625);
+    std::process::abort()
+}
+
+#[test]
+fn relaxed_writes_survive_a_crash_once_synced_or_followed_by_a_durable_write() {
+    if let Ok(dir) = std::env::var(CHILD) {
+        relaxed_child(Path::new(&dir));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = Command::new(std::env::current_exe().expect("exe"))
+        .args([
+            "journal::relaxed_writes_survive_a_crash_once_synced_or_followed_by_a_durable_write",
+            "--exact",
+            "--test-threads=1",
+        ])
+        .env(CHILD, dir.path())
+        .status()
+        .expect("run the child");
+    assert_eq!(
+        status.code(),
+        None,
+        "the child aborts (a failed assertion would exit 101)"
+    );
+    let (store, folded) = open_recording(&dir.path().join("store.redb"));
+    assert_eq!(seqs(&store, &key(6)), (1..=21).collect::<Vec<_>>());
+    assert_eq!(folded.len(), 21);
+}
+
+#[test]
+fn a_relaxed_write_too_big_for_a_frame_is_made_durable_by_the_next_sync_or_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.redb");
+    let k = key(5);
+    let store = EventStore::create(&path, k.author()).expect("create");
+    let events = chain(&k, 1202);
+    let big = |range: std::ops::Range<usize>| {
+        store
+            .write_relaxed(|w| {
+                events[range]
+                    .iter()
+                    .try_for_each(|e| w.append(e).map(|_| ()))
+            })
+            .expect("relaxed batch");
+    };
+    big(0..600);
+    assert!(store.needs_sync());
+    let (epoch, _) = store.journal_state();
+    store.sync().expect("sync");
+    assert!(!store.needs_sync());
+    assert_eq!(
+        store.journal_state(),
+        (epoch + 1, 0),
+        "the sync was a durable commit"
+    );
+    big(600..1200);
+    // A durable write after it cannot be a frame (it would not carry the batch): a checkpoint.
+    store.append(events[1200].signed_bytes()).expect("append");
+    assert!(!store.needs_sync());
+    assert_eq!(store.journal_state(), (epoch + 2, 0));
+    store.append(events[1201].signed_bytes()).expect("append");
+    assert!(
+        store.journal_state().1 > 0,
+        "and the next small write is a frame again"
+    );
+}
+
 #[test]
 fn a_clean_close_checkpoints_and_the_next_open_replays_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -89,6 +89,18 @@ pub struct Refusal {
 }
 
 impl Live {
+    /// Makes this session's relaxed ingests durable before anything derived from them leaves
+    /// the process (an acknowledgement, a segment: invariant 56). Free when there is nothing to
+    /// sync; otherwise one fsync on the blocking pool.
+    pub(crate) async fn durable(self: &Arc<Self>) -> anyhow::Result<()> {
+        if !self.session.store().needs_sync() {
+            return Ok(());
+        }
+        let live = self.clone();
+        tokio::task::spawn_blocking(move || live.session.sync()).await??;
+        Ok(())
+    }
+
     pub fn refuse(&self, what: impl Into<String>, reason: impl Into<String>) {
         let mut r = self.report.lock().expect("report lock");
         r.refused_total += 1;

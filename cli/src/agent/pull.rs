@@ -81,6 +81,7 @@ impl Agent {
                 match tokio::time::timeout(Duration::from_millis(10), stream.next()).await {
                     Ok(n) => n,
                     Err(_) => {
+                        live.durable().await?;
                         client.ack(&ep.slot, &token, *last).await?;
                         acked = *last;
                         last_ack = Instant::now();
@@ -114,6 +115,7 @@ impl Agent {
             if *last > acked
                 && (last_ack.elapsed() > Duration::from_millis(50) || *last - acked > 1024)
             {
+                live.durable().await?;
                 client.ack(&ep.slot, &token, *last).await?;
                 acked = *last;
                 last_ack = Instant::now();
@@ -162,7 +164,13 @@ impl Agent {
         let (ack_tx, ack_rx) = tokio::sync::watch::channel(*last);
         let acker = {
             let (client, slot, token) = (client.clone(), ep.slot.clone(), token.to_owned());
-            tokio::spawn(acknowledge_behind(client, slot, token, ack_rx))
+            tokio::spawn(acknowledge_behind(
+                live.clone(),
+                client,
+                slot,
+                token,
+                ack_rx,
+            ))
         };
         let result = async {
             // Page k commits while page k+1 is opened and verified; commits stay in order.
@@ -622,8 +630,10 @@ impl Agent {
 }
 
 /// Acknowledges to the relay whatever `through` says has been ingested, coalescing updates,
-/// until the sender is dropped; then sends the last one if it is still due.
+/// until the sender is dropped; then sends the last one if it is still due. Each goes only once
+/// the ingests are durable (invariant 56).
 async fn acknowledge_behind(
+    live: Arc<Live>,
     client: wire_net::RelayClient,
     slot: String,
     token: String,
@@ -634,6 +644,7 @@ async fn acknowledge_behind(
         let open = through.changed().await.is_ok();
         let due = *through.borrow_and_update();
         if due > acked {
+            live.durable().await?;
             client.ack(&slot, &token, due).await?;
             acked = due;
         }

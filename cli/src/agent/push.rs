@@ -129,6 +129,9 @@ impl Agent {
     ) -> anyhow::Result<PushOutcome> {
         let pusher = live.pusher(peer_key);
         let mut p = pusher.lock().await;
+        // Our cursor and confirmation events, and the `have` we tell, may come from relaxed
+        // ingests: durable first (invariant 56).
+        live.durable().await?;
         let Some(peer) = live.session.find_peer(peer_key)? else {
             return Ok(PushOutcome::Refused {
                 reason: "not a peer".into(),
