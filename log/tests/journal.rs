@@ -240,3 +240,43 @@ fn a_big_write_commits_durably_and_a_full_journal_starts_a_new_epoch() {
     let (store, _) = open_recording(&path);
     assert_eq!(store.len().expect("len"), at as u64);
 }
+
+#[test]
+fn a_forged_or_foreign_event_in_the_journal_refuses_the_open_and_changes_nothing() {
+    use wire_log::journal::{Journal, push_prefixed};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.redb");
+    let k = key(4);
+    let store = EventStore::create(&path, k.author()).expect("create");
+    let events = chain(&k, 4);
+    for e in &events[..3] {
+        store.append(e.signed_bytes()).expect("append");
+    }
+    let (epoch, _) = store.journal_state();
+    drop(store);
+    // The clean close moved to the next epoch: frames written there are what an open replays.
+    let mut forged = events[3].signed_bytes().to_vec();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let foreign = chain(&key(5), 1)[0].signed_bytes().to_vec();
+    for (bad, why) in [(forged, "verif"), (foreign, "may not write")] {
+        let mut j =
+            Journal::open(&journal_path(&path), *b"wse1", JOURNAL_CAPACITY).expect("journal");
+        j.restart(epoch + 1).expect("restart");
+        j.write(|buf| {
+            push_prefixed(buf, &bad);
+            1
+        })
+        .expect("frame");
+        drop(j);
+        let e = EventStore::open(&path, &mut |_, _, _| Ok(())).expect_err("refused");
+        let text = e.to_string();
+        assert!(text.contains("journal"), "{text}");
+        assert!(text.contains(why), "{text}");
+    }
+    // Moved aside, the journal takes nothing with it: the store is as it was.
+    std::fs::remove_file(journal_path(&path)).expect("remove");
+    let (store, folded) = open_recording(&path);
+    assert!(folded.is_empty());
+    assert_eq!(seqs(&store, &k), vec![1, 2, 3]);
+}
