@@ -54,6 +54,10 @@ struct Report {
     /// The same send as a whole `wire send` process (daemon warm), in the same run: the floor
     /// the tool call is compared with.
     send_process_us: Percentiles,
+    /// Floors: an fsync of 512 B in place (a journal frame, p50) and an empty request to the
+    /// relay (p50). A `wire_send` is the daemon's journaled append and the relay's, in series.
+    fsync_overwrite_us_p50: u64,
+    healthz_us_p50: u64,
 }
 
 struct Procs {
@@ -279,16 +283,21 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
             bail!("process send {i} was not stored: {v}");
         }
     }
+    let fsync_overwrite_us_p50 =
+        super::bench_line::fsync_overwrite_floor(&root.path().join("fsync-overwrite"), 300)?.p50;
+    let healthz_us_p50 = healthz_floor(&url)?;
     let report = Report {
         machine: super::relay_bench::machine(),
         ready_us: percentiles(ready),
         wire_peers_us: percentiles(peers),
         wire_send_us: percentiles(sends),
         send_process_us: percentiles(procs),
+        fsync_overwrite_us_p50,
+        healthz_us_p50,
     };
     out.print(&report, || {
         format!(
-            "{}\nready after spawn: p50 {} µs, p99 {} µs ({} spawns)\nwire_peers: p50 {} µs, p99 {} µs\nwire_send (stored): p50 {} µs, p99 {} µs ({} calls each)\n`wire send` process: p50 {} µs, p99 {} µs\n",
+            "{}\nready after spawn: p50 {} µs, p99 {} µs ({} spawns)\nwire_peers: p50 {} µs, p99 {} µs\nwire_send (stored): p50 {} µs, p99 {} µs ({} calls each)\n`wire send` process: p50 {} µs, p99 {} µs\nfloors: fsync in place p50 {} µs, healthz p50 {} µs\n",
             report.machine,
             report.ready_us.p50,
             report.ready_us.p99,
@@ -299,8 +308,46 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
             report.wire_send_us.p99,
             report.wire_peers_us.n,
             report.send_process_us.p50,
-            report.send_process_us.p99
+            report.send_process_us.p99,
+            report.fsync_overwrite_us_p50,
+            report.healthz_us_p50,
         )
     });
     Ok(ExitCode::SUCCESS)
+}
+
+/// p50 of an empty `GET /healthz` on one kept-alive connection to the relay at `url`.
+fn healthz_floor(url: &str) -> anyhow::Result<u64> {
+    use std::io::Read;
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    let mut v = Vec::with_capacity(500);
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..500 {
+        let t = Instant::now();
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n")?;
+        let mut got = Vec::new();
+        loop {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                bail!("the relay closed the connection");
+            }
+            got.extend_from_slice(&buf[..n]);
+            let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if got.len() >= end + 4 + len {
+                break;
+            }
+        }
+        v.push(t.elapsed().as_micros() as u64);
+    }
+    Ok(percentiles(v).p50)
 }

@@ -15,7 +15,9 @@ use serde::Serialize;
 use wire_engine::Home;
 use wire_log::Kind;
 
-use super::bench_line::{Percentiles, Procs, fsync_floor, percentiles, start_relay, wire};
+use super::bench_line::{
+    Percentiles, Procs, fsync_floor, fsync_overwrite_floor, percentiles, start_relay, wire,
+};
 use crate::agent::push::Why;
 use crate::agent::{Agent, PushOutcome};
 use crate::output::Out;
@@ -46,6 +48,8 @@ struct Report {
     /// Of which: the sender's own append (signed, committed).
     sister_append_us: Percentiles,
     fsync_us: Percentiles,
+    /// In place over synced zeros, as the session journal writes.
+    fsync_overwrite_us: Percentiles,
     redb_commit_us: Percentiles,
 }
 
@@ -98,6 +102,7 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
 
     // Floors, on the same disk.
     let fsync_us = fsync_floor(&root.path().join("fsync"), 500)?;
+    let fsync_overwrite_us = fsync_overwrite_floor(&root.path().join("fsync-overwrite"), 500)?;
     let redb_commit_us = percentiles(
         wire_engine::floor::durable_commits(&root.path().join("floor.redb"), 500)?
             .into_iter()
@@ -145,12 +150,13 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
         sister_send_us: percentiles(lat),
         sister_append_us: percentiles(appended),
         fsync_us,
+        fsync_overwrite_us,
         redb_commit_us,
     };
     drop(procs);
     out.print(&report, || {
         format!(
-            "{} sessions, {} pairs: pair-all-local {:.0} ms (daemon {:.0} ms), again {:.0} ms\nsister send → committed: p50 {} µs, p99 {} µs (n={}; the append alone p50 {} µs)\nfloors: fsync p50 {} µs, durable redb commit p50 {} µs\n",
+            "{} sessions, {} pairs: pair-all-local {:.0} ms (daemon {:.0} ms), again {:.0} ms\nsister send → committed: p50 {} µs, p99 {} µs (n={}; the append alone p50 {} µs)\nfloors: fsync p50 {} µs (in place {} µs), durable redb commit p50 {} µs\n",
             report.sessions,
             report.pairs,
             report.pair_all_local_ms,
@@ -161,6 +167,7 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
             report.sister_send_us.n,
             report.sister_append_us.p50,
             report.fsync_us.p50,
+            report.fsync_overwrite_us.p50,
             report.redb_commit_us.p50,
         )
     });
