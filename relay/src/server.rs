@@ -200,7 +200,14 @@ async fn serve_until_drained(
     let tcp = async move {
         match tls {
             None => {
-                axum::serve(bound.tcp, service)
+                use axum::serve::ListenerExt;
+                // No Nagle: a response written in more than one piece (a stream's frames)
+                // must not wait for the client's delayed acknowledgement (the TLS listener
+                // does the same).
+                let listener = bound.tcp.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                axum::serve(listener, service)
                     .with_graceful_shutdown(stop(tcp_rx))
                     .await
             }
@@ -226,6 +233,13 @@ async fn serve_until_drained(
         None => tcp.await?,
     }
     Ok(())
+}
+
+/// Without TLS there is nothing to reload: a SIGHUP is noted and the relay goes on.
+async fn ignore_hangup(mut hup: tokio::signal::unix::Signal) {
+    while hup.recv().await.is_some() {
+        eprintln!("wire relay: SIGHUP: nothing to reload (no --tls-cert); still serving");
+    }
 }
 
 /// Reloads the certificate and key on every SIGHUP, for rotation without a restart: a reload
@@ -287,32 +301,22 @@ pub async fn run(
             "the relay serves HTTPS (--tls-cert), but --public-url {url} says http://; use https://…"
         )));
     }
-    let hup = match &tls {
-        Some(_) => Some(
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(
-                |e| {
-                    ServeError::Config(format!(
-                        "cannot listen for SIGHUP, which reloads the certificate: {e}"
-                    ))
-                },
-            )?,
-        ),
-        None => None,
-    };
+    // Always listened for: a SIGHUP's default action ends the process, and an operator's
+    // habit (or a service manager's reload) must not stop a relay that has no certificate.
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| ServeError::Config(format!("cannot listen for SIGHUP: {e}")))?;
     let mut bound = bind(bind_addr, uds.as_deref(), local_only_probe).await?;
     bound.tls = tls.clone();
     let url = public_url.unwrap_or_else(|| bound.listening_url());
     let config = config_for(&url).map_err(ServeError::Config)?;
     let (app, commit_thread) = App::open(config.clone())?;
     announce(&config, &bound);
-    let reloader = match (tls, hup) {
-        (Some(tls), Some(hup)) => Some(tokio::spawn(reload_on_hangup(tls, hup))),
-        _ => None,
+    let reloader = match tls {
+        Some(tls) => tokio::spawn(reload_on_hangup(tls, hup)),
+        None => tokio::spawn(ignore_hangup(hup)),
     };
     let served = serve(app, bound, signals()).await;
-    if let Some(r) = reloader {
-        r.abort();
-    }
+    reloader.abort();
     served?;
     // serve stopped the committer; it commits what was queued and ends.
     let _ = tokio::task::spawn_blocking(move || commit_thread.join()).await;

@@ -432,6 +432,14 @@ fn relay_serves_a_real_socket_and_exits_zero_on_sigterm() {
     let got = read_all(&t, &slot, &owner);
     assert_eq!(got, vec![(1, text), (2, every_byte)]);
 
+    // A SIGHUP (a service manager's reload) does not stop a relay with no certificate.
+    relay.signal("HUP");
+    poll("the SIGHUP note in the relay's stderr", || {
+        relay.stderr().contains("nothing to reload").then_some(())
+    });
+    healthz(&t);
+    assert_eq!(read_all(&t, &slot, &owner).len(), 2);
+
     relay.stop();
 }
 
