@@ -15,6 +15,10 @@ use super::{Agent, Live, now_ms};
 /// Events read from the store per push round.
 const PUSH_EVENTS_MAX: usize = 16_384;
 
+/// Most events a push hands to a sister session on the async worker itself; more go through
+/// the blocking pool.
+const SISTER_INLINE_MAX: usize = 16;
+
 /// How long pushed events may stay unacknowledged before they are pushed again.
 const RESEND_AFTER: Duration = Duration::from_secs(5);
 
@@ -182,14 +186,21 @@ impl Agent {
                     sent_ms: now_ms(),
                     events: events.iter().map(|e| e.signed_bytes().to_vec()).collect(),
                 };
-                let agent = self.clone();
-                let done =
-                    tokio::task::spawn_blocking(move || agent.ingest_segments(&sister, vec![seg]))
-                        .await;
-                if let Err(e) = done {
-                    return Ok(PushOutcome::Queued {
-                        reason: format!("in-process delivery failed: {e}"),
-                    });
+                if events.len() <= SISTER_INLINE_MAX {
+                    // A relaxed ingest of a few events does no I/O of its own (invariant 56):
+                    // committed right here, without a hop to the blocking pool and back.
+                    self.ingest_segments(&sister, vec![seg]);
+                } else {
+                    let agent = self.clone();
+                    let done = tokio::task::spawn_blocking(move || {
+                        agent.ingest_segments(&sister, vec![seg])
+                    })
+                    .await;
+                    if let Err(e) = done {
+                        return Ok(PushOutcome::Queued {
+                            reason: format!("in-process delivery failed: {e}"),
+                        });
+                    }
                 }
                 p.told_have = line.their_head;
                 p.last_push = Some(Instant::now());
