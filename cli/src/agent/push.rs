@@ -133,9 +133,6 @@ impl Agent {
     ) -> anyhow::Result<PushOutcome> {
         let pusher = live.pusher(peer_key);
         let mut p = pusher.lock().await;
-        // Our cursor and confirmation events, and the `have` we tell, may come from relaxed
-        // ingests: durable first (invariant 56).
-        live.durable().await?;
         let Some(peer) = live.session.find_peer(peer_key)? else {
             return Ok(PushOutcome::Refused {
                 reason: "not a peer".into(),
@@ -176,6 +173,10 @@ impl Agent {
             if ack_only && line.their_head <= p.told_have {
                 break;
             }
+            // The `have` we tell (and anything else we read above) may come from relaxed
+            // ingests: durable before it leaves, and after it was read, so that an ingest
+            // committing in between is either covered or not told (invariant 56).
+            live.durable().await?;
             // A sister session in this process: hand the events over directly.
             if let Some(sister) = self.sister(peer_key) {
                 let seg = Segment {
