@@ -13,6 +13,31 @@ use crate::{chain, key};
 
 const CHILD: &str = "WIRE_JOURNAL_TEST_CHILD";
 
+/// A new store in a temporary directory, for the key `key(n)`.
+fn fresh(
+    n: u8,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    wire_log::SecretKey,
+    EventStore,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.redb");
+    let k = key(n);
+    let store = EventStore::create(&path, k.author()).expect("create");
+    (dir, path, k, store)
+}
+
+/// Runs the test `name` of this binary again as a child with [`CHILD`] set to `dir`.
+fn run_child(name: &str, dir: &Path) -> std::process::ExitStatus {
+    Command::new(std::env::current_exe().expect("exe"))
+        .args([name, "--exact", "--test-threads=1"])
+        .env(CHILD, dir)
+        .status()
+        .expect("run the child")
+}
+
 /// Opens the store, recording every event the replay folds with its position.
 fn open_recording(path: &Path) -> (EventStore, Vec<(u64, u64)>) {
     let folded = RefCell::new(Vec::new());
@@ -52,15 +77,10 @@ fn acknowledged_writes_survive_an_abort_and_replay_folds_each_once() {
         child(Path::new(&dir), 60);
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let status = Command::new(std::env::current_exe().expect("exe"))
-        .args([
-            "journal::acknowledged_writes_survive_an_abort_and_replay_folds_each_once",
-            "--exact",
-            "--test-threads=1",
-        ])
-        .env(CHILD, dir.path())
-        .status()
-        .expect("run the child");
+    let status = run_child(
+        "journal::acknowledged_writes_survive_an_abort_and_replay_folds_each_once",
+        dir.path(),
+    );
     assert!(!status.success(), "the child aborts");
     let acked: u64 = std::fs::read_to_string(dir.path().join("acked"))
         .expect("the child acknowledged writes")
@@ -125,15 +145,10 @@ fn relaxed_writes_survive_a_crash_once_synced_or_followed_by_a_durable_write() {
         relaxed_child(Path::new(&dir));
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let status = Command::new(std::env::current_exe().expect("exe"))
-        .args([
-            "journal::relaxed_writes_survive_a_crash_once_synced_or_followed_by_a_durable_write",
-            "--exact",
-            "--test-threads=1",
-        ])
-        .env(CHILD, dir.path())
-        .status()
-        .expect("run the child");
+    let status = run_child(
+        "journal::relaxed_writes_survive_a_crash_once_synced_or_followed_by_a_durable_write",
+        dir.path(),
+    );
     assert_eq!(
         status.code(),
         None,
@@ -146,10 +161,7 @@ fn relaxed_writes_survive_a_crash_once_synced_or_followed_by_a_durable_write() {
 
 #[test]
 fn a_relaxed_write_too_big_for_a_frame_is_made_durable_by_the_next_sync_or_write() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("store.redb");
-    let k = key(5);
-    let store = EventStore::create(&path, k.author()).expect("create");
+    let (_dir, _path, k, store) = fresh(5);
     let events = chain(&k, 1202);
     let big = |range: std::ops::Range<usize>| {
         store
@@ -184,10 +196,7 @@ fn a_relaxed_write_too_big_for_a_frame_is_made_durable_by_the_next_sync_or_write
 
 #[test]
 fn a_clean_close_checkpoints_and_the_next_open_replays_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("store.redb");
-    let k = key(8);
-    let store = EventStore::create(&path, k.author()).expect("create");
+    let (_dir, path, k, store) = fresh(8);
     for e in &chain(&k, 5) {
         store.append(e.signed_bytes()).expect("append");
     }
@@ -201,10 +210,7 @@ fn a_clean_close_checkpoints_and_the_next_open_replays_nothing() {
 
 #[test]
 fn a_big_write_commits_durably_and_a_full_journal_starts_a_new_epoch() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("store.redb");
-    let k = key(9);
-    let store = EventStore::create(&path, k.author()).expect("create");
+    let (_dir, path, k, store) = fresh(9);
     let per_event = chain(&k, 1)[0].signed_bytes().len() as u64 + 4;
     let big = (JOURNAL_FRAME_MAX / per_event + 1) as usize;
     let batch = 64;
@@ -244,10 +250,7 @@ fn a_big_write_commits_durably_and_a_full_journal_starts_a_new_epoch() {
 #[test]
 fn a_forged_or_foreign_event_in_the_journal_refuses_the_open_and_changes_nothing() {
     use wire_log::journal::{Journal, push_prefixed};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("store.redb");
-    let k = key(4);
-    let store = EventStore::create(&path, k.author()).expect("create");
+    let (_dir, path, k, store) = fresh(4);
     let events = chain(&k, 4);
     for e in &events[..3] {
         store.append(e.signed_bytes()).expect("append");
