@@ -390,12 +390,37 @@ impl Session {
         kind: Kind,
         body: Vec<u8>,
     ) -> Result<VerifiedEvent, EngineError> {
+        self.check_paired(peer)?;
+        self.append(LogId::pair_log(&self.key.author(), peer), kind, body)
+    }
+
+    /// [`send`](Self::send), committed relaxed (`EventStore::write_relaxed`): visible at once,
+    /// durable at the next [`sync`](Self::sync). For a caller that pushes (or syncs) before it
+    /// reports anything, so that concurrent sends share one fsync; the push syncs before the
+    /// event leaves (ARCHITECTURE invariant 56).
+    pub fn send_relaxed(
+        &self,
+        peer: &AuthorKey,
+        kind: Kind,
+        body: Vec<u8>,
+    ) -> Result<VerifiedEvent, EngineError> {
+        self.check_paired(peer)?;
+        let log = LogId::pair_log(&self.key.author(), peer);
+        let mut out = self.store.write_relaxed(|w| {
+            let mut state = RedbState::open(w.txn)?;
+            self.append_own(w, &mut state, vec![(log, kind, body)])
+        })?;
+        // Invariant: append_own returns one event per input.
+        Ok(out.pop().expect("one event per input"))
+    }
+
+    fn check_paired(&self, peer: &AuthorKey) -> Result<(), EngineError> {
         if self.peer_state(peer)? != Some(PeerState::Paired) {
             return Err(EngineError::Refused(format!(
                 "{peer} is not paired with us; dial them and wait for their `wire accept`"
             )));
         }
-        self.append(LogId::pair_log(&self.key.author(), peer), kind, body)
+        Ok(())
     }
 
     /// Ingests events a peer wrote into our shared pair log (already opened from their seal):

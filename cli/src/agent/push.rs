@@ -124,6 +124,29 @@ fn scope(relay: &str) -> u8 {
 }
 
 impl Agent {
+    /// Sends one message to a paired peer and pushes it: the append is relaxed, the push makes
+    /// it durable before it leaves (and so shares one fsync with every send appended meanwhile),
+    /// and the store is synced before this returns whatever the push did, so a send that
+    /// returns is never taken back by a crash (invariant 56). `wire send`, `wire_send` and the
+    /// benches all send this way.
+    pub(crate) async fn send_now(
+        self: &Arc<Self>,
+        live: &Arc<Live>,
+        peer_key: &AuthorKey,
+        kind: wire_log::Kind,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(wire_log::VerifiedEvent, PushOutcome)> {
+        // No I/O of its own (relaxed), so on this thread rather than a hop to the blocking pool.
+        let event = live.session.send_relaxed(peer_key, kind, body)?;
+        if let Ok(Some(position)) = live.session.store().last_position() {
+            // Wake `tail --follow` for our own message too.
+            live.appended.send_replace(position);
+        }
+        let pushed = self.push(live, peer_key, Why::Send).await;
+        live.durable().await?;
+        Ok((event, pushed?))
+    }
+
     /// Pushes our unpushed events for `peer` (and an acknowledgement when one is due).
     pub(crate) async fn push(
         self: &Arc<Self>,

@@ -55,8 +55,11 @@ struct Report {
 
 #[derive(Debug, Serialize)]
 struct Stages {
+    /// The sender's relaxed append (signed, visible, not yet synced).
     append_us: Percentiles,
+    /// The push until the relay's 2xx, the sender's sync first.
     push_us: Percentiles,
+    /// The relay's 2xx until the recipient committed.
     deliver_us: Percentiles,
 }
 
@@ -310,11 +313,17 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
         let before = received(&bob);
         committed.borrow_and_update();
         let t = Instant::now();
+        // `Agent::send_now` in its stages: the relaxed append, then the push (which syncs
+        // it first), then the sync that a push which sent nothing would leave to do.
         alice
             .session
-            .send(&bob_key, Kind::MESSAGE, format!("latency {i}").into_bytes())?;
+            .send_relaxed(&bob_key, Kind::MESSAGE, format!("latency {i}").into_bytes())?;
         let appended = t.elapsed();
-        let outcome = alice_agent.block_on(alice_agent.push(&alice, &bob_key, Why::Send))?;
+        let outcome = alice_agent.block_on(async {
+            let pushed = alice_agent.push(&alice, &bob_key, Why::Send).await;
+            alice.durable().await?;
+            pushed
+        })?;
         if !outcome.is_done() {
             bail!("send {i}: {outcome:?}");
         }
@@ -352,12 +361,13 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
                 let agent = alice_agent.clone();
                 s.spawn(move || -> anyhow::Result<()> {
                     for i in 0..per {
-                        alice.session.send(
+                        let body = format!("burst {w} {i}").into_bytes();
+                        let _ = agent.block_on(agent.send_now(
+                            &alice,
                             &bob_key,
                             Kind::MESSAGE,
-                            format!("burst {w} {i}").into_bytes(),
-                        )?;
-                        let _ = agent.block_on(agent.push(&alice, &bob_key, Why::Send))?;
+                            body,
+                        ))?;
                     }
                     Ok(())
                 })

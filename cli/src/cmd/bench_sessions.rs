@@ -45,7 +45,7 @@ struct Report {
     pair_all_local_again_ms: f64,
     /// Send → committed in the sister's store, in the daemon's runtime.
     sister_send_us: Percentiles,
-    /// Of which: the sender's own append (signed, committed).
+    /// Of which: the sender's own append (signed, committed relaxed; the push then syncs it).
     sister_append_us: Percentiles,
     fsync_us: Percentiles,
     /// In place over synced zeros, as the session journal writes.
@@ -124,9 +124,15 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
     for i in 0..args.messages {
         let body = format!("sister message {i}").into_bytes();
         let t = Instant::now();
-        a.session.send(&b.key, Kind::MESSAGE, body)?;
+        // `Agent::send_now` in its stages: the relaxed append, then the push (which syncs it
+        // before the sister sees it) and the final sync.
+        a.session.send_relaxed(&b.key, Kind::MESSAGE, body)?;
         appended.push(t.elapsed().as_micros() as u64);
-        let outcome = rt.block_on(agent.push(&a, &b.key, Why::Send))?;
+        let outcome = rt.block_on(async {
+            let pushed = agent.push(&a, &b.key, Why::Send).await;
+            a.durable().await?;
+            pushed
+        })?;
         lat.push(t.elapsed().as_micros() as u64);
         if outcome != PushOutcome::Delivered {
             bail!("message {i} was not delivered in-process: {outcome:?}");

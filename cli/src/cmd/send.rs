@@ -11,7 +11,6 @@ use wire_log::{BODY_BYTES_MAX, Kind};
 
 use super::{Ctx, PeerJson};
 use crate::agent::PushOutcome;
-use crate::agent::push::Why;
 use crate::names::{Found, resolve};
 
 #[derive(Debug, clap::Args)]
@@ -189,15 +188,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         PeerState::Rejected => bail!("you rejected {}; nothing was sent", peer.handle),
     }
     let len = body.len();
-    let event = live.session.send(&peer.key, kind, body)?;
-    // Wake `tail --follow` for our own message too.
-    if let Ok(Some(position)) = live.session.store().last_position() {
-        live.appended.send_replace(position);
-    }
     let agent = ctx.agent.clone();
-    let outcome = ctx
+    let (event, outcome) = ctx
         .agent
-        .block_on(agent.push(&live, &peer.key, Why::Send))?;
+        .block_on(agent.send_now(&live, &peer.key, kind, body))?;
     let done = outcome.is_done();
     ctx.out.print(
         &Sent {
