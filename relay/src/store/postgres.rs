@@ -32,7 +32,10 @@ use super::{
 use crate::token::{CapId, SlotId, TokenHash};
 
 /// The schema migrations, in order: version `i + 1` is `MIGRATIONS[i]`.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_append_function.sql"),
+];
 /// Taken (per transaction) while migrating: "wire" in ASCII.
 const MIGRATION_LOCK: i64 = 0x7769_7265;
 /// Threads (and connections) for everything but appends.
@@ -64,20 +67,6 @@ impl Conn {
             prepared: HashMap::new(),
         }
     }
-}
-
-/// `sql` prepared on this connection, once.
-fn prepared(
-    txn: &mut Transaction<'_>,
-    cache: &mut HashMap<&'static str, Statement>,
-    sql: &'static str,
-) -> Result<Statement, StoreError> {
-    if let Some(s) = cache.get(sql) {
-        return Ok(s.clone());
-    }
-    let s = txn.prepare(sql).map_err(pg)?;
-    cache.insert(sql, s.clone());
-    Ok(s)
 }
 
 /// The PostgreSQL-backed store.
@@ -381,182 +370,109 @@ fn handles_delta(txn: &mut Transaction<'_>, slot: SlotId, delta: i32) -> Result<
     Ok(())
 }
 
-/// The appends of one group, in one transaction (see the module docs).
+/// The appends of one group, in one statement that is its own transaction (see
+/// `wire_append_v1` in `migrations/0002_append_function.sql`): one round trip, answered by
+/// the server only after the commit is flushed (`synchronous_commit = on`).
 fn append_group(
-    txn: &mut Transaction<'_>,
-    cache: &mut HashMap<&'static str, Statement>,
+    conn: &mut Conn,
     items: &[AppendItem],
     quotas: &Quotas,
     instance: &str,
 ) -> Result<Vec<AppendOutcome>, StoreError> {
-    struct Row {
-        owner: [u8; 32],
-        last_seq: u64,
-        blobs: u64,
-        bytes: u64,
-        touched: bool,
+    if items.is_empty() {
+        return Ok(Vec::new());
     }
-    let mut ids: Vec<[u8; 16]> = items.iter().map(|i| i.slot.0).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let id_params: Vec<&[u8]> = ids.iter().map(|i| &i[..]).collect();
-    let mut rows: HashMap<SlotId, Row> = HashMap::new();
-    let lock = prepared(
-        txn,
-        cache,
-        "SELECT id, owner, last_seq, blobs, bytes FROM slots WHERE id = ANY($1) \
-         ORDER BY id FOR UPDATE",
-    )?;
-    for r in txn.query(&lock, &[&id_params]).map_err(pg)? {
-        rows.insert(
-            SlotId(to_array(r.get(0))),
-            Row {
-                owner: to_array(r.get(1)),
-                last_seq: small(r.get(2)),
-                blobs: small(r.get(3)),
-                bytes: small(r.get(4)),
-                touched: false,
-            },
-        );
-    }
-    // Capabilities, read under a share lock so a revocation waits for this commit (decision (j)).
-    let cap_hashes: Vec<&[u8]> = items
-        .iter()
-        .filter_map(|i| match &i.credential {
-            Credential::Cap(h) => Some(&h.0[..]),
-            Credential::Owner(_) => None,
-        })
-        .collect();
-    let mut caps: HashMap<[u8; 32], SlotId> = HashMap::new();
-    if !cap_hashes.is_empty() {
-        let read = prepared(
-            txn,
-            cache,
-            "SELECT hash, slot FROM caps WHERE hash = ANY($1) FOR SHARE",
-        )?;
-        for r in txn.query(&read, &[&cap_hashes]).map_err(pg)? {
-            caps.insert(to_array(r.get(0)), SlotId(to_array(r.get(1))));
+    let stmt = match conn.prepared.get(APPEND_SQL) {
+        Some(s) => s.clone(),
+        None => {
+            let s = conn.client.prepare(APPEND_SQL).map_err(pg)?;
+            conn.prepared.insert(APPEND_SQL, s.clone());
+            s
         }
-    }
+    };
     let hashes: Vec<[u8; 32]> = items
         .iter()
         .map(|i| *blake3::hash(&i.blob).as_bytes())
         .collect();
-    // Blobs already held with the same bytes.
-    let mut known: HashMap<(SlotId, [u8; 32]), u64> = HashMap::new();
-    {
-        let slots: Vec<&[u8]> = items.iter().map(|i| &i.slot.0[..]).collect();
-        let hs: Vec<&[u8]> = hashes.iter().map(|h| &h[..]).collect();
-        let held = prepared(
-            txn,
-            cache,
-            "SELECT b.slot, b.hash, b.seq FROM blobs b \
-             JOIN unnest($1::bytea[], $2::bytea[]) AS q(slot, hash) \
-             ON b.slot = q.slot AND b.hash = q.hash",
-        )?;
-        for r in txn.query(&held, &[&slots, &hs]).map_err(pg)? {
-            known.insert(
-                (SlotId(to_array(r.get(0))), to_array(r.get(1))),
-                small(r.get(2)),
-            );
-        }
-    }
-    let mut outcomes = Vec::with_capacity(items.len());
-    let (mut ins_slot, mut ins_seq, mut ins_hash, mut ins_body) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut added_blobs, mut added_bytes) = (0u64, 0u64);
-    for (item, hash) in items.iter().zip(&hashes) {
-        let Some(row) = rows.get_mut(&item.slot) else {
-            outcomes.push(AppendOutcome::UnknownSlot);
-            continue;
-        };
-        let allowed = match item.credential {
-            Credential::Owner(h) => h.ct_eq(&TokenHash(row.owner)),
-            Credential::Cap(h) => caps.get(&h.0) == Some(&item.slot),
-        };
-        if !allowed {
-            outcomes.push(AppendOutcome::Unauthorized);
-            continue;
-        }
-        if let Some(seq) = known.get(&(item.slot, *hash)) {
-            outcomes.push(AppendOutcome::Duplicate { seq: *seq });
-            continue;
-        }
-        let len = item.blob.len() as u64;
-        if row.blobs + 1 > quotas.slot_blobs_max || row.bytes + len > quotas.slot_bytes_max {
-            outcomes.push(AppendOutcome::SlotFull {
-                blobs: row.blobs,
-                bytes: row.bytes,
-            });
-            continue;
-        }
-        row.last_seq += 1;
-        row.blobs += 1;
-        row.bytes += len;
-        row.touched = true;
-        let seq = row.last_seq;
-        known.insert((item.slot, *hash), seq);
-        ins_slot.push(&item.slot.0[..]);
-        ins_seq.push(big(seq));
-        ins_hash.push(&hash[..]);
-        ins_body.push(item.blob.as_ref());
-        added_blobs += 1;
-        added_bytes += len;
-        outcomes.push(AppendOutcome::Stored { seq });
-    }
-    if ins_slot.is_empty() {
-        return Ok(outcomes);
-    }
-    let insert = prepared(
-        txn,
-        cache,
-        "INSERT INTO blobs (slot, seq, hash, body) \
-         SELECT * FROM unnest($1::bytea[], $2::int8[], $3::bytea[], $4::bytea[]) \
-         ON CONFLICT (slot, hash) DO NOTHING",
-    )?;
-    let inserted = txn
-        .execute(&insert, &[&ins_slot, &ins_seq, &ins_hash, &ins_body])
+    let slots: Vec<&[u8]> = items.iter().map(|i| &i.slot.0[..]).collect();
+    let owners: Vec<Option<&[u8]>> = items
+        .iter()
+        .map(|i| match &i.credential {
+            Credential::Owner(h) => Some(&h.0[..]),
+            Credential::Cap(_) => None,
+        })
+        .collect();
+    let caps: Vec<Option<&[u8]>> = items
+        .iter()
+        .map(|i| match &i.credential {
+            Credential::Cap(h) => Some(&h.0[..]),
+            Credential::Owner(_) => None,
+        })
+        .collect();
+    let hs: Vec<&[u8]> = hashes.iter().map(|h| &h[..]).collect();
+    let lens: Vec<i64> = items.iter().map(|i| big(i.blob.len() as u64)).collect();
+    let bodies: Vec<&[u8]> = items.iter().map(|i| i.blob.as_ref()).collect();
+    let per_notify = i32::try_from(RANGES_PER_NOTIFY).unwrap_or(i32::MAX);
+    let rows = conn
+        .client
+        .query(
+            &stmt,
+            &[
+                &slots,
+                &owners,
+                &caps,
+                &hs,
+                &lens,
+                &bodies,
+                &big(quotas.slot_blobs_max),
+                &big(quotas.slot_bytes_max),
+                &shard(),
+                &CHANNEL,
+                &instance,
+                &per_notify,
+            ],
+        )
         .map_err(pg)?;
-    if inserted != ins_slot.len() as u64 {
-        // Every appender holds the slot's row lock, so no one else can have inserted these.
-        return Err(StoreError(
-            "an append raced another writer on a locked slot; nothing was stored, retry".into(),
-        ));
+    if rows.len() != items.len() {
+        return Err(StoreError(format!(
+            "the append function answered {} outcomes for {} items; nothing is known to be stored",
+            rows.len(),
+            items.len()
+        )));
     }
-    let (mut up_id, mut up_last, mut up_blobs, mut up_bytes) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (slot, row) in &rows {
-        if row.touched {
-            up_id.push(&slot.0[..]);
-            up_last.push(big(row.last_seq));
-            up_blobs.push(big(row.blobs));
-            up_bytes.push(big(row.bytes));
-        }
-    }
-    let update = prepared(
-        txn,
-        cache,
-        "UPDATE slots SET last_seq = v.last_seq, blobs = v.blobs, bytes = v.bytes \
-         FROM unnest($1::bytea[], $2::int8[], $3::int8[], $4::int8[]) \
-         AS v(id, last_seq, blobs, bytes) WHERE slots.id = v.id",
-    )?;
-    txn.execute(&update, &[&up_id, &up_last, &up_blobs, &up_bytes])
-        .map_err(pg)?;
-    // The totals and the wake-up of the other instances (delivered only if this commits), in
-    // one statement.
-    let count_and_notify = prepared(
-        txn,
-        cache,
-        "WITH c AS (UPDATE counters SET blobs = blobs + $1, bytes = bytes + $2 RETURNING 1) \
-         SELECT pg_notify($3, p) FROM c, unnest($4::text[]) AS p",
-    )?;
-    let payloads = notify_payloads(instance, items, &outcomes);
-    txn.query(
-        &count_and_notify,
-        &[&big(added_blobs), &big(added_bytes), &CHANNEL, &payloads],
-    )
-    .map_err(pg)?;
-    Ok(outcomes)
+    rows.iter()
+        .map(|r| {
+            let seq = small(r.get(1));
+            Ok(match r.get::<_, i16>(0) {
+                0 => AppendOutcome::Stored { seq },
+                1 => AppendOutcome::Duplicate { seq },
+                2 => AppendOutcome::UnknownSlot,
+                3 => AppendOutcome::Unauthorized,
+                4 => AppendOutcome::SlotFull {
+                    blobs: small(r.get(2)),
+                    bytes: small(r.get(3)),
+                },
+                other => {
+                    return Err(StoreError(format!(
+                        "the append function answered an unknown outcome {other}"
+                    )));
+                }
+            })
+        })
+        .collect()
+}
+
+/// The call of one group's appends.
+const APPEND_SQL: &str = "SELECT outcome, seq, held_blobs, held_bytes FROM \
+     wire_append_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+/// Rows of `counters` (migration 0002): each writer adds to one picked at random.
+const SHARDS: u32 = 64;
+
+fn shard() -> i32 {
+    let mut b = [0u8; 4];
+    rand::fill(&mut b[..]);
+    i32::try_from(u32::from_le_bytes(b) % SHARDS + 1).unwrap_or(1)
 }
 
 fn page(rows: &[postgres::Row], limit: usize, bytes_max: usize) -> Vec<(u64, Bytes)> {
@@ -579,30 +495,6 @@ fn page(rows: &[postgres::Row], limit: usize, bytes_max: usize) -> Vec<(u64, Byt
 /// Rows to fetch for a page of at most `limit`.
 fn fetch_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-/// `instance;slot:first:last;…`: the seq range each slot got in one group, in chunks.
-fn notify_payloads(
-    instance: &str,
-    items: &[AppendItem],
-    outcomes: &[AppendOutcome],
-) -> Vec<String> {
-    let mut ranges: HashMap<SlotId, (u64, u64)> = HashMap::new();
-    for (item, outcome) in items.iter().zip(outcomes) {
-        if let AppendOutcome::Stored { seq } = outcome {
-            let r = ranges.entry(item.slot).or_insert((*seq, *seq));
-            r.0 = r.0.min(*seq);
-            r.1 = r.1.max(*seq);
-        }
-    }
-    let ranges: Vec<String> = ranges
-        .iter()
-        .map(|(slot, (first, last))| format!("{}:{first}:{last}", hex::encode(slot.0)))
-        .collect();
-    ranges
-        .chunks(RANGES_PER_NOTIFY)
-        .map(|chunk| format!("{instance};{}", chunk.join(";")))
-        .collect()
 }
 
 /// The ranges of a notification from another instance (`None`: ours, or not understood).
@@ -737,7 +629,7 @@ impl BlobStore for PgStore {
             if n == 0 {
                 return Err(StoreError("slot id collision".into()));
             }
-            txn.execute("UPDATE counters SET slots = slots + 1", &[])
+            txn.execute("UPDATE counters SET slots = slots + 1 WHERE id = $1", &[&shard()])
                 .map_err(pg)?;
             Ok(())
         })
@@ -820,10 +712,7 @@ impl BlobStore for PgStore {
         let quotas = self.quotas.clone();
         let instance = self.instance.clone();
         self.run(&self.appends, move |conn| {
-            let mut txn = conn.client.transaction().map_err(pg)?;
-            let outcomes = append_group(&mut txn, &mut conn.prepared, &items, &quotas, &instance)?;
-            txn.commit().map_err(pg)?;
-            Ok(outcomes)
+            append_group(conn, &items, &quotas, &instance)
         })
     }
 
@@ -891,9 +780,8 @@ impl BlobStore for PgStore {
                 )
                 .map_err(pg)?;
                 txn.execute(
-                    "UPDATE counters SET blobs = greatest(blobs - $1, 0), \
-                     bytes = greatest(bytes - $2, 0)",
-                    &[&big(removed), &big(removed_bytes)],
+                    "UPDATE counters SET blobs = blobs - $1, bytes = bytes - $2 WHERE id = $3",
+                    &[&big(removed), &big(removed_bytes), &shard()],
                 )
                 .map_err(pg)?;
             }
@@ -910,7 +798,8 @@ impl BlobStore for PgStore {
         self.call(move |txn, _| {
             let r = txn
                 .query_one(
-                    "SELECT slots, blobs, bytes, handles, intros FROM counters",
+                    "SELECT sum(slots)::int8, sum(blobs)::int8, sum(bytes)::int8, \
+                     sum(handles)::int8, sum(intros)::int8 FROM counters",
                     &[],
                 )
                 .map_err(pg)?;
@@ -946,7 +835,10 @@ impl BlobStore for PgStore {
                 .map_err(pg)?;
             if inserted == 1 {
                 handles_delta(txn, record.slot, 1)?;
-                txn.execute("UPDATE counters SET handles = handles + 1", &[])
+                txn.execute(
+                    "UPDATE counters SET handles = handles + 1 WHERE id = $1",
+                    &[&shard()],
+                )
                     .map_err(pg)?;
                 return Ok(ClaimOutcome::Claimed);
             }
@@ -1031,8 +923,8 @@ impl BlobStore for PgStore {
             }
             handles_delta(txn, slot, -1)?;
             txn.execute(
-                "UPDATE counters SET handles = greatest(handles - 1, 0)",
-                &[],
+                "UPDATE counters SET handles = handles - 1 WHERE id = $1",
+                &[&shard()],
             )
             .map_err(pg)?;
             Ok(true)
@@ -1087,7 +979,10 @@ impl BlobStore for PgStore {
             if previous.is_some() {
                 Ok(IntroOutcome::Replaced { seq })
             } else {
-                txn.execute("UPDATE counters SET intros = intros + 1", &[])
+                txn.execute(
+                    "UPDATE counters SET intros = intros + 1 WHERE id = $1",
+                    &[&shard()],
+                )
                     .map_err(pg)?;
                 Ok(IntroOutcome::Queued { seq })
             }
@@ -1149,8 +1044,8 @@ impl BlobStore for PgStore {
                 )
                 .map_err(pg)?;
                 txn.execute(
-                    "UPDATE counters SET intros = greatest(intros - $1, 0)",
-                    &[&big(removed)],
+                    "UPDATE counters SET intros = intros - $1 WHERE id = $2",
+                    &[&big(removed), &shard()],
                 )
                 .map_err(pg)?;
             }
