@@ -33,6 +33,10 @@ CREATE TABLE rate_buckets (
 -- assigned by one transaction at a time per slot, without a gap, and a blob stored by
 -- another instance a moment ago is found by its hash. The insert's ON CONFLICT would catch
 -- anything that slipped past, and then nothing of the group is stored.
+-- There is no NOTIFY in here: a transaction that notifies holds a lock on the notification
+-- queue of the whole cluster from before its commit until after its WAL flush, which would
+-- serialise the commits (and fsyncs) of every instance. The caller announces what this
+-- stored once it has committed, from a connection of its own (relay/src/store/postgres.rs).
 CREATE FUNCTION wire_append_v1(
     i_slot bytea[],
     i_owner bytea[],
@@ -42,10 +46,7 @@ CREATE FUNCTION wire_append_v1(
     i_body bytea[],
     blobs_max bigint,
     bytes_max bigint,
-    shard integer,
-    channel text,
-    instance text,
-    ranges_per_notify integer
+    shard integer
 ) RETURNS TABLE (outcome smallint, seq bigint, held_blobs bigint, held_bytes bigint)
 LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
@@ -67,11 +68,9 @@ DECLARE
     up_last bigint[] := '{}';
     up_blobs bigint[] := '{}';
     up_bytes bigint[] := '{}';
-    ranges text[] := '{}';
     add_blobs bigint := 0;
     add_bytes bigint := 0;
     k bigint;
-    i integer;
 BEGIN
     IF n = 0 THEN
         RETURN;
@@ -102,7 +101,6 @@ BEGIN
                 up_last := array_append(up_last, c_last);
                 up_blobs := array_append(up_blobs, c_blobs);
                 up_bytes := array_append(up_bytes, c_bytes);
-                ranges := array_append(ranges, encode(cur, 'hex') || ':' || c_first || ':' || c_last);
             END IF;
             cur := r.slot;
             c_last := r.last_seq;
@@ -149,7 +147,6 @@ BEGIN
         up_last := array_append(up_last, c_last);
         up_blobs := array_append(up_blobs, c_blobs);
         up_bytes := array_append(up_bytes, c_bytes);
-        ranges := array_append(ranges, encode(cur, 'hex') || ':' || c_first || ':' || c_last);
     END IF;
     IF add_blobs > 0 THEN
         INSERT INTO blobs (slot, seq, hash, body)
@@ -167,13 +164,6 @@ BEGIN
         WHERE slots.id = v.id;
         UPDATE counters SET blobs = blobs + add_blobs, bytes = bytes + add_bytes
         WHERE id = shard;
-        -- Delivered to the other instances' listeners only if this commits.
-        i := 1;
-        WHILE i <= array_length(ranges, 1) LOOP
-            PERFORM pg_notify(channel, instance || ';'
-                || array_to_string(ranges[i : i + ranges_per_notify - 1], ';'));
-            i := i + ranges_per_notify;
-        END LOOP;
     END IF;
     RETURN QUERY SELECT * FROM unnest(res_kind, res_seq, res_blobs, res_bytes);
 END;

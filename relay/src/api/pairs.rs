@@ -13,8 +13,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiResult, check_length, limited, read_body, source_of};
-use crate::app::App;
+use super::{ApiResult, check_length, limited, read_body, source_of, take_limit};
+use crate::app::{App, LimitKey};
+use crate::limits::Limit;
 use crate::error::ApiError;
 use crate::pairs::{Cell, PAIR_CELL_BYTES_MAX, PairError, Written};
 
@@ -79,7 +80,13 @@ pub(super) async fn put_cell(
             join: false,
             index: 0,
         })
-        && let Err(wait) = app.limiters.slots.take(&source_of(&req))
+        && let Err(wait) = take_limit(
+            &app,
+            Limit::Slots,
+            LimitKey::Source(source_of(&req)),
+            false,
+        )
+        .await?
     {
         return Err(limited(
             &app,

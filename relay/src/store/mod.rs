@@ -213,6 +213,32 @@ pub trait BlobStore: Send + Sync + 'static {
         Ok(())
     }
 
+    /// How many [`append`](Self::append) calls may run at once (each its own transaction).
+    /// The committer runs that many groups in flight. redb has one writer: 1.
+    fn append_lanes(&self) -> usize {
+        1
+    }
+
+    /// Whether [`take_token`](Self::take_token) draws on buckets every instance on this store
+    /// shares (PostgreSQL). When not (redb: one process), each relay counts in its own memory.
+    fn shares_rate_limits(&self) -> bool {
+        false
+    }
+
+    /// Takes one token from the shared bucket of (`limit`, `key`) at `rate` (or, with `peek`,
+    /// only says whether one could be taken): `Ok(Err(secs))` when empty, `secs` until a
+    /// token is back. Only called when [`shares_rate_limits`](Self::shares_rate_limits).
+    fn take_token(
+        &self,
+        limit: u8,
+        key: &[u8],
+        rate: crate::limits::Rate,
+        peek: bool,
+    ) -> Result<Result<(), u64>, StoreError> {
+        let _ = (limit, key, rate, peek);
+        Ok(Ok(()))
+    }
+
     fn create_slot(&self, slot: SlotId, owner: TokenHash, now_ms: u64) -> Result<(), StoreError>;
     fn slot_info(&self, slot: SlotId) -> Result<Option<SlotInfo>, StoreError>;
     /// The slot a capability appends to, if it is live.

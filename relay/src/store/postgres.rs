@@ -16,7 +16,7 @@
 //! (instances starting together apply it once); a database newer than this build is refused.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -29,6 +29,7 @@ use super::{
     AckOutcome, AppendItem, AppendOutcome, BlobStore, ClaimOutcome, Credential, HandleRecord,
     IntroOutcome, MintOutcome, Page, Quotas, SlotInfo, StoreError, Totals, Wake, Wanted,
 };
+use crate::limits::{Rate, wait_secs};
 use crate::token::{CapId, SlotId, TokenHash};
 
 /// The schema migrations, in order: version `i + 1` is `MIGRATIONS[i]`.
@@ -40,12 +41,16 @@ const MIGRATIONS: &[&str] = &[
 const MIGRATION_LOCK: i64 = 0x7769_7265;
 /// Threads (and connections) for everything but appends.
 const WORKERS: usize = 4;
+/// Threads (and connections) for appends: groups in flight at once (`BlobStore::append_lanes`).
+const APPEND_LANES: usize = 2;
 /// Calls waiting for a worker before the caller blocks.
 const QUEUE_MAX: usize = 1024;
 /// The channel appends are announced on, after their commit (see [`notify_payloads`]).
 const CHANNEL: &str = "wire_appends";
 /// Slot ranges in one notification (PostgreSQL takes up to 8,000 bytes of payload).
 const RANGES_PER_NOTIFY: usize = 64;
+/// Groups' announcements waiting for the notifier before new ones are dropped.
+const NOTIFY_QUEUE: usize = 4096;
 /// How often the listener looks at `stopping` when nothing arrives.
 const LISTEN_POLL: Duration = Duration::from_millis(250);
 /// Blobs the listener reads at a time for a wake-up.
@@ -83,6 +88,10 @@ pub struct PgStore {
     secret_url: String,
     /// Set when the store is dropped: the listener stops within [`LISTEN_POLL`].
     stopping: Arc<AtomicBool>,
+    /// What committed appends stored, to the notifier thread (see [`notifier`]).
+    notify: Option<SyncSender<Vec<String>>>,
+    /// Announcements dropped because the notifier was [`NOTIFY_QUEUE`] groups behind.
+    notify_dropped: AtomicU64,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -217,6 +226,50 @@ fn worker(
         .map_err(|e| StoreError(format!("cannot start a storage thread: {e}")))
 }
 
+/// The thread that announces committed appends to the other instances (`NOTIFY`), on a
+/// connection of its own with `synchronous_commit = off`. Not inside the append transaction:
+/// a transaction that notifies holds the cluster-wide lock on the notification queue from
+/// before its commit until after its WAL flush, so every instance's commits would queue
+/// behind each other's fsyncs. Here the appends are durable already; the notifying
+/// transaction writes nothing worth waiting for, and what is waiting is sent in one statement.
+/// Announcements are hints: one lost (the connection broke) delays a stream elsewhere until
+/// its next wake-up, never loses a blob (invariant 53).
+fn notifier(
+    url: String,
+    shown: String,
+    rx: Receiver<Vec<String>>,
+) -> Result<JoinHandle<()>, StoreError> {
+    std::thread::Builder::new()
+        .name("wire-relay-pg-notify".into())
+        .spawn(move || {
+            let mut conn: Option<Client> = None;
+            while let Ok(first) = rx.recv() {
+                let mut payloads = first;
+                while payloads.len() < 4096 {
+                    match rx.try_recv() {
+                        Ok(more) => payloads.extend(more),
+                        Err(_) => break,
+                    }
+                }
+                if conn.as_ref().is_none_or(Client::is_closed) {
+                    conn = connect(&url, &shown)
+                        .and_then(|mut c| {
+                            c.batch_execute("SET synchronous_commit = off").map_err(pg)?;
+                            Ok(c)
+                        })
+                        .ok();
+                }
+                if let Some(c) = conn.as_mut() {
+                    let _ = c.execute(
+                        "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+                        &[&CHANNEL, &payloads],
+                    );
+                }
+            }
+        })
+        .map_err(|e| StoreError(format!("cannot start the notifier thread: {e}")))
+}
+
 impl PgStore {
     /// Connects to `url`, applies the schema migrations and starts the connection threads.
     pub fn open(url: &str, quotas: Quotas) -> Result<PgStore, StoreError> {
@@ -228,7 +281,7 @@ impl PgStore {
             let mut first = connect(&url_owned, &shown_owned)?;
             migrate(&mut first, &shown_owned)?;
             let mut all = vec![first];
-            for _ in 0..WORKERS {
+            for _ in 1..APPEND_LANES + WORKERS {
                 all.push(connect(&url_owned, &shown_owned)?);
             }
             Ok(all)
@@ -242,13 +295,15 @@ impl PgStore {
         let call_rx = Arc::new(Mutex::new(call_rx));
         let mut threads = Vec::new();
         for (i, client) in clients.by_ref().enumerate() {
-            let (name, rx) = if i == 0 {
-                ("wire-relay-pg-append".to_owned(), append_rx.clone())
+            let (name, rx) = if i < APPEND_LANES {
+                (format!("wire-relay-pg-append-{i}"), append_rx.clone())
             } else {
                 (format!("wire-relay-pg-{i}"), call_rx.clone())
             };
             threads.push(worker(name, url.to_owned(), shown.clone(), client, rx)?);
         }
+        let (notify_tx, notify_rx) = sync_channel::<Vec<String>>(NOTIFY_QUEUE);
+        threads.push(notifier(url.to_owned(), shown.clone(), notify_rx)?);
         let mut id = [0u8; 8];
         rand::fill(&mut id[..]);
         Ok(PgStore {
@@ -260,6 +315,8 @@ impl PgStore {
             instance: hex::encode(id),
             secret_url: url.to_owned(),
             stopping: Arc::new(AtomicBool::new(false)),
+            notify: Some(notify_tx),
+            notify_dropped: AtomicU64::new(0),
         })
     }
 
@@ -309,6 +366,7 @@ impl Drop for PgStore {
         self.stopping.store(true, Ordering::Relaxed);
         self.appends = None;
         self.calls = None;
+        self.notify = None;
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -377,7 +435,6 @@ fn append_group(
     conn: &mut Conn,
     items: &[AppendItem],
     quotas: &Quotas,
-    instance: &str,
 ) -> Result<Vec<AppendOutcome>, StoreError> {
     if items.is_empty() {
         return Ok(Vec::new());
@@ -412,7 +469,6 @@ fn append_group(
     let hs: Vec<&[u8]> = hashes.iter().map(|h| &h[..]).collect();
     let lens: Vec<i64> = items.iter().map(|i| big(i.blob.len() as u64)).collect();
     let bodies: Vec<&[u8]> = items.iter().map(|i| i.blob.as_ref()).collect();
-    let per_notify = i32::try_from(RANGES_PER_NOTIFY).unwrap_or(i32::MAX);
     let rows = conn
         .client
         .query(
@@ -427,9 +483,6 @@ fn append_group(
                 &big(quotas.slot_blobs_max),
                 &big(quotas.slot_bytes_max),
                 &shard(),
-                &CHANNEL,
-                &instance,
-                &per_notify,
             ],
         )
         .map_err(pg)?;
@@ -464,7 +517,7 @@ fn append_group(
 
 /// The call of one group's appends.
 const APPEND_SQL: &str = "SELECT outcome, seq, held_blobs, held_bytes FROM \
-     wire_append_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+     wire_append_v1($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// Rows of `counters` (migration 0002): each writer adds to one picked at random.
 const SHARDS: u32 = 64;
@@ -497,6 +550,30 @@ fn fetch_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
+/// `instance;slot:first:last;…`: the seq range each slot got in one group, in chunks.
+fn notify_payloads(
+    instance: &str,
+    items: &[AppendItem],
+    outcomes: &[AppendOutcome],
+) -> Vec<String> {
+    let mut ranges: HashMap<SlotId, (u64, u64)> = HashMap::new();
+    for (item, outcome) in items.iter().zip(outcomes) {
+        if let AppendOutcome::Stored { seq } = outcome {
+            let r = ranges.entry(item.slot).or_insert((*seq, *seq));
+            r.0 = r.0.min(*seq);
+            r.1 = r.1.max(*seq);
+        }
+    }
+    let ranges: Vec<String> = ranges
+        .iter()
+        .map(|(slot, (first, last))| format!("{}:{first}:{last}", hex::encode(slot.0)))
+        .collect();
+    ranges
+        .chunks(RANGES_PER_NOTIFY)
+        .map(|chunk| format!("{instance};{}", chunk.join(";")))
+        .collect()
+}
+
 /// The ranges of a notification from another instance (`None`: ours, or not understood).
 fn parse_payload(ours: &str, payload: &str) -> Option<Vec<(SlotId, u64, u64)>> {
     let mut parts = payload.split(';');
@@ -512,6 +589,77 @@ fn parse_payload(ours: &str, payload: &str) -> Option<Vec<(SlotId, u64, u64)>> {
         out.push((slot, first, last));
     }
     Some(out)
+}
+
+/// The tokens a bucket holds at the database's clock (`$3` burst, `$4` per second), from its
+/// row `b` and the time `now.ms`.
+const REFILLED: &str = "least($3::float8, b.tokens + \
+     greatest(now.ms - b.at_ms, 0)::float8 / 1000.0 * $4::float8)";
+
+/// One token of a shared bucket, in one statement (its own transaction): the row is created
+/// full less one, or refilled to the database's clock and spent when a whole token is there.
+/// `taken` says which. Now and then, rows that have refilled entirely are deleted.
+fn take_token(
+    client: &mut Client,
+    limit: i16,
+    key: &[u8],
+    rate: Rate,
+    peek: bool,
+) -> Result<Result<(), u64>, StoreError> {
+    let now = "(SELECT (extract(epoch FROM statement_timestamp()) * 1000)::int8 AS ms) AS now";
+    let (burst, per_second) = (rate.burst, rate.per_second);
+    if peek {
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT {REFILLED} FROM rate_buckets b, {now} \
+                     WHERE b.limit_id = $1 AND b.key = $2"
+                ),
+                &[&limit, &key, &burst, &per_second],
+            )
+            .map_err(pg)?;
+        let tokens: f64 = row.map_or(burst, |r| r.get(0));
+        return Ok(if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(wait_secs(tokens, rate))
+        });
+    }
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO rate_buckets AS b (limit_id, key, tokens, at_ms, taken) \
+                 SELECT $1, $2, greatest($3::float8 - 1, 0), now.ms, $3::float8 >= 1 FROM {now} \
+                 ON CONFLICT (limit_id, key) DO UPDATE SET \
+                 tokens = (SELECT CASE WHEN r.t >= 1 THEN r.t - 1 ELSE r.t END FROM \
+                     (SELECT {REFILLED} AS t FROM {now}) AS r), \
+                 taken = (SELECT {REFILLED} >= 1 FROM {now}), \
+                 at_ms = greatest(EXCLUDED.at_ms, b.at_ms) \
+                 RETURNING taken, tokens"
+            ),
+            &[&limit, &key, &burst, &per_second],
+        )
+        .map_err(pg)?;
+    let (taken, tokens): (bool, f64) = (row.get(0), row.get(1));
+    // About one take in 256 sweeps the buckets of this limit that are full again.
+    let mut dice = [0u8; 1];
+    rand::fill(&mut dice[..]);
+    if dice[0] == 0 {
+        let full_ms = (burst / per_second.max(f64::MIN_POSITIVE) * 1000.0).ceil();
+        let full_ms = if full_ms.is_finite() { full_ms as i64 } else { i64::MAX };
+        client
+            .execute(
+                "DELETE FROM rate_buckets WHERE limit_id = $1 AND at_ms < \
+                 (extract(epoch FROM statement_timestamp()) * 1000)::int8 - $2",
+                &[&limit, &full_ms],
+            )
+            .map_err(pg)?;
+    }
+    Ok(if taken {
+        Ok(())
+    } else {
+        Err(wait_secs(tokens, rate))
+    })
 }
 
 /// The listener: `LISTEN`s on [`CHANNEL`] and hands `wake` what other instances stored in
@@ -556,18 +704,26 @@ fn listen(
             };
             continue;
         };
+        // Wait for one notification (or LISTEN_POLL), then take whatever else has arrived
+        // without waiting, and serve them at once.
         let mut payloads = Vec::new();
         {
+            use postgres::fallible_iterator::FallibleIterator;
             let mut notes = c.notifications();
-            let mut iter = notes.timeout_iter(LISTEN_POLL);
-            loop {
-                match postgres::fallible_iterator::FallibleIterator::next(&mut iter) {
-                    Ok(Some(n)) => payloads.push(n.payload().to_owned()),
-                    Ok(None) => break,
-                    Err(_) => break,
-                }
-                if payloads.len() >= 1024 {
-                    break;
+            let first = notes
+                .timeout_iter(LISTEN_POLL)
+                .next()
+                .ok()
+                .flatten()
+                .map(|n| n.payload().to_owned());
+            if let Some(first) = first {
+                payloads.push(first);
+                let mut pending = notes.iter();
+                while payloads.len() < 1024 {
+                    match pending.next() {
+                        Ok(Some(n)) => payloads.push(n.payload().to_owned()),
+                        Ok(None) | Err(_) => break,
+                    }
                 }
             }
         }
@@ -602,6 +758,27 @@ fn listen(
 }
 
 impl BlobStore for PgStore {
+    fn append_lanes(&self) -> usize {
+        APPEND_LANES
+    }
+
+    fn shares_rate_limits(&self) -> bool {
+        true
+    }
+
+    fn take_token(
+        &self,
+        limit: u8,
+        key: &[u8],
+        rate: Rate,
+        peek: bool,
+    ) -> Result<Result<(), u64>, StoreError> {
+        let key = key.to_vec();
+        self.run(&self.calls, move |conn| {
+            take_token(&mut conn.client, i16::from(limit), &key, rate, peek)
+        })
+    }
+
     fn watch_others(&self, wake: Wake, wanted: Wanted) -> Result<(), StoreError> {
         let (url, shown, ours, stopping) = (
             self.secret_url.clone(),
@@ -711,9 +888,21 @@ impl BlobStore for PgStore {
         let items = items.to_vec();
         let quotas = self.quotas.clone();
         let instance = self.instance.clone();
-        self.run(&self.appends, move |conn| {
-            append_group(conn, &items, &quotas, &instance)
-        })
+        let notify = self.notify.clone();
+        let outcomes = self.run(&self.appends, move |conn| {
+            append_group(conn, &items, &quotas).map(|o| (o, items))
+        });
+        let (outcomes, items) = outcomes?;
+        // Committed: now the other instances may hear of it.
+        if let Some(tx) = notify {
+            let payloads = notify_payloads(&instance, &items, &outcomes);
+            if !payloads.is_empty() && tx.try_send(payloads).is_err() {
+                // The notifier is this far behind: the streams elsewhere catch up at their
+                // next wake-up (a gap is read from storage, invariant 53).
+                self.notify_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(outcomes)
     }
 
     fn read_after(
