@@ -203,9 +203,7 @@ impl App {
             return Ok(Ok(()));
         }
         if self.store.shares_rate_limits() {
-            return self
-                .store
-                .take_token(limit as u8, &key.bytes(), rate, peek);
+            return self.store.take_token(limit as u8, &key.bytes(), rate, peek);
         }
         Ok(match (self.limiters.of(limit), key) {
             (LimiterRef::Source(l), LimitKey::Source(s)) if peek => l.would_take(s),
@@ -297,10 +295,11 @@ impl App {
         let hub = Hub::new(config.hub, metrics.clone());
         let (committer, thread) = Committer::start(store.clone(), hub.clone(), metrics.clone());
         // Appends through other instances on a shared database wake the streams held here.
-        let (wake_hub, wanted_hub) = (hub.clone(), hub.clone());
+        let (wake_hub, wanted_hub, watched_hub) = (hub.clone(), hub.clone(), hub.clone());
         let watched = store.watch_others(
             Arc::new(move |stored| wake_hub.publish(stored)),
             Arc::new(move |slot| wanted_hub.has_subscribers(slot)),
+            Arc::new(move || watched_hub.subscribed_slots()),
         );
         if let Err(e) = watched {
             eprintln!(

@@ -44,7 +44,11 @@ pub(super) async fn bench(args: &Args, server: &str, root: &Path) -> anyhow::Res
         &format!("{} / {}", us(rt50), us(rt99)),
         "",
     );
-    let (c50, c99) = durable_commit(server, &format!("wire_bench_{}_floor", std::process::id()), 500)?;
+    let (c50, c99) = durable_commit(
+        server,
+        &format!("wire_bench_{}_floor", std::process::id()),
+        500,
+    )?;
     row(
         "floor: a one-row INSERT committed durably (autocommit, synchronous_commit = on), one client (p50 / p99 of 500)",
         &format!("{} / {}", us(c50), us(c99)),

@@ -333,10 +333,7 @@ pub(super) async fn leave_intro(
     let intro = match Intro::decode(&body) {
         Ok(i) => i,
         Err(e) => {
-            return Err(junk(
-                &app,
-                ApiError::bad_request("bad_intro", e.to_string()),
-            ).await);
+            return Err(junk(&app, ApiError::bad_request("bad_intro", e.to_string())).await);
         }
     };
     let expected = format!("{nick}@{}", app.config.domain);
@@ -348,7 +345,8 @@ pub(super) async fn leave_intro(
                 "wrong_target",
                 format!("the intro is addressed to {:?}, not {expected:?}", intro.to),
             ),
-        ).await);
+        )
+        .await);
     }
     let now = now_ms();
     if intro.ts_ms.abs_diff(now) > app.config.intro_skew_ms {
@@ -373,8 +371,13 @@ pub(super) async fn leave_intro(
         app.metrics.intros_refused.fetch_add(1, Relaxed);
         return Err(limited(&app, wait, "too many intros from your address"));
     }
-    if let Err(wait) =
-        take_limit(&app, Limit::IntroTargets, LimitKey::Handle(nick.clone()), false).await?
+    if let Err(wait) = take_limit(
+        &app,
+        Limit::IntroTargets,
+        LimitKey::Handle(nick.clone()),
+        false,
+    )
+    .await?
     {
         app.metrics.intros_refused.fetch_add(1, Relaxed);
         return Err(limited(

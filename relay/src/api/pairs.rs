@@ -15,8 +15,8 @@ use serde_json::json;
 
 use super::{ApiResult, check_length, limited, read_body, source_of, take_limit};
 use crate::app::{App, LimitKey};
-use crate::limits::Limit;
 use crate::error::ApiError;
+use crate::limits::Limit;
 use crate::pairs::{Cell, PAIR_CELL_BYTES_MAX, PairError, Written};
 
 fn parse_slot(slot: &str) -> Result<[u8; 16], ApiError> {
@@ -80,13 +80,8 @@ pub(super) async fn put_cell(
             join: false,
             index: 0,
         })
-        && let Err(wait) = take_limit(
-            &app,
-            Limit::Slots,
-            LimitKey::Source(source_of(&req)),
-            false,
-        )
-        .await?
+        && let Err(wait) =
+            take_limit(&app, Limit::Slots, LimitKey::Source(source_of(&req)), false).await?
     {
         return Err(limited(
             &app,

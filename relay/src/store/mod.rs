@@ -9,7 +9,7 @@ mod log;
 mod postgres;
 mod redb;
 
-pub use self::postgres::{PgStore, redact};
+pub use self::postgres::{LISTENER_NAME, PgStore, redact};
 pub use self::redb::{LOG_BYTES, RedbStore};
 
 use std::sync::Arc;
@@ -202,14 +202,18 @@ pub struct StoreError(pub String);
 pub type Wake = Arc<dyn Fn(&[(SlotId, u64, Bytes)]) + Send + Sync>;
 /// Whether anyone here waits for a slot's new blobs (the others are not read).
 pub type Wanted = Arc<dyn Fn(SlotId) -> bool + Send + Sync>;
+/// Every slot someone streams here now.
+pub type Watched = Arc<dyn Fn() -> Vec<SlotId> + Send + Sync>;
 
 /// Storage for slots, capabilities, blobs, the handle directory and intro queues.
 pub trait BlobStore: Send + Sync + 'static {
     /// Starts handing `wake` the blobs that other processes append to this store (relay
     /// instances sharing a database), for the slots `wanted` names. A store that only this
     /// process writes (redb: one writer per file) has no one else's appends, and does nothing.
-    fn watch_others(&self, wake: Wake, wanted: Wanted) -> Result<(), StoreError> {
-        let _ = (wake, wanted);
+    /// Whenever that watch (re)starts, it hands `wake` the newest blob of every slot in
+    /// `watched`, so that a stream whose wake-ups were lost meanwhile reads what it missed.
+    fn watch_others(&self, wake: Wake, wanted: Wanted, watched: Watched) -> Result<(), StoreError> {
+        let _ = (wake, wanted, watched);
         Ok(())
     }
 

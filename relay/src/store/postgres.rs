@@ -27,7 +27,7 @@ use postgres::{Client, NoTls, Statement, Transaction};
 
 use super::{
     AckOutcome, AppendItem, AppendOutcome, BlobStore, ClaimOutcome, Credential, HandleRecord,
-    IntroOutcome, MintOutcome, Page, Quotas, SlotInfo, StoreError, Totals, Wake, Wanted,
+    IntroOutcome, MintOutcome, Page, Quotas, SlotInfo, StoreError, Totals, Wake, Wanted, Watched,
 };
 use crate::limits::{Rate, wait_secs};
 use crate::token::{CapId, SlotId, TokenHash};
@@ -254,7 +254,8 @@ fn notifier(
                 if conn.as_ref().is_none_or(Client::is_closed) {
                     conn = connect(&url, &shown)
                         .and_then(|mut c| {
-                            c.batch_execute("SET synchronous_commit = off").map_err(pg)?;
+                            c.batch_execute("SET synchronous_commit = off")
+                                .map_err(pg)?;
                             Ok(c)
                         })
                         .ok();
@@ -646,7 +647,11 @@ fn take_token(
     rand::fill(&mut dice[..]);
     if dice[0] == 0 {
         let full_ms = (burst / per_second.max(f64::MIN_POSITIVE) * 1000.0).ceil();
-        let full_ms = if full_ms.is_finite() { full_ms as i64 } else { i64::MAX };
+        let full_ms = if full_ms.is_finite() {
+            full_ms as i64
+        } else {
+            i64::MAX
+        };
         client
             .execute(
                 "DELETE FROM rate_buckets WHERE limit_id = $1 AND at_ms < \
@@ -662,10 +667,29 @@ fn take_token(
     })
 }
 
+/// The `application_name` of the listener's connection (operators and the tests find it so).
+pub const LISTENER_NAME: &str = "wire-relay-listen";
+
+/// The newest blob of every slot streamed here, to the hub (see [`listen`]).
+fn catch_up(c: &mut Client, wake: &Wake, watched: &Watched) {
+    for slot in watched() {
+        let Ok(row) = c.query_opt(
+            "SELECT seq, body FROM blobs WHERE slot = $1 ORDER BY seq DESC LIMIT 1",
+            &[&&slot.0[..]],
+        ) else {
+            // The connection broke again: the next reconnect catches up.
+            return;
+        };
+        if let Some(r) = row {
+            wake(&[(slot, small(r.get(0)), Bytes::copy_from_slice(r.get(1)))]);
+        }
+    }
+}
+
 /// The listener: `LISTEN`s on [`CHANNEL`] and hands `wake` what other instances stored in
 /// slots that someone here streams, read back in pages. Reconnects (every second) when the
-/// connection breaks; wake-ups sent while it was down are lost, and a stream catches up at
-/// its next wake-up (the gap is read from storage) or when its client reconnects.
+/// connection breaks; the wake-ups sent while it was down are lost, so on every connect it
+/// wakes every stream here with its slot's newest blob ([`catch_up`]).
 fn listen(
     url: String,
     shown: String,
@@ -673,6 +697,7 @@ fn listen(
     stopping: Arc<AtomicBool>,
     wake: Wake,
     wanted: Wanted,
+    watched: Watched,
 ) {
     let mut client: Option<Client> = None;
     // Said once per outage, not once per retry.
@@ -680,14 +705,22 @@ fn listen(
     while !stopping.load(Ordering::Relaxed) {
         let Some(c) = client.as_mut().filter(|c| !c.is_closed()) else {
             client = match connect(&url, &shown).and_then(|mut c| {
-                c.batch_execute(&format!("LISTEN {CHANNEL}")).map_err(pg)?;
+                c.batch_execute(&format!(
+                    "SET application_name = '{LISTENER_NAME}'; LISTEN {CHANNEL}"
+                ))
+                .map_err(pg)?;
                 Ok(c)
             }) {
-                Ok(c) => {
+                Ok(mut c) => {
                     if warned {
                         eprintln!("wire relay: listening for other relays' appends again");
                     }
                     warned = false;
+                    // Listening from here on; whatever was announced before (while this
+                    // connection was down, or before it first came up) is in storage: hand
+                    // each stream's slot its newest blob, and a stream that is behind it
+                    // reads the gap from storage (invariant 53).
+                    catch_up(&mut c, &wake, &watched);
                     Some(c)
                 }
                 Err(e) => {
@@ -779,7 +812,7 @@ impl BlobStore for PgStore {
         })
     }
 
-    fn watch_others(&self, wake: Wake, wanted: Wanted) -> Result<(), StoreError> {
+    fn watch_others(&self, wake: Wake, wanted: Wanted, watched: Watched) -> Result<(), StoreError> {
         let (url, shown, ours, stopping) = (
             self.secret_url.clone(),
             self.url.clone(),
@@ -789,7 +822,7 @@ impl BlobStore for PgStore {
         // Not joined: it ends by itself within LISTEN_POLL of `stopping`.
         std::thread::Builder::new()
             .name("wire-relay-pg-listen".into())
-            .spawn(move || listen(url, shown, ours, stopping, wake, wanted))
+            .spawn(move || listen(url, shown, ours, stopping, wake, wanted, watched))
             .map_err(|e| StoreError(format!("cannot start the listener thread: {e}")))?;
         Ok(())
     }
@@ -806,8 +839,11 @@ impl BlobStore for PgStore {
             if n == 0 {
                 return Err(StoreError("slot id collision".into()));
             }
-            txn.execute("UPDATE counters SET slots = slots + 1 WHERE id = $1", &[&shard()])
-                .map_err(pg)?;
+            txn.execute(
+                "UPDATE counters SET slots = slots + 1 WHERE id = $1",
+                &[&shard()],
+            )
+            .map_err(pg)?;
             Ok(())
         })
     }
@@ -1028,7 +1064,7 @@ impl BlobStore for PgStore {
                     "UPDATE counters SET handles = handles + 1 WHERE id = $1",
                     &[&shard()],
                 )
-                    .map_err(pg)?;
+                .map_err(pg)?;
                 return Ok(ClaimOutcome::Claimed);
             }
             let held = txn
@@ -1172,7 +1208,7 @@ impl BlobStore for PgStore {
                     "UPDATE counters SET intros = intros + 1 WHERE id = $1",
                     &[&shard()],
                 )
-                    .map_err(pg)?;
+                .map_err(pg)?;
                 Ok(IntroOutcome::Queued { seq })
             }
         })
