@@ -1072,6 +1072,9 @@ impl Drop for Proxy {
     }
 }
 
+/// What the test's threads collect.
+type Shared<T> = Arc<Mutex<Vec<T>>>;
+
 #[test]
 fn sigkill_of_one_instance_under_load_loses_and_duplicates_nothing_and_streams_go_on() {
     const WRITERS: usize = 4;
@@ -1090,7 +1093,7 @@ fn sigkill_of_one_instance_under_load_loses_and_duplicates_nothing_and_streams_g
 
     // A reader streams through the proxy and reconnects after its last seq whenever the
     // stream breaks; it keeps every record it got, in order.
-    let streamed: Arc<Mutex<Vec<(u64, Vec<u8>)>>> = Arc::default();
+    let streamed: Shared<(u64, Vec<u8>)> = Arc::default();
     let reconnects = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
     {
@@ -1131,7 +1134,7 @@ fn sigkill_of_one_instance_under_load_loses_and_duplicates_nothing_and_streams_g
 
     // Writers append distinct blobs through the proxy; a request that fails (its instance
     // died under it) is sent again with the same bytes until some instance answers 2xx.
-    let acked: Arc<Mutex<Vec<(Vec<u8>, u64)>>> = Arc::default();
+    let acked: Shared<(Vec<u8>, u64)> = Arc::default();
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let (front, slot, cap, acked) =
