@@ -117,6 +117,7 @@ pub(super) async fn bench(args: &Args, server: &str, root: &Path) -> anyhow::Res
         w.row("the commits in that run");
     }
     drop(a);
+    function_row(&db1, "one instance")?;
 
     // ---- Two instances on one database.
     let db2 = fresh_database(server, &format!("wire_bench_{run}_two"))?;
@@ -175,6 +176,7 @@ pub(super) async fn bench(args: &Args, server: &str, root: &Path) -> anyhow::Res
     );
     drop(a);
     drop(b);
+    function_row(&db2, "two instances and the wake-ups")?;
     drop_database(server, &format!("wire_bench_{run}_one"))?;
     drop_database(server, &format!("wire_bench_{run}_two"))?;
     Ok(())
@@ -376,6 +378,34 @@ fn select_one(server: &str, n: usize) -> anyhow::Result<(Duration, Duration)> {
         times.sort();
         Ok((pick(&times, 0.5), pick(&times, 0.99)))
     })
+}
+
+/// The server's own time in `wire_append_v1` per call (`track_functions = pl`, which the
+/// script sets), read once the instances are gone (a backend reports as it ends).
+fn function_row(db: &str, what: &str) -> anyhow::Result<()> {
+    let db = db.to_owned();
+    let stats = on_thread(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let mut c = admin(&db)?;
+        let row = c.query_opt(
+            "SELECT calls, total_time FROM pg_stat_user_functions WHERE funcname = 'wire_append_v1'",
+            &[],
+        )?;
+        Ok(row.map(|r| (r.get::<_, i64>(0), r.get::<_, f64>(1))))
+    })?;
+    match stats {
+        Some((calls, ms_total)) if calls > 0 => row(
+            &format!("  {what}: time inside wire_append_v1 per group, server side (pg_stat_user_functions)"),
+            &format!("{:.3} ms over {} groups", ms_total / calls as f64, thousands(calls as f64)),
+            "",
+        ),
+        _ => row(
+            &format!("  {what}: time inside wire_append_v1 per group"),
+            "not tracked (run the server with track_functions = pl)",
+            "",
+        ),
+    }
+    Ok(())
 }
 
 /// `n` one-row INSERTs, each its own durable transaction, in a scratch database: (p50, p99).

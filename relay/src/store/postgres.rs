@@ -890,6 +890,11 @@ impl BlobStore for PgStore {
 
     fn revoke_cap(&self, slot: SlotId, id: CapId) -> Result<bool, StoreError> {
         self.call(move |txn, _| {
+            // The slot's row first, as an append takes it (then the capability's): in the
+            // other order the two could deadlock.
+            if slot_row(txn, slot, true)?.is_none() {
+                return Ok(false);
+            }
             let n = txn
                 .execute(
                     "DELETE FROM caps WHERE slot = $1 AND cap_id = $2",
