@@ -16,7 +16,7 @@
 //! (instances starting together apply it once); a database newer than this build is refused.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -90,8 +90,9 @@ pub struct PgStore {
     stopping: Arc<AtomicBool>,
     /// What committed appends stored, to the notifier thread (see [`notifier`]).
     notify: Option<SyncSender<Vec<String>>>,
-    /// Announcements dropped because the notifier was [`NOTIFY_QUEUE`] groups behind.
-    notify_dropped: AtomicU64,
+    /// Set when announcements were dropped because the notifier was [`NOTIFY_QUEUE`]
+    /// groups behind: it then sends "catch up" instead.
+    notify_lost: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -226,45 +227,72 @@ fn worker(
         .map_err(|e| StoreError(format!("cannot start a storage thread: {e}")))
 }
 
+/// The `application_name` of the notifier's connection.
+pub const NOTIFIER_NAME: &str = "wire-relay-notify";
+
+/// Ranges sent in one `NOTIFY` statement at most; a backlog beyond it is sent as "catch up".
+const NOTIFY_BATCH_MAX: usize = 4096;
+
 /// The thread that announces committed appends to the other instances (`NOTIFY`), on a
 /// connection of its own with `synchronous_commit = off`. Not inside the append transaction:
 /// a transaction that notifies holds the cluster-wide lock on the notification queue from
 /// before its commit until after its WAL flush, so every instance's commits would queue
 /// behind each other's fsyncs. Here the appends are durable already; the notifying
 /// transaction writes nothing worth waiting for, and what is waiting is sent in one statement.
-/// Announcements are hints: one lost (the connection broke) delays a stream elsewhere until
-/// its next wake-up, never loses a blob (invariant 53).
+/// Nothing announced is given up: a batch whose sending fails is sent again (reconnecting,
+/// every 200 ms) with whatever arrived meanwhile; announcements that could not even be queued
+/// (`lost`), or a backlog too big for one statement, become one "catch up" notice
+/// (`instance;*`), on which the others wake every stream they hold (decision (ao)).
 fn notifier(
     url: String,
     shown: String,
+    instance: String,
     rx: Receiver<Vec<String>>,
+    lost: Arc<AtomicBool>,
+    stopping: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, StoreError> {
     std::thread::Builder::new()
         .name("wire-relay-pg-notify".into())
         .spawn(move || {
             let mut conn: Option<Client> = None;
+            let catch_up = format!("{instance};*");
             while let Ok(first) = rx.recv() {
                 let mut payloads = first;
-                while payloads.len() < 4096 {
-                    match rx.try_recv() {
-                        Ok(more) => payloads.extend(more),
-                        Err(_) => break,
+                loop {
+                    while let Ok(more) = rx.try_recv() {
+                        payloads.extend(more);
                     }
-                }
-                if conn.as_ref().is_none_or(Client::is_closed) {
-                    conn = connect(&url, &shown)
-                        .and_then(|mut c| {
-                            c.batch_execute("SET synchronous_commit = off")
+                    if lost.swap(false, Ordering::Relaxed) || payloads.len() > NOTIFY_BATCH_MAX {
+                        payloads = vec![catch_up.clone()];
+                    }
+                    if conn.as_ref().is_none_or(Client::is_closed) {
+                        conn = connect(&url, &shown)
+                            .and_then(|mut c| {
+                                c.batch_execute(&format!(
+                                    "SET synchronous_commit = off; \
+                                     SET application_name = '{NOTIFIER_NAME}'"
+                                ))
                                 .map_err(pg)?;
-                            Ok(c)
-                        })
-                        .ok();
-                }
-                if let Some(c) = conn.as_mut() {
-                    let _ = c.execute(
-                        "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
-                        &[&CHANNEL, &payloads],
-                    );
+                                Ok(c)
+                            })
+                            .ok();
+                    }
+                    let sent = conn.as_mut().is_some_and(|c| {
+                        c.execute(
+                            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+                            &[&CHANNEL, &payloads],
+                        )
+                        .is_ok()
+                    });
+                    if sent {
+                        break;
+                    }
+                    if stopping.load(Ordering::Relaxed) {
+                        // Shutting down: one try was all this batch gets.
+                        return;
+                    }
+                    conn = None;
+                    std::thread::sleep(Duration::from_millis(200));
                 }
             }
         })
@@ -303,21 +331,33 @@ impl PgStore {
             };
             threads.push(worker(name, url.to_owned(), shown.clone(), client, rx)?);
         }
-        let (notify_tx, notify_rx) = sync_channel::<Vec<String>>(NOTIFY_QUEUE);
-        threads.push(notifier(url.to_owned(), shown.clone(), notify_rx)?);
         let mut id = [0u8; 8];
         rand::fill(&mut id[..]);
+        let instance = hex::encode(id);
+        let (notify_tx, notify_rx) = sync_channel::<Vec<String>>(NOTIFY_QUEUE);
+        let (notify_lost, stopping) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        threads.push(notifier(
+            url.to_owned(),
+            shown.clone(),
+            instance.clone(),
+            notify_rx,
+            notify_lost.clone(),
+            stopping.clone(),
+        )?);
         Ok(PgStore {
             url: shown,
             appends: Some(append_tx),
             calls: Some(call_tx),
             threads,
             quotas,
-            instance: hex::encode(id),
+            instance,
             secret_url: url.to_owned(),
-            stopping: Arc::new(AtomicBool::new(false)),
+            stopping,
             notify: Some(notify_tx),
-            notify_dropped: AtomicU64::new(0),
+            notify_lost,
         })
     }
 
@@ -575,21 +615,33 @@ fn notify_payloads(
         .collect()
 }
 
-/// The ranges of a notification from another instance (`None`: ours, or not understood).
-fn parse_payload(ours: &str, payload: &str) -> Option<Vec<(SlotId, u64, u64)>> {
+/// What a notification from another instance asks of this one.
+#[derive(Debug, PartialEq, Eq)]
+enum Notice {
+    /// These slots got these seq ranges.
+    Ranges(Vec<(SlotId, u64, u64)>),
+    /// Announcements were lost: wake every stream here ([`catch_up`]).
+    CatchUp,
+}
+
+/// A notification from another instance (`None`: ours, or not understood).
+fn parse_payload(ours: &str, payload: &str) -> Option<Notice> {
     let mut parts = payload.split(';');
     if parts.next()? == ours {
         return None;
     }
     let mut out = Vec::new();
     for part in parts {
+        if part == "*" {
+            return Some(Notice::CatchUp);
+        }
         let mut f = part.split(':');
         let slot = SlotId::parse(f.next()?)?;
         let first = f.next()?.parse().ok()?;
         let last = f.next()?.parse().ok()?;
         out.push((slot, first, last));
     }
-    Some(out)
+    Some(Notice::Ranges(out))
 }
 
 /// The tokens a bucket holds at the database's clock (`$3` burst, `$4` per second), from its
@@ -761,7 +813,15 @@ fn listen(
             }
         }
         for payload in payloads {
-            for (slot, first, last) in parse_payload(&ours, &payload).unwrap_or_default() {
+            let ranges = match parse_payload(&ours, &payload) {
+                Some(Notice::Ranges(r)) => r,
+                Some(Notice::CatchUp) => {
+                    catch_up(c, &wake, &watched);
+                    continue;
+                }
+                None => continue,
+            };
+            for (slot, first, last) in ranges {
                 if !wanted(slot) {
                     continue;
                 }
@@ -938,9 +998,9 @@ impl BlobStore for PgStore {
         if let Some(tx) = notify {
             let payloads = notify_payloads(&instance, &items, &outcomes);
             if !payloads.is_empty() && tx.try_send(payloads).is_err() {
-                // The notifier is this far behind: the streams elsewhere catch up at their
-                // next wake-up (a gap is read from storage, invariant 53).
-                self.notify_dropped.fetch_add(1, Ordering::Relaxed);
+                // The notifier is this far behind (the database unreachable for a while):
+                // it tells the others to catch up on everything once it can.
+                self.notify_lost.store(true, Ordering::Relaxed);
             }
         }
         Ok(outcomes)
@@ -1291,7 +1351,22 @@ impl BlobStore for PgStore {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{Notice, parse_payload, redact};
+    use crate::token::SlotId;
+
+    #[test]
+    fn notifications_are_read_back_and_ours_skipped() {
+        let slot = "00112233445566778899aabbccddeeff";
+        let id = SlotId::parse(slot).expect("slot id");
+        assert_eq!(
+            parse_payload("me", &format!("other;{slot}:3:5")),
+            Some(Notice::Ranges(vec![(id, 3, 5)]))
+        );
+        assert_eq!(parse_payload("me", &format!("me;{slot}:3:5")), None);
+        assert_eq!(parse_payload("me", "other;*"), Some(Notice::CatchUp));
+        assert_eq!(parse_payload("me", "other;not-a-slot:1:2"), None);
+        assert_eq!(parse_payload("me", &format!("other;{slot}:x:2")), None);
+    }
 
     #[test]
     fn passwords_are_not_shown() {

@@ -374,3 +374,59 @@ async fn a_listener_that_reconnects_wakes_the_streams_it_left_waiting() {
         [(2, b"unheard 2".to_vec()), (3, b"unheard 3".to_vec())]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_whose_connection_broke_is_sent_again() {
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use tower::ServiceExt;
+    use wire_relay::frames::RecordReader;
+    use wire_relay::store::NOTIFIER_NAME;
+
+    use crate::harness::Relay;
+    use crate::streaming::{settle, take};
+
+    let url = pg::fresh_database();
+    let db = url.rsplit('/').next().expect("database name").to_owned();
+    let admin = format!("{}/postgres", url.rsplit_once('/').expect("url").0);
+    let a = Relay::with(|c| c.store_url = Some(url.clone()));
+    let b = Relay::with(|c| c.store_url = Some(url.clone()));
+    let (slot, owner) = a.slot().await;
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri(format!("/v1/slots/{slot}/stream?after=0"))
+        .header("authorization", format!("Bearer {owner}"))
+        .body(Body::empty())
+        .expect("request");
+    let resp = wire_relay::api::router(a.app().clone())
+        .oneshot(req)
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let mut reader = RecordReader::new(1 << 20);
+    settle(&mut body).await;
+    let r = b.append(&slot, &owner, b"announced").await;
+    assert!(r.status.is_success(), "{}", r.text());
+    assert_eq!(
+        take(&mut body, &mut reader, 1).await,
+        [(1, b"announced".to_vec())]
+    );
+    // The notifiers' connections are cut: B's next announcement meets a dead connection.
+    pg::execute(
+        &admin,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{db}' AND application_name = '{NOTIFIER_NAME}'"
+        ),
+    );
+    let r = b.append(&slot, &owner, b"announced again").await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let got = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        take(&mut body, &mut reader, 1),
+    )
+    .await
+    .expect("delivered within 20 s: the notifier reconnected and sent it again");
+    assert_eq!(got, [(2, b"announced again".to_vec())]);
+}
