@@ -395,8 +395,14 @@ fn function_row(db: &str, what: &str) -> anyhow::Result<()> {
     })?;
     match stats {
         Some((calls, ms_total)) if calls > 0 => row(
-            &format!("  {what}: time inside wire_append_v1 per group, server side (pg_stat_user_functions)"),
-            &format!("{:.3} ms over {} groups", ms_total / calls as f64, thousands(calls as f64)),
+            &format!(
+                "  {what}: time inside wire_append_v1 per group, server side (pg_stat_user_functions)"
+            ),
+            &format!(
+                "{:.3} ms over {} groups",
+                ms_total / calls as f64,
+                thousands(calls as f64)
+            ),
             "",
         ),
         _ => row(
