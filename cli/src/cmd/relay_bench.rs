@@ -9,6 +9,10 @@
 //! grows, one for memory with many slots. Each throughput client appends to a slot of its own
 //! with the slot's owner token. Progress goes to stderr; stdout is the report.
 //!
+//! With `--postgres-server URL` it measures relay instances on PostgreSQL instead (one, then
+//! two on one database, and wake-ups across them; `relay_pg_bench.rs`, run by
+//! `scripts/bench-relay-pg`).
+//!
 //! Beside each load it reads the relay's `/metrics` (group-commit size and time), its CPU (whole
 //! process and the commit thread) and its writes (`/proc/<pid>/io`), so a result comes with
 //! the reason for it.
