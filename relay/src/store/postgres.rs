@@ -2,15 +2,19 @@
 //! relay instances can serve one mailbox.
 //!
 //! Connections are owned by threads of this module, never by the caller: the `postgres` client
-//! drives a runtime of its own and must not be created, used or dropped on an async worker. One
-//! thread with its own connection takes appends (the committer's groups, so a group is one
-//! transaction); a few more share the other calls. A caller hands its work over a bounded
+//! drives a runtime of its own and must not be created, used or dropped on an async worker.
+//! [`APPEND_LANES`] threads with a connection each take appends (the committer's groups: a
+//! group is one call of `wire_append_v1`, one statement and its own transaction); a few more
+//! share the other calls; one announces committed appends (`NOTIFY`, [`notifier`]) and one
+//! listens for the other instances' ([`listen`]). A caller hands its work over a bounded
 //! channel and blocks on the reply, as it would on redb.
 //!
-//! Every session runs with `synchronous_commit = on`, so a method that returned `Ok` has its
-//! transaction flushed to the server's WAL. Appends lock their slots' rows (`FOR UPDATE`, in id
-//! order), which serialises sequence numbers per slot across instances; the unique index on
-//! `(slot, hash)` is the content-hash idempotency, checked by `ON CONFLICT` as well.
+//! Every session that writes runs with `synchronous_commit = on`, so a method that returned
+//! `Ok` has its transaction flushed to the server's WAL (the notifier's announcements alone do
+//! not wait for a flush). Appends lock their slots' rows (`FOR UPDATE`, in id order), which
+//! serialises sequence numbers per slot across instances; the unique index on `(slot, hash)`
+//! is the content-hash idempotency, checked by `ON CONFLICT` as well. Rate limits are token
+//! buckets in `rate_buckets`, one statement per limited request ([`take_token`]).
 //!
 //! The schema is versioned SQL in `relay/migrations/`, applied at open under an advisory lock
 //! (instances starting together apply it once); a database newer than this build is refused.
