@@ -172,3 +172,13 @@ BEGIN
     RETURN QUERY SELECT * FROM unnest(res_kind, res_seq, res_blobs, res_bytes);
 END;
 $$;
+
+-- Pair slots of pairings by code (relay/src/pairs.rs, PROTOCOL.md §25.3), here so that any
+-- instance serves any pairing: four write-once cells (NULL until written), times in Unix ms
+-- on the database's clock. Expired rows are removed when met and when the table is full.
+CREATE TABLE pair_slots (
+    id bytea PRIMARY KEY,
+    cells bytea[] NOT NULL,
+    made_ms bigint NOT NULL,
+    touched_ms bigint NOT NULL
+);

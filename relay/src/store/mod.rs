@@ -243,6 +243,41 @@ pub trait BlobStore: Send + Sync + 'static {
         Ok(Ok(()))
     }
 
+    /// Whether the pair slots of pairings by code live here, shared by every instance on this
+    /// store (PostgreSQL), rather than in the relay's memory (`pairs.rs`).
+    fn shares_pair_slots(&self) -> bool {
+        false
+    }
+
+    /// [`crate::pairs::PairSlots::put`], in the store. Only called when
+    /// [`shares_pair_slots`](Self::shares_pair_slots).
+    fn pair_put(
+        &self,
+        id: [u8; 16],
+        cell: crate::pairs::Cell,
+        bytes: Bytes,
+    ) -> Result<Result<crate::pairs::Written, crate::pairs::PairError>, StoreError> {
+        let _ = (id, cell, bytes);
+        Ok(Err(crate::pairs::PairError::Unknown))
+    }
+
+    /// A cell, without waiting (`Ok(None)`: not written yet); `touch` counts the read as use.
+    fn pair_get(
+        &self,
+        id: [u8; 16],
+        cell: crate::pairs::Cell,
+        touch: bool,
+    ) -> Result<Result<Option<Bytes>, crate::pairs::PairError>, StoreError> {
+        let _ = (id, cell, touch);
+        Ok(Err(crate::pairs::PairError::Unknown))
+    }
+
+    /// Closes a pair slot; `Ok(false)` when there was none.
+    fn pair_close(&self, id: [u8; 16]) -> Result<bool, StoreError> {
+        let _ = id;
+        Ok(false)
+    }
+
     fn create_slot(&self, slot: SlotId, owner: TokenHash, now_ms: u64) -> Result<(), StoreError>;
     fn slot_info(&self, slot: SlotId) -> Result<Option<SlotInfo>, StoreError>;
     /// The slot a capability appends to, if it is live.

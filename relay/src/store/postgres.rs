@@ -34,6 +34,7 @@ use super::{
     IntroOutcome, MintOutcome, Page, Quotas, SlotInfo, StoreError, Totals, Wake, Wanted, Watched,
 };
 use crate::limits::{Rate, wait_secs};
+use crate::pairs::{Cell, PAIR_IDLE, PAIR_LIFETIME, PAIR_SLOTS_MAX, PairError, Written};
 use crate::token::{CapId, SlotId, TokenHash};
 
 /// The schema migrations, in order: version `i + 1` is `MIGRATIONS[i]`.
@@ -648,6 +649,161 @@ fn parse_payload(ours: &str, payload: &str) -> Option<Notice> {
     Some(Notice::Ranges(out))
 }
 
+/// The database's clock, Unix ms (the same for every instance).
+fn db_now_ms(txn: &mut Transaction<'_>) -> Result<i64, StoreError> {
+    Ok(txn
+        .query_one(
+            "SELECT (extract(epoch FROM statement_timestamp()) * 1000)::int8",
+            &[],
+        )
+        .map_err(pg)?
+        .get(0))
+}
+
+/// `(idle, lifetime)` of a pair slot, ms.
+fn pair_times() -> (i64, i64) {
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    (ms(PAIR_IDLE), ms(PAIR_LIFETIME))
+}
+
+/// Drops `id` if it has expired at `now`; the cells if it is alive, locked.
+fn pair_live_cells(
+    txn: &mut Transaction<'_>,
+    id: [u8; 16],
+    now: i64,
+) -> Result<Option<Vec<Option<Vec<u8>>>>, StoreError> {
+    let (idle, life) = pair_times();
+    txn.execute(
+        "DELETE FROM pair_slots WHERE id = $1 AND (touched_ms <= $2::int8 - $3::int8 OR made_ms <= $2::int8 - $4::int8)",
+        &[&&id[..], &now, &idle, &life],
+    )
+    .map_err(pg)?;
+    let row = txn
+        .query_opt(
+            "SELECT cells FROM pair_slots WHERE id = $1 FOR UPDATE",
+            &[&&id[..]],
+        )
+        .map_err(pg)?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// [`crate::pairs::PairSlots::put`] on the table `pair_slots` (one transaction).
+fn pair_put(
+    txn: &mut Transaction<'_>,
+    id: [u8; 16],
+    cell: Cell,
+    bytes: &[u8],
+) -> Result<Result<Written, PairError>, StoreError> {
+    let now = db_now_ms(txn)?;
+    let at = cell.slot_index();
+    let mut cells = pair_live_cells(txn, id, now)?;
+    if cells.is_none() {
+        if at != 0 {
+            return Ok(Err(PairError::Unknown));
+        }
+        let (idle, life) = pair_times();
+        let live = |txn: &mut Transaction<'_>| -> Result<i64, StoreError> {
+            Ok(txn
+                .query_one(
+                    "SELECT count(*) FROM pair_slots WHERE touched_ms > $1::int8 - $2::int8 \
+                     AND made_ms > $1::int8 - $3::int8",
+                    &[&now, &idle, &life],
+                )
+                .map_err(pg)?
+                .get(0))
+        };
+        let max = i64::try_from(PAIR_SLOTS_MAX).unwrap_or(i64::MAX);
+        if live(txn)? >= max {
+            txn.execute(
+                "DELETE FROM pair_slots WHERE touched_ms <= $1::int8 - $2::int8 \
+                 OR made_ms <= $1::int8 - $3::int8",
+                &[&now, &idle, &life],
+            )
+            .map_err(pg)?;
+            if live(txn)? >= max {
+                return Ok(Err(PairError::Full));
+            }
+        }
+        let empty: Vec<Option<&[u8]>> = vec![Some(bytes), None, None, None];
+        let inserted = txn
+            .execute(
+                "INSERT INTO pair_slots (id, cells, made_ms, touched_ms) VALUES ($1, $2, $3, $3) \
+                 ON CONFLICT (id) DO NOTHING",
+                &[&&id[..], &empty, &now],
+            )
+            .map_err(pg)?;
+        if inserted == 1 {
+            return Ok(Ok(Written::Stored));
+        }
+        // Another instance made it a moment ago: compare with what it wrote.
+        cells = pair_live_cells(txn, id, now)?;
+    }
+    let Some(cells) = cells else {
+        return Ok(Err(PairError::Unknown));
+    };
+    txn.execute(
+        "UPDATE pair_slots SET touched_ms = $2 WHERE id = $1",
+        &[&&id[..], &now],
+    )
+    .map_err(pg)?;
+    match cells.get(at).cloned().flatten() {
+        Some(held) if held == bytes => Ok(Ok(Written::Unchanged)),
+        Some(_) => Ok(Err(PairError::Taken)),
+        None => {
+            let index = i32::try_from(at + 1).unwrap_or(1);
+            txn.execute(
+                "UPDATE pair_slots SET cells[$2] = $3 WHERE id = $1",
+                &[&&id[..], &index, &bytes],
+            )
+            .map_err(pg)?;
+            Ok(Ok(Written::Stored))
+        }
+    }
+}
+
+/// A cell of `pair_slots`, without waiting.
+fn pair_get(
+    txn: &mut Transaction<'_>,
+    id: [u8; 16],
+    cell: Cell,
+    touch: bool,
+) -> Result<Result<Option<Bytes>, PairError>, StoreError> {
+    let now = db_now_ms(txn)?;
+    if !touch {
+        // A waiting read looking again: read only (no lock, nothing written, no flush).
+        let (idle, life) = pair_times();
+        let row = txn
+            .query_opt(
+                "SELECT cells FROM pair_slots WHERE id = $1 AND touched_ms > $2::int8 - $3::int8 \
+                 AND made_ms > $2::int8 - $4::int8",
+                &[&&id[..], &now, &idle, &life],
+            )
+            .map_err(pg)?;
+        let Some(row) = row else {
+            return Ok(Err(PairError::Unknown));
+        };
+        let cells: Vec<Option<Vec<u8>>> = row.get(0);
+        return Ok(Ok(cells
+            .get(cell.slot_index())
+            .cloned()
+            .flatten()
+            .map(Bytes::from)));
+    }
+    let Some(cells) = pair_live_cells(txn, id, now)? else {
+        return Ok(Err(PairError::Unknown));
+    };
+    txn.execute(
+        "UPDATE pair_slots SET touched_ms = $2 WHERE id = $1",
+        &[&&id[..], &now],
+    )
+    .map_err(pg)?;
+    Ok(Ok(cells
+        .get(cell.slot_index())
+        .cloned()
+        .flatten()
+        .map(Bytes::from)))
+}
+
 /// The tokens a bucket holds at the database's clock (`$3` burst, `$4` per second), from its
 /// row `b` and the time `now.ms`.
 const REFILLED: &str = "least($3::float8, b.tokens + \
@@ -861,6 +1017,37 @@ impl BlobStore for PgStore {
 
     fn shares_rate_limits(&self) -> bool {
         true
+    }
+
+    fn shares_pair_slots(&self) -> bool {
+        true
+    }
+
+    fn pair_put(
+        &self,
+        id: [u8; 16],
+        cell: Cell,
+        bytes: Bytes,
+    ) -> Result<Result<Written, PairError>, StoreError> {
+        self.call(move |txn, _| pair_put(txn, id, cell, &bytes))
+    }
+
+    fn pair_get(
+        &self,
+        id: [u8; 16],
+        cell: Cell,
+        touch: bool,
+    ) -> Result<Result<Option<Bytes>, PairError>, StoreError> {
+        self.call(move |txn, _| pair_get(txn, id, cell, touch))
+    }
+
+    fn pair_close(&self, id: [u8; 16]) -> Result<bool, StoreError> {
+        self.call(move |txn, _| {
+            let n = txn
+                .execute("DELETE FROM pair_slots WHERE id = $1", &[&&id[..]])
+                .map_err(pg)?;
+            Ok(n > 0)
+        })
     }
 
     fn take_token(

@@ -430,3 +430,87 @@ async fn an_announcement_whose_connection_broke_is_sent_again() {
     .expect("delivered within 20 s: the notifier reconnected and sent it again");
     assert_eq!(got, [(2, b"announced again".to_vec())]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair_slots_are_shared_by_every_instance() {
+    use axum::http::{Method, StatusCode};
+
+    use crate::harness::Relay;
+
+    let url = pg::fresh_database();
+    let a = Relay::with(|c| c.store_url = Some(url.clone()));
+    let b = Relay::with(|c| c.store_url = Some(url.clone()));
+    let slot = "0123456789abcdef0123456789abcdef";
+    let cell = |c: &str| format!("/v1/pair/{slot}/{c}");
+    // The host opens the slot through A; the joiner reads through B.
+    let r = a
+        .req(Method::PUT, &cell("host/0"))
+        .octets(b"h0".to_vec())
+        .send(&a)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = b.req(Method::GET, &cell("host/0")).send(&b).await;
+    assert_eq!((r.status, r.body.as_ref()), (StatusCode::OK, &b"h0"[..]));
+    // A read waiting on B gets what is written through A.
+    let waiting = {
+        let req = b.req(Method::GET, &format!("{}?wait_ms=20000", cell("host/1")));
+        let router = wire_relay::api::router(b.app().clone());
+        tokio::spawn(async move { crate::harness::send(&router, req.build()).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let r = a
+        .req(Method::PUT, &cell("host/1"))
+        .octets(b"h1".to_vec())
+        .send(&a)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = waiting.await.expect("waiting read");
+    assert_eq!((r.status, r.body.as_ref()), (StatusCode::OK, &b"h1"[..]));
+    // Write-once across instances: the same bytes again are unchanged, others are refused.
+    let r = b
+        .req(Method::PUT, &cell("join/0"))
+        .octets(b"j0".to_vec())
+        .send(&b)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = a
+        .req(Method::PUT, &cell("join/0"))
+        .octets(b"j0".to_vec())
+        .send(&a)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    a.req(Method::PUT, &cell("join/0"))
+        .octets(b"someone else".to_vec())
+        .send(&a)
+        .await
+        .error(StatusCode::CONFLICT, "pair_slot_taken");
+    // Idle past PAIR_IDLE on the database's clock: gone for both.
+    let idle = i64::try_from(wire_relay::pairs::PAIR_IDLE.as_millis()).expect("ms");
+    pg::execute(
+        &url,
+        &format!("UPDATE pair_slots SET touched_ms = touched_ms - {idle} - 1000"),
+    );
+    for r in [&a, &b] {
+        r.req(Method::GET, &cell("host/0"))
+            .send(r)
+            .await
+            .error(StatusCode::NOT_FOUND, "unknown_pair_slot");
+    }
+    // Closed through one, gone through the other.
+    let other = "fedcba9876543210fedcba9876543210";
+    let r = a
+        .req(Method::PUT, &format!("/v1/pair/{other}/host/0"))
+        .octets(b"h".to_vec())
+        .send(&a)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = b
+        .req(Method::DELETE, &format!("/v1/pair/{other}"))
+        .send(&b)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    a.req(Method::GET, &format!("/v1/pair/{other}/host/0"))
+        .send(&a)
+        .await
+        .error(StatusCode::NOT_FOUND, "unknown_pair_slot");
+}
