@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::commit::Committer;
 use crate::history::{History, HistoryConfig};
 use crate::hub::{Hub, HubLimits};
-use crate::limits::{Limiter, Rate, Source};
+use crate::limits::{Limit, Limiter, Rate, Source};
 use crate::metrics::{Gauges, Metrics};
 use crate::store::{BlobStore, PgStore, Quotas, RedbStore, StoreError};
 
@@ -152,7 +152,82 @@ pub struct Limiters {
 
 const LIMITER_KEYS_MAX: usize = 65_536;
 
+/// One of [`Limiters`], by the kind of key it counts.
+#[derive(Debug, Clone, Copy)]
+pub enum LimiterRef<'a> {
+    Source(&'a Limiter<Source>),
+    Handle(&'a Limiter<String>),
+}
+
+/// What a limit counts: a source address or a handle.
+#[derive(Debug, Clone)]
+pub enum LimitKey {
+    Source(Source),
+    Handle(String),
+}
+
+impl LimitKey {
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            LimitKey::Source(s) => s.key_bytes(),
+            LimitKey::Handle(h) => [&b"h"[..], h.as_bytes()].concat(),
+        }
+    }
+}
+
+impl Rates {
+    pub fn of(&self, limit: Limit) -> Rate {
+        match limit {
+            Limit::Slots => self.slots_per_source,
+            Limit::Claims => self.claims_per_source,
+            Limit::IntroSources => self.intros_per_source,
+            Limit::IntroTargets => self.intros_per_target,
+            Limit::Junk => self.junk_per_source,
+        }
+    }
+}
+
+impl App {
+    /// Takes a token of `limit` for `key` (or with `peek` only looks): in the store's shared
+    /// buckets when it has them (instances on one PostgreSQL database count together,
+    /// decision (ah)), else in this relay's memory. Blocks on the store: call it off the
+    /// async workers. `Ok(Err(secs))`: limited, retry in `secs`.
+    pub fn take_limit(
+        &self,
+        limit: Limit,
+        key: &LimitKey,
+        peek: bool,
+    ) -> Result<Result<(), u64>, StoreError> {
+        let rate = self.config.rates.of(limit);
+        if rate.is_unlimited() {
+            return Ok(Ok(()));
+        }
+        if self.store.shares_rate_limits() {
+            return self.store.take_token(limit as u8, &key.bytes(), rate, peek);
+        }
+        Ok(match (self.limiters.of(limit), key) {
+            (LimiterRef::Source(l), LimitKey::Source(s)) if peek => l.would_take(s),
+            (LimiterRef::Source(l), LimitKey::Source(s)) => l.take(s),
+            (LimiterRef::Handle(l), LimitKey::Handle(h)) if peek => l.would_take(h),
+            (LimiterRef::Handle(l), LimitKey::Handle(h)) => l.take(h),
+            // A key of the wrong kind for the limit: a bug here, never a reason to refuse.
+            _ => Ok(()),
+        })
+    }
+}
+
 impl Limiters {
+    /// The in-memory limiter of `limit`.
+    pub fn of(&self, limit: Limit) -> LimiterRef<'_> {
+        match limit {
+            Limit::Slots => LimiterRef::Source(&self.slots),
+            Limit::Claims => LimiterRef::Source(&self.claims),
+            Limit::IntroSources => LimiterRef::Source(&self.intro_sources),
+            Limit::IntroTargets => LimiterRef::Handle(&self.intro_targets),
+            Limit::Junk => LimiterRef::Source(&self.junk),
+        }
+    }
+
     fn new(r: &Rates) -> Limiters {
         Limiters {
             slots: Limiter::new(r.slots_per_source, LIMITER_KEYS_MAX),
@@ -220,10 +295,11 @@ impl App {
         let hub = Hub::new(config.hub, metrics.clone());
         let (committer, thread) = Committer::start(store.clone(), hub.clone(), metrics.clone());
         // Appends through other instances on a shared database wake the streams held here.
-        let (wake_hub, wanted_hub) = (hub.clone(), hub.clone());
+        let (wake_hub, wanted_hub, watched_hub) = (hub.clone(), hub.clone(), hub.clone());
         let watched = store.watch_others(
             Arc::new(move |stored| wake_hub.publish(stored)),
             Arc::new(move |slot| wanted_hub.has_subscribers(slot)),
+            Arc::new(move || watched_hub.subscribed_slots()),
         );
         if let Err(e) = watched {
             eprintln!(

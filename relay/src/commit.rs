@@ -4,13 +4,16 @@
 //! While a transaction is being written and fsynced, new requests queue up; the next
 //! transaction takes all of them (up to a bound). Under load, many appends share one fsync;
 //! alone, an append pays for one. A request's reply is sent only after its transaction has
-//! committed, so a 2xx always means "on disk".
+//! committed, so a 2xx always means "on disk". A store with several connections
+//! ([`BlobStore::append_lanes`], PostgreSQL) gets as many commit threads, so that a group is
+//! formed and sent while the one before is still being flushed.
 
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -72,9 +75,25 @@ impl Committer {
         metrics: Arc<Metrics>,
     ) -> (Committer, JoinHandle<()>) {
         let (tx, rx) = sync_channel(QUEUE_REQUESTS_MAX);
+        let lanes = store.append_lanes().max(1);
         let handle = std::thread::Builder::new()
             .name("wire-relay-commit".into())
-            .spawn(move || run(&*store, &hub, &metrics, rx))
+            .spawn(move || {
+                if lanes == 1 {
+                    return run(&*store, &hub, &metrics, || next_alone(&rx));
+                }
+                // Several groups in flight at once (a store with that many connections): each
+                // thread takes whatever is waiting when it is free.
+                let shared = Shared {
+                    rx: Mutex::new(rx),
+                    stopping: AtomicBool::new(false),
+                };
+                std::thread::scope(|s| {
+                    for _ in 0..lanes {
+                        s.spawn(|| run(&*store, &hub, &metrics, || next_shared(&shared)));
+                    }
+                });
+            })
             .unwrap_or_else(|e| panic!("cannot start the commit thread: {e}"));
         (Committer { tx }, handle)
     }
@@ -102,28 +121,80 @@ impl Committer {
     }
 }
 
-fn run(store: &dyn BlobStore, hub: &Hub, metrics: &Metrics, rx: Receiver<Msg>) {
+/// The requests of several commit threads: whoever holds `rx` forms the next group; a
+/// `Stop` taken by one is seen by the others through `stopping`.
+struct Shared {
+    rx: Mutex<Receiver<Msg>>,
+    stopping: AtomicBool,
+}
+
+/// How often a commit thread of several, idle, looks whether another one took `Stop`.
+const IDLE_LOOK: Duration = Duration::from_millis(100);
+
+/// The next group of the only commit thread (`None`: stop), and whether `Stop` came behind it.
+fn next_alone(rx: &Receiver<Msg>) -> Option<(Vec<Job>, bool)> {
+    match rx.recv() {
+        Ok(Msg::Job(job)) => Some(gather(rx, job, None)),
+        Ok(Msg::Stop) | Err(_) => None,
+    }
+}
+
+/// [`next_alone`] for one of several commit threads.
+fn next_shared(shared: &Shared) -> Option<(Vec<Job>, bool)> {
+    loop {
+        if shared.stopping.load(Relaxed) {
+            return None;
+        }
+        let rx = shared
+            .rx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match rx.recv_timeout(IDLE_LOOK) {
+            Ok(Msg::Job(job)) => return Some(gather(&rx, job, Some(&shared.stopping))),
+            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                shared.stopping.store(true, Relaxed);
+                return None;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
+}
+
+/// `first` and every job waiting behind it, up to [`GROUP_ITEMS_MAX`] items.
+fn gather(rx: &Receiver<Msg>, first: Job, stopping: Option<&AtomicBool>) -> (Vec<Job>, bool) {
+    let mut count = first.items.len();
+    let mut jobs = vec![first];
+    while count < GROUP_ITEMS_MAX {
+        match rx.try_recv() {
+            Ok(Msg::Job(job)) => {
+                count += job.items.len();
+                jobs.push(job);
+            }
+            Ok(Msg::Stop) => {
+                if let Some(s) = stopping {
+                    s.store(true, Relaxed);
+                }
+                return (jobs, true);
+            }
+            Err(_) => break,
+        }
+    }
+    (jobs, false)
+}
+
+fn run(
+    store: &dyn BlobStore,
+    hub: &Hub,
+    metrics: &Metrics,
+    mut next: impl FnMut() -> Option<(Vec<Job>, bool)>,
+) {
     let mut stopping = false;
     while !stopping {
-        let first = match rx.recv() {
-            Ok(Msg::Job(job)) => job,
-            Ok(Msg::Stop) | Err(_) => break,
+        let Some((mut jobs, stop)) = next() else {
+            break;
         };
-        let mut jobs = vec![first];
-        let mut count = jobs[0].items.len();
-        while count < GROUP_ITEMS_MAX {
-            match rx.try_recv() {
-                Ok(Msg::Job(job)) => {
-                    count += job.items.len();
-                    jobs.push(job);
-                }
-                Ok(Msg::Stop) => {
-                    stopping = true;
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
+        stopping = stop;
+        let count = jobs.iter().map(|j| j.items.len()).sum();
         let lens: Vec<usize> = jobs.iter().map(|j| j.items.len()).collect();
         let mut items = Vec::with_capacity(count);
         for job in &mut jobs {

@@ -162,6 +162,11 @@ impl Hub {
         self.lock().slots.contains_key(&slot)
     }
 
+    /// Every slot with a subscriber now.
+    pub fn subscribed_slots(&self) -> Vec<SlotId> {
+        self.lock().slots.keys().copied().collect()
+    }
+
     /// Offers freshly committed blobs to the subscribers of their slots. Never blocks.
     pub fn publish(&self, stored: &[(SlotId, u64, Bytes)]) {
         let mut inner = self.lock();

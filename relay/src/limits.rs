@@ -32,6 +32,40 @@ impl Source {
     }
 }
 
+impl Source {
+    /// The key of this source in a shared bucket table.
+    pub fn key_bytes(&self) -> Vec<u8> {
+        match self {
+            Source::V4(a) => [&[4u8][..], a].concat(),
+            Source::V6Prefix(p) => [&[6u8][..], p].concat(),
+            Source::Local => vec![0],
+        }
+    }
+}
+
+/// The limits, by the number that names each in a shared bucket table (never reuse one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Slots = 1,
+    Claims = 2,
+    IntroSources = 3,
+    IntroTargets = 4,
+    Junk = 5,
+}
+
+/// The time after which a token is back, as `Limiter` answers it.
+pub fn wait_secs(tokens: f64, rate: Rate) -> u64 {
+    let wait = (1.0 - tokens) / rate.per_second.max(f64::MIN_POSITIVE);
+    wait.ceil().max(1.0) as u64
+}
+
+impl Rate {
+    /// So high that counting it is pointless (`Rates::unlimited`).
+    pub fn is_unlimited(&self) -> bool {
+        self.per_second >= 1e9
+    }
+}
+
 /// A rate: `per_second` sustained, up to `burst` at once.
 #[derive(Debug, Clone, Copy)]
 pub struct Rate {

@@ -24,6 +24,9 @@ pub const PAIR_IDLE: Duration = Duration::from_secs(60);
 pub const PAIR_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// Longest a read waits for its cell.
 pub const PAIR_WAIT_MAX: Duration = Duration::from_secs(25);
+/// How often a waiting read looks again when the slots are in a shared store (PostgreSQL),
+/// where a write through another instance wakes no one here.
+pub const PAIR_POLL: Duration = Duration::from_millis(100);
 
 /// Which cell: side (0 host, 1 join) and message index (0 or 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +36,8 @@ pub struct Cell {
 }
 
 impl Cell {
-    fn slot_index(self) -> usize {
+    /// 0–3: host 0, host 1, join 0, join 1.
+    pub fn slot_index(self) -> usize {
         usize::from(self.join) * 2 + self.index
     }
 }

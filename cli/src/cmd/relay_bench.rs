@@ -9,6 +9,10 @@
 //! grows, one for memory with many slots. Each throughput client appends to a slot of its own
 //! with the slot's owner token. Progress goes to stderr; stdout is the report.
 //!
+//! With `--postgres-server URL` it measures relay instances on PostgreSQL instead (one, then
+//! two on one database, and wake-ups across them; `relay_pg_bench.rs`, run by
+//! `scripts/bench-relay-pg`).
+//!
 //! Beside each load it reads the relay's `/metrics` (group-commit size and time), its CPU (whole
 //! process and the commit thread) and its writes (`/proc/<pid>/io`), so a result comes with
 //! the reason for it.
@@ -32,6 +36,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::output::Out;
+
+/// `wire bench-relay --postgres-server URL`: instances on one PostgreSQL database (a child
+/// module, so that it shares this one's client, load generator and floors).
+#[path = "relay_pg_bench.rs"]
+mod pg;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -69,6 +78,14 @@ pub struct Args {
     /// Stop after the throughput part (healthz floor, single and batched appends).
     #[arg(long)]
     throughput_only: bool,
+    /// Instead of the redb measurements: relay instances on PostgreSQL. The URL of a server
+    /// (`postgres://user@host:port/postgres`) on which the bench may create databases; see
+    /// `scripts/bench-relay-pg`, which starts a durable private one.
+    #[arg(long, value_name = "URL")]
+    postgres_server: Option<String>,
+    /// With `--postgres-server`: wake-ups timed across instances (and on one instance).
+    #[arg(long, default_value_t = 1000)]
+    wake_samples: usize,
 }
 
 /// Blobs per request when filling a slot between latency points.
@@ -85,7 +102,10 @@ pub fn run(_out: &Out, args: Args) -> anyhow::Result<ExitCode> {
         None => std::env::temp_dir().join(format!("wire-relay-bench-{}", std::process::id())),
     };
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    let result = runtime.block_on(bench(&args, &root));
+    let result = match &args.postgres_server {
+        Some(server) => runtime.block_on(pg::bench(&args, server, &root)),
+        None => runtime.block_on(bench(&args, &root)),
+    };
     if args.dir.is_none() {
         let _ = std::fs::remove_dir_all(&root);
     }
@@ -488,6 +508,11 @@ struct Relay {
 
 impl Relay {
     fn spawn(data: &Path) -> anyhow::Result<Relay> {
+        Relay::spawn_with(data, &[])
+    }
+
+    /// A relay on `data` with `extra` arguments (`--store URL`).
+    fn spawn_with(data: &Path, extra: &[&str]) -> anyhow::Result<Relay> {
         let exe = std::env::current_exe().context("cannot find this executable")?;
         let mut child = Command::new(exe)
             .args(["relay-server", "--bind", "127.0.0.1:0", "--data"])
@@ -498,6 +523,7 @@ impl Relay {
                 "--slot-blobs-max",
                 "100000000",
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -1077,10 +1103,29 @@ where
     F: Fn(Client, usize, u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<(Client, u64)>> + Send + 'static,
 {
+    timed_on(&[addr], clients, warmup, dur, probe, f).await
+}
+
+/// [`timed`] with client `i` connected to `addrs[i % addrs.len()]` (the probe reads the first).
+async fn timed_on<F, Fut>(
+    addrs: &[SocketAddr],
+    clients: usize,
+    warmup: Duration,
+    dur: Duration,
+    probe: Option<Probe>,
+    f: F,
+) -> anyhow::Result<Load>
+where
+    F: Fn(Client, usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<(Client, u64)>> + Send + 'static,
+{
+    let Some(&addr) = addrs.first() else {
+        bail!("no relay to measure");
+    };
     let f = Arc::new(f);
     let mut conns = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        conns.push(Client::connect(addr).await?);
+    for i in 0..clients {
+        conns.push(Client::connect(addrs[i % addrs.len()]).await?);
     }
     let start = Instant::now() + warmup;
     let end = start + dur;

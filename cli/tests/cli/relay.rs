@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -1019,5 +1019,204 @@ fn two_relay_processes_on_one_postgres_database_are_one_relay() {
     assert_eq!(r.json()["stored"], false, "{}", r.text());
     drop(s);
     a.stop();
+    b.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failover: two instances on one PostgreSQL database behind a load balancer
+
+/// A TCP proxy standing in for a load balancer: each connection goes to the first of
+/// `upstreams` that accepts it (so to the second once the first is gone), bytes pumped both
+/// ways until either side closes.
+struct Proxy {
+    addr: SocketAddr,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start(upstreams: Vec<SocketAddr>) -> Proxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stop = stopping.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let Some(upstream) = upstreams
+                    .iter()
+                    .find_map(|a| std::net::TcpStream::connect(a).ok())
+                else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = upstream.set_nodelay(true);
+                let pump = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    })
+                };
+                let (c2, u2) = (
+                    client.try_clone().expect("clone"),
+                    upstream.try_clone().expect("clone"),
+                );
+                pump(client, upstream);
+                pump(u2, c2);
+            }
+        });
+        Proxy { addr, stopping }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        // Wakes the accept loop so that it sees `stopping`.
+        let _ = std::net::TcpStream::connect(self.addr);
+    }
+}
+
+/// What the test's threads collect.
+type Shared<T> = Arc<Mutex<Vec<T>>>;
+
+#[test]
+fn sigkill_of_one_instance_under_load_loses_and_duplicates_nothing_and_streams_go_on() {
+    const WRITERS: usize = 4;
+    const PER_WRITER: usize = 120;
+    let url = crate::pg::fresh_database();
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let a = Relay::start(dir_a.path(), &["--store", &url, "--no-rate-limits"]);
+    let b = Relay::start(dir_b.path(), &["--store", &url, "--no-rate-limits"]);
+    let proxy = Proxy::start(vec![a.addr, b.addr]);
+    let front = Target::Tcp(proxy.addr);
+    let (slot, owner) = allocate(&front);
+    let cap = mint_cap(&front, &slot, &owner);
+
+    // A reader streams through the proxy and reconnects after its last seq whenever the
+    // stream breaks; it keeps every record it got, in order.
+    let streamed: Shared<(u64, Vec<u8>)> = Arc::default();
+    let reconnects = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    {
+        let (front, slot, owner) = (front.clone(), slot.clone(), owner.clone());
+        let (streamed, reconnects, done) = (streamed.clone(), reconnects.clone(), done.clone());
+        std::thread::spawn(move || {
+            let auth = bearer(&owner);
+            let mut buf = vec![0u8; 64 * 1024];
+            while !done.load(Ordering::Relaxed) {
+                let after = streamed.lock().expect("lock").last().map_or(0, |(s, _)| *s);
+                let path = format!("/v1/slots/{slot}/stream?after={after}");
+                let Ok(mut s) =
+                    http::open_stream(&front, "GET", &path, &[("Authorization", &auth)])
+                else {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                };
+                if s.status != 200 {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                let mut reader = frames::RecordReader::new(RECORD_MAX);
+                loop {
+                    match s.body.read(&mut buf) {
+                        Ok(n) if n > 0 => reader.feed(&buf[..n]),
+                        _ => break,
+                    }
+                    while let Ok(Some((seq, blob))) = reader.next_record() {
+                        if seq != 0 {
+                            streamed.lock().expect("lock").push((seq, blob.to_vec()));
+                        }
+                    }
+                }
+                reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+
+    // Writers append distinct blobs through the proxy; a request that fails (its instance
+    // died under it) is sent again with the same bytes until some instance answers 2xx.
+    let acked: Shared<(Vec<u8>, u64)> = Arc::default();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (front, slot, cap, acked) =
+                (front.clone(), slot.clone(), cap.clone(), acked.clone());
+            std::thread::spawn(move || {
+                for i in 0..PER_WRITER {
+                    let blob = filler(&format!("writer {w} blob {i} "), 300);
+                    let until = Instant::now() + POLL_DEADLINE;
+                    let seq = loop {
+                        match append(&front, &slot, &cap, &blob) {
+                            Ok(r) if r.status == 200 || r.status == 201 => {
+                                break r.json()["seq"].as_u64().expect("seq");
+                            }
+                            _ if Instant::now() < until => {
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                            other => panic!("writer {w} blob {i}: no instance took it: {other:?}"),
+                        }
+                    };
+                    acked.lock().expect("lock").push((blob, seq));
+                }
+            })
+        })
+        .collect();
+
+    // Mid-load, instance A dies without a word.
+    poll("a third of the appends acknowledged", || {
+        (acked.lock().expect("lock").len() >= WRITERS * PER_WRITER / 3).then_some(())
+    });
+    let before_kill = acked.lock().expect("lock").iter().map(|(_, s)| *s).max();
+    a.crash();
+    for w in writers {
+        w.join().expect("writer");
+    }
+    let acked = acked.lock().expect("lock").clone();
+    assert_eq!(acked.len(), WRITERS * PER_WRITER);
+
+    // Storage, read through B: each blob once, at the seq it was acknowledged with, gapless.
+    let tb = b.tcp();
+    let stored = read_all(&tb, &slot, &owner);
+    let seqs: Vec<u64> = stored.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        seqs,
+        (1..=stored.len() as u64).collect::<Vec<_>>(),
+        "gapless"
+    );
+    let by_blob: BTreeMap<&[u8], u64> = stored.iter().map(|(s, b)| (b.as_slice(), *s)).collect();
+    assert_eq!(by_blob.len(), stored.len(), "a blob stored twice");
+    assert_eq!(stored.len(), WRITERS * PER_WRITER, "stored blobs");
+    for (blob, seq) in &acked {
+        assert_eq!(
+            by_blob.get(blob.as_slice()),
+            Some(seq),
+            "acknowledged blob {:?} lost or moved",
+            String::from_utf8_lossy(&blob[..24])
+        );
+    }
+
+    // The stream went on through B after A died: it holds every blob, in order, once.
+    let total = stored.len();
+    poll("the stream caught up through B", || {
+        (streamed.lock().expect("lock").len() >= total).then_some(())
+    });
+    done.store(true, Ordering::Relaxed);
+    let got = streamed.lock().expect("lock").clone();
+    assert_eq!(
+        got, stored,
+        "the stream: every blob in order, no gap, none twice"
+    );
+    assert!(
+        reconnects.load(Ordering::Relaxed) >= 1,
+        "the stream through A never broke"
+    );
+    assert!(before_kill.is_some_and(|s| (s as usize) < total));
+    drop(proxy);
     b.stop();
 }

@@ -65,7 +65,7 @@ pub(super) async fn claim(
     let token = bearer(&headers)?;
     require_content_type(&headers, "application/json")?;
     check_length(&headers, JSON_BODY_MAX)?;
-    if let Err(wait) = app.limiters.claims.take(&src) {
+    if let Err(wait) = take_limit(&app, Limit::Claims, LimitKey::Source(src), false).await? {
         return Err(limited(&app, wait, "too many claims from your address"));
     }
     let body = read_body(req.into_body(), JSON_BODY_MAX).await?;
@@ -314,7 +314,7 @@ pub(super) async fn leave_intro(
     check_length(&headers, INTRO_BYTES_MAX)?;
     // A source that has sent a lot of junk is refused before its body is even read; its junk
     // budget is its own and nobody else's.
-    if let Err(wait) = app.limiters.junk.would_take(&src) {
+    if let Err(wait) = take_limit(&app, Limit::Junk, LimitKey::Source(src), true).await? {
         app.metrics.intros_refused.fetch_add(1, Relaxed);
         return Err(limited(
             &app,
@@ -323,18 +323,17 @@ pub(super) async fn leave_intro(
         ));
     }
     let body = read_body(req.into_body(), INTRO_BYTES_MAX).await?;
-    let junk = |app: &App, e: ApiError| {
+    // Junk spends its sender's junk budget (a storage error spending it is not the
+    // sender's to hear about: the refusal stands).
+    let junk = async |app: &Arc<App>, e: ApiError| {
         app.metrics.intros_refused.fetch_add(1, Relaxed);
-        let _ = app.limiters.junk.take(&src);
+        let _ = take_limit(app, Limit::Junk, LimitKey::Source(src), false).await;
         e
     };
     let intro = match Intro::decode(&body) {
         Ok(i) => i,
         Err(e) => {
-            return Err(junk(
-                &app,
-                ApiError::bad_request("bad_intro", e.to_string()),
-            ));
+            return Err(junk(&app, ApiError::bad_request("bad_intro", e.to_string())).await);
         }
     };
     let expected = format!("{nick}@{}", app.config.domain);
@@ -346,7 +345,8 @@ pub(super) async fn leave_intro(
                 "wrong_target",
                 format!("the intro is addressed to {:?}, not {expected:?}", intro.to),
             ),
-        ));
+        )
+        .await);
     }
     let now = now_ms();
     if intro.ts_ms.abs_diff(now) > app.config.intro_skew_ms {
@@ -360,17 +360,25 @@ pub(super) async fn leave_intro(
                     app.config.intro_skew_ms / 60_000
                 ),
             ),
-        ));
+        )
+        .await);
     }
     let n = nick.clone();
     let Some(held) = blocking(&app, move |app| app.store.handle(&n)).await?? else {
-        return Err(junk(&app, unknown_handle(&app, &nick)));
+        return Err(junk(&app, unknown_handle(&app, &nick)).await);
     };
-    if let Err(wait) = app.limiters.intro_sources.take(&src) {
+    if let Err(wait) = take_limit(&app, Limit::IntroSources, LimitKey::Source(src), false).await? {
         app.metrics.intros_refused.fetch_add(1, Relaxed);
         return Err(limited(&app, wait, "too many intros from your address"));
     }
-    if let Err(wait) = app.limiters.intro_targets.take(&nick) {
+    if let Err(wait) = take_limit(
+        &app,
+        Limit::IntroTargets,
+        LimitKey::Handle(nick.clone()),
+        false,
+    )
+    .await?
+    {
         app.metrics.intros_refused.fetch_add(1, Relaxed);
         return Err(limited(
             &app,

@@ -23,11 +23,11 @@ use wire_log::intro::{INTRO_BYTES_MAX, Intro};
 use wire_log::{Character, Did};
 
 use crate::a2a::{self, A2aCardInput};
-use crate::app::{App, now_ms};
+use crate::app::{App, LimitKey, now_ms};
 use crate::error::ApiError;
 use crate::frames::{self, BLOBS_CONTENT_TYPE, RECORDS_CONTENT_TYPE};
 use crate::hub::SubscribeError;
-use crate::limits::Source;
+use crate::limits::{Limit, Source};
 use crate::pages;
 use crate::store::{
     AckOutcome, AppendItem, AppendOutcome, ClaimOutcome, Credential, HandleRecord, IntroOutcome,
@@ -340,6 +340,21 @@ fn source_of(req: &Request) -> Source {
         .get::<Source>()
         .copied()
         .unwrap_or(Source::Local)
+}
+
+/// A token of `limit` for `key` (with `peek`: only whether one is there), counted across
+/// every instance when the store shares buckets (decision (ah)): `Ok(Err(secs))` when
+/// limited. The store is asked off the async workers; memory buckets are asked here.
+async fn take_limit(
+    app: &Arc<App>,
+    limit: Limit,
+    key: LimitKey,
+    peek: bool,
+) -> Result<Result<(), u64>, ApiError> {
+    if app.config.rates.of(limit).is_unlimited() || !app.store.shares_rate_limits() {
+        return Ok(app.take_limit(limit, &key, peek)?);
+    }
+    Ok(blocking(app, move |app| app.take_limit(limit, &key, peek)).await??)
 }
 
 fn limited(app: &App, wait: u64, what: &str) -> ApiError {

@@ -13,10 +13,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiResult, check_length, limited, read_body, source_of};
-use crate::app::App;
+use super::{ApiResult, check_length, limited, read_body, source_of, take_limit};
+use crate::app::{App, LimitKey};
 use crate::error::ApiError;
-use crate::pairs::{Cell, PAIR_CELL_BYTES_MAX, PairError, Written};
+use crate::limits::Limit;
+use crate::pairs::{Cell, PAIR_CELL_BYTES_MAX, PAIR_POLL, PAIR_WAIT_MAX, PairError, Written};
 
 fn parse_slot(slot: &str) -> Result<[u8; 16], ApiError> {
     let bad = || ApiError::bad_request("bad_id", "a pair slot id is 32 lower-case hex characters");
@@ -79,7 +80,8 @@ pub(super) async fn put_cell(
             join: false,
             index: 0,
         })
-        && let Err(wait) = app.limiters.slots.take(&source_of(&req))
+        && let Err(wait) =
+            take_limit(&app, Limit::Slots, LimitKey::Source(source_of(&req)), false).await?
     {
         return Err(limited(
             &app,
@@ -94,7 +96,13 @@ pub(super) async fn put_cell(
             "a pairing message has bytes",
         ));
     }
-    match app.pairs.put(id, cell, body).map_err(pair_error)? {
+    let written = if app.store.shares_pair_slots() {
+        let store = app.store.clone();
+        tokio::task::spawn_blocking(move || store.pair_put(id, cell, body)).await??
+    } else {
+        app.pairs.put(id, cell, body)
+    };
+    match written.map_err(pair_error)? {
         Written::Stored => Ok((StatusCode::CREATED, Json(json!({"stored": true}))).into_response()),
         Written::Unchanged => Ok((StatusCode::OK, Json(json!({"stored": false}))).into_response()),
     }
@@ -114,7 +122,12 @@ pub(super) async fn get_cell(
     let id = parse_slot(&slot)?;
     let cell = parse_cell(&side, &index)?;
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(0));
-    match app.pairs.get(id, cell, wait).await.map_err(pair_error)? {
+    let got = if app.store.shares_pair_slots() {
+        shared_get(&app, id, cell, wait).await?
+    } else {
+        app.pairs.get(id, cell, wait).await
+    };
+    match got.map_err(pair_error)? {
         Some(bytes) => Ok((
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/octet-stream")],
@@ -125,12 +138,44 @@ pub(super) async fn get_cell(
     }
 }
 
+/// A read of a pair cell in the shared store: the first look counts as use of the slot, then
+/// it looks again every [`PAIR_POLL`] until the cell is written or `wait` is over (a write
+/// through another instance wakes nothing here).
+async fn shared_get(
+    app: &Arc<App>,
+    id: [u8; 16],
+    cell: Cell,
+    wait: Duration,
+) -> Result<Result<Option<bytes::Bytes>, PairError>, ApiError> {
+    let deadline = tokio::time::Instant::now() + wait.min(PAIR_WAIT_MAX);
+    let mut touch = true;
+    loop {
+        let store = app.store.clone();
+        let got = tokio::task::spawn_blocking(move || store.pair_get(id, cell, touch)).await??;
+        if !matches!(got, Ok(None)) {
+            return Ok(got);
+        }
+        touch = false;
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(Ok(None));
+        }
+        tokio::time::sleep((deadline - now).min(PAIR_POLL)).await;
+    }
+}
+
 pub(super) async fn close_slot(
     State(app): State<Arc<App>>,
     Path(slot): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_slot(&slot)?;
-    if app.pairs.close(id) {
+    let closed = if app.store.shares_pair_slots() {
+        let store = app.store.clone();
+        tokio::task::spawn_blocking(move || store.pair_close(id)).await??
+    } else {
+        app.pairs.close(id)
+    };
+    if closed {
         Ok(Json(json!({"closed": true})).into_response())
     } else {
         Err(pair_error(PairError::Unknown))

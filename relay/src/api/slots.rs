@@ -4,7 +4,7 @@ use super::*;
 
 pub(super) async fn allocate_slot(State(app): State<Arc<App>>, req: Request) -> ApiResult {
     let src = source_of(&req);
-    if let Err(wait) = app.limiters.slots.take(&src) {
+    if let Err(wait) = take_limit(&app, Limit::Slots, LimitKey::Source(src), false).await? {
         return Err(limited(
             &app,
             wait,

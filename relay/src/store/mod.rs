@@ -9,7 +9,7 @@ mod log;
 mod postgres;
 mod redb;
 
-pub use self::postgres::{PgStore, redact};
+pub use self::postgres::{LISTENER_NAME, NOTIFIER_NAME, PgStore, redact};
 pub use self::redb::{LOG_BYTES, RedbStore};
 
 use std::sync::Arc;
@@ -202,15 +202,80 @@ pub struct StoreError(pub String);
 pub type Wake = Arc<dyn Fn(&[(SlotId, u64, Bytes)]) + Send + Sync>;
 /// Whether anyone here waits for a slot's new blobs (the others are not read).
 pub type Wanted = Arc<dyn Fn(SlotId) -> bool + Send + Sync>;
+/// Every slot someone streams here now.
+pub type Watched = Arc<dyn Fn() -> Vec<SlotId> + Send + Sync>;
 
 /// Storage for slots, capabilities, blobs, the handle directory and intro queues.
 pub trait BlobStore: Send + Sync + 'static {
     /// Starts handing `wake` the blobs that other processes append to this store (relay
     /// instances sharing a database), for the slots `wanted` names. A store that only this
     /// process writes (redb: one writer per file) has no one else's appends, and does nothing.
-    fn watch_others(&self, wake: Wake, wanted: Wanted) -> Result<(), StoreError> {
-        let _ = (wake, wanted);
+    /// Whenever that watch (re)starts, it hands `wake` the newest blob of every slot in
+    /// `watched`, so that a stream whose wake-ups were lost meanwhile reads what it missed.
+    fn watch_others(&self, wake: Wake, wanted: Wanted, watched: Watched) -> Result<(), StoreError> {
+        let _ = (wake, wanted, watched);
         Ok(())
+    }
+
+    /// How many [`append`](Self::append) calls may run at once (each its own transaction).
+    /// The committer runs that many groups in flight. redb has one writer: 1.
+    fn append_lanes(&self) -> usize {
+        1
+    }
+
+    /// Whether [`take_token`](Self::take_token) draws on buckets every instance on this store
+    /// shares (PostgreSQL). When not (redb: one process), each relay counts in its own memory.
+    fn shares_rate_limits(&self) -> bool {
+        false
+    }
+
+    /// Takes one token from the shared bucket of (`limit`, `key`) at `rate` (or, with `peek`,
+    /// only says whether one could be taken): `Ok(Err(secs))` when empty, `secs` until a
+    /// token is back. Only called when [`shares_rate_limits`](Self::shares_rate_limits).
+    fn take_token(
+        &self,
+        limit: u8,
+        key: &[u8],
+        rate: crate::limits::Rate,
+        peek: bool,
+    ) -> Result<Result<(), u64>, StoreError> {
+        let _ = (limit, key, rate, peek);
+        Ok(Ok(()))
+    }
+
+    /// Whether the pair slots of pairings by code live here, shared by every instance on this
+    /// store (PostgreSQL), rather than in the relay's memory (`pairs.rs`).
+    fn shares_pair_slots(&self) -> bool {
+        false
+    }
+
+    /// [`crate::pairs::PairSlots::put`], in the store. Only called when
+    /// [`shares_pair_slots`](Self::shares_pair_slots).
+    fn pair_put(
+        &self,
+        id: [u8; 16],
+        cell: crate::pairs::Cell,
+        bytes: Bytes,
+    ) -> Result<Result<crate::pairs::Written, crate::pairs::PairError>, StoreError> {
+        let _ = (id, cell, bytes);
+        Ok(Err(crate::pairs::PairError::Unknown))
+    }
+
+    /// A cell, without waiting (`Ok(None)`: not written yet); `touch` counts the read as use.
+    fn pair_get(
+        &self,
+        id: [u8; 16],
+        cell: crate::pairs::Cell,
+        touch: bool,
+    ) -> Result<Result<Option<Bytes>, crate::pairs::PairError>, StoreError> {
+        let _ = (id, cell, touch);
+        Ok(Err(crate::pairs::PairError::Unknown))
+    }
+
+    /// Closes a pair slot; `Ok(false)` when there was none.
+    fn pair_close(&self, id: [u8; 16]) -> Result<bool, StoreError> {
+        let _ = id;
+        Ok(false)
     }
 
     fn create_slot(&self, slot: SlotId, owner: TokenHash, now_ms: u64) -> Result<(), StoreError>;

@@ -2,15 +2,19 @@
 //! relay instances can serve one mailbox.
 //!
 //! Connections are owned by threads of this module, never by the caller: the `postgres` client
-//! drives a runtime of its own and must not be created, used or dropped on an async worker. One
-//! thread with its own connection takes appends (the committer's groups, so a group is one
-//! transaction); a few more share the other calls. A caller hands its work over a bounded
+//! drives a runtime of its own and must not be created, used or dropped on an async worker.
+//! [`APPEND_LANES`] threads with a connection each take appends (the committer's groups: a
+//! group is one call of `wire_append_v1`, one statement and its own transaction); a few more
+//! share the other calls; one announces committed appends (`NOTIFY`, [`notifier`]) and one
+//! listens for the other instances' ([`listen`]). A caller hands its work over a bounded
 //! channel and blocks on the reply, as it would on redb.
 //!
-//! Every session runs with `synchronous_commit = on`, so a method that returned `Ok` has its
-//! transaction flushed to the server's WAL. Appends lock their slots' rows (`FOR UPDATE`, in id
-//! order), which serialises sequence numbers per slot across instances; the unique index on
-//! `(slot, hash)` is the content-hash idempotency, checked by `ON CONFLICT` as well.
+//! Every session that writes runs with `synchronous_commit = on`, so a method that returned
+//! `Ok` has its transaction flushed to the server's WAL (the notifier's announcements alone do
+//! not wait for a flush). Appends lock their slots' rows (`FOR UPDATE`, in id order), which
+//! serialises sequence numbers per slot across instances; the unique index on `(slot, hash)`
+//! is the content-hash idempotency, checked by `ON CONFLICT` as well. Rate limits are token
+//! buckets in `rate_buckets`, one statement per limited request ([`take_token`]).
 //!
 //! The schema is versioned SQL in `relay/migrations/`, applied at open under an advisory lock
 //! (instances starting together apply it once); a database newer than this build is refused.
@@ -27,22 +31,31 @@ use postgres::{Client, NoTls, Statement, Transaction};
 
 use super::{
     AckOutcome, AppendItem, AppendOutcome, BlobStore, ClaimOutcome, Credential, HandleRecord,
-    IntroOutcome, MintOutcome, Page, Quotas, SlotInfo, StoreError, Totals, Wake, Wanted,
+    IntroOutcome, MintOutcome, Page, Quotas, SlotInfo, StoreError, Totals, Wake, Wanted, Watched,
 };
+use crate::limits::{Rate, wait_secs};
+use crate::pairs::{Cell, PAIR_IDLE, PAIR_LIFETIME, PAIR_SLOTS_MAX, PairError, Written};
 use crate::token::{CapId, SlotId, TokenHash};
 
 /// The schema migrations, in order: version `i + 1` is `MIGRATIONS[i]`.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_append_function.sql"),
+];
 /// Taken (per transaction) while migrating: "wire" in ASCII.
 const MIGRATION_LOCK: i64 = 0x7769_7265;
 /// Threads (and connections) for everything but appends.
 const WORKERS: usize = 4;
+/// Threads (and connections) for appends: groups in flight at once (`BlobStore::append_lanes`).
+const APPEND_LANES: usize = 2;
 /// Calls waiting for a worker before the caller blocks.
 const QUEUE_MAX: usize = 1024;
 /// The channel appends are announced on, after their commit (see [`notify_payloads`]).
 const CHANNEL: &str = "wire_appends";
 /// Slot ranges in one notification (PostgreSQL takes up to 8,000 bytes of payload).
 const RANGES_PER_NOTIFY: usize = 64;
+/// Groups' announcements waiting for the notifier before new ones are dropped.
+const NOTIFY_QUEUE: usize = 4096;
 /// How often the listener looks at `stopping` when nothing arrives.
 const LISTEN_POLL: Duration = Duration::from_millis(250);
 /// Blobs the listener reads at a time for a wake-up.
@@ -66,20 +79,6 @@ impl Conn {
     }
 }
 
-/// `sql` prepared on this connection, once.
-fn prepared(
-    txn: &mut Transaction<'_>,
-    cache: &mut HashMap<&'static str, Statement>,
-    sql: &'static str,
-) -> Result<Statement, StoreError> {
-    if let Some(s) = cache.get(sql) {
-        return Ok(s.clone());
-    }
-    let s = txn.prepare(sql).map_err(pg)?;
-    cache.insert(sql, s.clone());
-    Ok(s)
-}
-
 /// The PostgreSQL-backed store.
 pub struct PgStore {
     /// Shown in errors: the URL without its password.
@@ -94,6 +93,11 @@ pub struct PgStore {
     secret_url: String,
     /// Set when the store is dropped: the listener stops within [`LISTEN_POLL`].
     stopping: Arc<AtomicBool>,
+    /// What committed appends stored, to the notifier thread (see [`notifier`]).
+    notify: Option<SyncSender<Vec<String>>>,
+    /// Set when announcements were dropped because the notifier was [`NOTIFY_QUEUE`]
+    /// groups behind: it then sends "catch up" instead.
+    notify_lost: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -228,6 +232,78 @@ fn worker(
         .map_err(|e| StoreError(format!("cannot start a storage thread: {e}")))
 }
 
+/// The `application_name` of the notifier's connection.
+pub const NOTIFIER_NAME: &str = "wire-relay-notify";
+
+/// Ranges sent in one `NOTIFY` statement at most; a backlog beyond it is sent as "catch up".
+const NOTIFY_BATCH_MAX: usize = 4096;
+
+/// The thread that announces committed appends to the other instances (`NOTIFY`), on a
+/// connection of its own with `synchronous_commit = off`. Not inside the append transaction:
+/// a transaction that notifies holds the cluster-wide lock on the notification queue from
+/// before its commit until after its WAL flush, so every instance's commits would queue
+/// behind each other's fsyncs. Here the appends are durable already; the notifying
+/// transaction writes nothing worth waiting for, and what is waiting is sent in one statement.
+/// Nothing announced is given up: a batch whose sending fails is sent again (reconnecting,
+/// every 200 ms) with whatever arrived meanwhile; announcements that could not even be queued
+/// (`lost`), or a backlog too big for one statement, become one "catch up" notice
+/// (`instance;*`), on which the others wake every stream they hold (decision (ai)).
+fn notifier(
+    url: String,
+    shown: String,
+    instance: String,
+    rx: Receiver<Vec<String>>,
+    lost: Arc<AtomicBool>,
+    stopping: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, StoreError> {
+    std::thread::Builder::new()
+        .name("wire-relay-pg-notify".into())
+        .spawn(move || {
+            let mut conn: Option<Client> = None;
+            let catch_up = format!("{instance};*");
+            while let Ok(first) = rx.recv() {
+                let mut payloads = first;
+                loop {
+                    while let Ok(more) = rx.try_recv() {
+                        payloads.extend(more);
+                    }
+                    if lost.swap(false, Ordering::Relaxed) || payloads.len() > NOTIFY_BATCH_MAX {
+                        payloads = vec![catch_up.clone()];
+                    }
+                    if conn.as_ref().is_none_or(Client::is_closed) {
+                        conn = connect(&url, &shown)
+                            .and_then(|mut c| {
+                                c.batch_execute(&format!(
+                                    "SET synchronous_commit = off; \
+                                     SET application_name = '{NOTIFIER_NAME}'"
+                                ))
+                                .map_err(pg)?;
+                                Ok(c)
+                            })
+                            .ok();
+                    }
+                    let sent = conn.as_mut().is_some_and(|c| {
+                        c.execute(
+                            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+                            &[&CHANNEL, &payloads],
+                        )
+                        .is_ok()
+                    });
+                    if sent {
+                        break;
+                    }
+                    if stopping.load(Ordering::Relaxed) {
+                        // Shutting down: one try was all this batch gets.
+                        return;
+                    }
+                    conn = None;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        })
+        .map_err(|e| StoreError(format!("cannot start the notifier thread: {e}")))
+}
+
 impl PgStore {
     /// Connects to `url`, applies the schema migrations and starts the connection threads.
     pub fn open(url: &str, quotas: Quotas) -> Result<PgStore, StoreError> {
@@ -239,7 +315,7 @@ impl PgStore {
             let mut first = connect(&url_owned, &shown_owned)?;
             migrate(&mut first, &shown_owned)?;
             let mut all = vec![first];
-            for _ in 0..WORKERS {
+            for _ in 1..APPEND_LANES + WORKERS {
                 all.push(connect(&url_owned, &shown_owned)?);
             }
             Ok(all)
@@ -253,8 +329,8 @@ impl PgStore {
         let call_rx = Arc::new(Mutex::new(call_rx));
         let mut threads = Vec::new();
         for (i, client) in clients.by_ref().enumerate() {
-            let (name, rx) = if i == 0 {
-                ("wire-relay-pg-append".to_owned(), append_rx.clone())
+            let (name, rx) = if i < APPEND_LANES {
+                (format!("wire-relay-pg-append-{i}"), append_rx.clone())
             } else {
                 (format!("wire-relay-pg-{i}"), call_rx.clone())
             };
@@ -262,15 +338,31 @@ impl PgStore {
         }
         let mut id = [0u8; 8];
         rand::fill(&mut id[..]);
+        let instance = hex::encode(id);
+        let (notify_tx, notify_rx) = sync_channel::<Vec<String>>(NOTIFY_QUEUE);
+        let (notify_lost, stopping) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        threads.push(notifier(
+            url.to_owned(),
+            shown.clone(),
+            instance.clone(),
+            notify_rx,
+            notify_lost.clone(),
+            stopping.clone(),
+        )?);
         Ok(PgStore {
             url: shown,
             appends: Some(append_tx),
             calls: Some(call_tx),
             threads,
             quotas,
-            instance: hex::encode(id),
+            instance,
             secret_url: url.to_owned(),
-            stopping: Arc::new(AtomicBool::new(false)),
+            stopping,
+            notify: Some(notify_tx),
+            notify_lost,
         })
     }
 
@@ -320,6 +412,7 @@ impl Drop for PgStore {
         self.stopping.store(true, Ordering::Relaxed);
         self.appends = None;
         self.calls = None;
+        self.notify = None;
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -381,182 +474,104 @@ fn handles_delta(txn: &mut Transaction<'_>, slot: SlotId, delta: i32) -> Result<
     Ok(())
 }
 
-/// The appends of one group, in one transaction (see the module docs).
+/// The appends of one group, in one statement that is its own transaction (see
+/// `wire_append_v1` in `migrations/0002_append_function.sql`): one round trip, answered by
+/// the server only after the commit is flushed (`synchronous_commit = on`).
 fn append_group(
-    txn: &mut Transaction<'_>,
-    cache: &mut HashMap<&'static str, Statement>,
+    conn: &mut Conn,
     items: &[AppendItem],
     quotas: &Quotas,
-    instance: &str,
 ) -> Result<Vec<AppendOutcome>, StoreError> {
-    struct Row {
-        owner: [u8; 32],
-        last_seq: u64,
-        blobs: u64,
-        bytes: u64,
-        touched: bool,
+    if items.is_empty() {
+        return Ok(Vec::new());
     }
-    let mut ids: Vec<[u8; 16]> = items.iter().map(|i| i.slot.0).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let id_params: Vec<&[u8]> = ids.iter().map(|i| &i[..]).collect();
-    let mut rows: HashMap<SlotId, Row> = HashMap::new();
-    let lock = prepared(
-        txn,
-        cache,
-        "SELECT id, owner, last_seq, blobs, bytes FROM slots WHERE id = ANY($1) \
-         ORDER BY id FOR UPDATE",
-    )?;
-    for r in txn.query(&lock, &[&id_params]).map_err(pg)? {
-        rows.insert(
-            SlotId(to_array(r.get(0))),
-            Row {
-                owner: to_array(r.get(1)),
-                last_seq: small(r.get(2)),
-                blobs: small(r.get(3)),
-                bytes: small(r.get(4)),
-                touched: false,
-            },
-        );
-    }
-    // Capabilities, read under a share lock so a revocation waits for this commit (decision (j)).
-    let cap_hashes: Vec<&[u8]> = items
-        .iter()
-        .filter_map(|i| match &i.credential {
-            Credential::Cap(h) => Some(&h.0[..]),
-            Credential::Owner(_) => None,
-        })
-        .collect();
-    let mut caps: HashMap<[u8; 32], SlotId> = HashMap::new();
-    if !cap_hashes.is_empty() {
-        let read = prepared(
-            txn,
-            cache,
-            "SELECT hash, slot FROM caps WHERE hash = ANY($1) FOR SHARE",
-        )?;
-        for r in txn.query(&read, &[&cap_hashes]).map_err(pg)? {
-            caps.insert(to_array(r.get(0)), SlotId(to_array(r.get(1))));
+    let stmt = match conn.prepared.get(APPEND_SQL) {
+        Some(s) => s.clone(),
+        None => {
+            let s = conn.client.prepare(APPEND_SQL).map_err(pg)?;
+            conn.prepared.insert(APPEND_SQL, s.clone());
+            s
         }
-    }
+    };
     let hashes: Vec<[u8; 32]> = items
         .iter()
         .map(|i| *blake3::hash(&i.blob).as_bytes())
         .collect();
-    // Blobs already held with the same bytes.
-    let mut known: HashMap<(SlotId, [u8; 32]), u64> = HashMap::new();
-    {
-        let slots: Vec<&[u8]> = items.iter().map(|i| &i.slot.0[..]).collect();
-        let hs: Vec<&[u8]> = hashes.iter().map(|h| &h[..]).collect();
-        let held = prepared(
-            txn,
-            cache,
-            "SELECT b.slot, b.hash, b.seq FROM blobs b \
-             JOIN unnest($1::bytea[], $2::bytea[]) AS q(slot, hash) \
-             ON b.slot = q.slot AND b.hash = q.hash",
-        )?;
-        for r in txn.query(&held, &[&slots, &hs]).map_err(pg)? {
-            known.insert(
-                (SlotId(to_array(r.get(0))), to_array(r.get(1))),
-                small(r.get(2)),
-            );
-        }
-    }
-    let mut outcomes = Vec::with_capacity(items.len());
-    let (mut ins_slot, mut ins_seq, mut ins_hash, mut ins_body) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut added_blobs, mut added_bytes) = (0u64, 0u64);
-    for (item, hash) in items.iter().zip(&hashes) {
-        let Some(row) = rows.get_mut(&item.slot) else {
-            outcomes.push(AppendOutcome::UnknownSlot);
-            continue;
-        };
-        let allowed = match item.credential {
-            Credential::Owner(h) => h.ct_eq(&TokenHash(row.owner)),
-            Credential::Cap(h) => caps.get(&h.0) == Some(&item.slot),
-        };
-        if !allowed {
-            outcomes.push(AppendOutcome::Unauthorized);
-            continue;
-        }
-        if let Some(seq) = known.get(&(item.slot, *hash)) {
-            outcomes.push(AppendOutcome::Duplicate { seq: *seq });
-            continue;
-        }
-        let len = item.blob.len() as u64;
-        if row.blobs + 1 > quotas.slot_blobs_max || row.bytes + len > quotas.slot_bytes_max {
-            outcomes.push(AppendOutcome::SlotFull {
-                blobs: row.blobs,
-                bytes: row.bytes,
-            });
-            continue;
-        }
-        row.last_seq += 1;
-        row.blobs += 1;
-        row.bytes += len;
-        row.touched = true;
-        let seq = row.last_seq;
-        known.insert((item.slot, *hash), seq);
-        ins_slot.push(&item.slot.0[..]);
-        ins_seq.push(big(seq));
-        ins_hash.push(&hash[..]);
-        ins_body.push(item.blob.as_ref());
-        added_blobs += 1;
-        added_bytes += len;
-        outcomes.push(AppendOutcome::Stored { seq });
-    }
-    if ins_slot.is_empty() {
-        return Ok(outcomes);
-    }
-    let insert = prepared(
-        txn,
-        cache,
-        "INSERT INTO blobs (slot, seq, hash, body) \
-         SELECT * FROM unnest($1::bytea[], $2::int8[], $3::bytea[], $4::bytea[]) \
-         ON CONFLICT (slot, hash) DO NOTHING",
-    )?;
-    let inserted = txn
-        .execute(&insert, &[&ins_slot, &ins_seq, &ins_hash, &ins_body])
+    let slots: Vec<&[u8]> = items.iter().map(|i| &i.slot.0[..]).collect();
+    let owners: Vec<Option<&[u8]>> = items
+        .iter()
+        .map(|i| match &i.credential {
+            Credential::Owner(h) => Some(&h.0[..]),
+            Credential::Cap(_) => None,
+        })
+        .collect();
+    let caps: Vec<Option<&[u8]>> = items
+        .iter()
+        .map(|i| match &i.credential {
+            Credential::Cap(h) => Some(&h.0[..]),
+            Credential::Owner(_) => None,
+        })
+        .collect();
+    let hs: Vec<&[u8]> = hashes.iter().map(|h| &h[..]).collect();
+    let lens: Vec<i64> = items.iter().map(|i| big(i.blob.len() as u64)).collect();
+    let bodies: Vec<&[u8]> = items.iter().map(|i| i.blob.as_ref()).collect();
+    let rows = conn
+        .client
+        .query(
+            &stmt,
+            &[
+                &slots,
+                &owners,
+                &caps,
+                &hs,
+                &lens,
+                &bodies,
+                &big(quotas.slot_blobs_max),
+                &big(quotas.slot_bytes_max),
+                &shard(),
+            ],
+        )
         .map_err(pg)?;
-    if inserted != ins_slot.len() as u64 {
-        // Every appender holds the slot's row lock, so no one else can have inserted these.
-        return Err(StoreError(
-            "an append raced another writer on a locked slot; nothing was stored, retry".into(),
-        ));
+    if rows.len() != items.len() {
+        return Err(StoreError(format!(
+            "the append function answered {} outcomes for {} items; nothing is known to be stored",
+            rows.len(),
+            items.len()
+        )));
     }
-    let (mut up_id, mut up_last, mut up_blobs, mut up_bytes) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (slot, row) in &rows {
-        if row.touched {
-            up_id.push(&slot.0[..]);
-            up_last.push(big(row.last_seq));
-            up_blobs.push(big(row.blobs));
-            up_bytes.push(big(row.bytes));
-        }
-    }
-    let update = prepared(
-        txn,
-        cache,
-        "UPDATE slots SET last_seq = v.last_seq, blobs = v.blobs, bytes = v.bytes \
-         FROM unnest($1::bytea[], $2::int8[], $3::int8[], $4::int8[]) \
-         AS v(id, last_seq, blobs, bytes) WHERE slots.id = v.id",
-    )?;
-    txn.execute(&update, &[&up_id, &up_last, &up_blobs, &up_bytes])
-        .map_err(pg)?;
-    // The totals and the wake-up of the other instances (delivered only if this commits), in
-    // one statement.
-    let count_and_notify = prepared(
-        txn,
-        cache,
-        "WITH c AS (UPDATE counters SET blobs = blobs + $1, bytes = bytes + $2 RETURNING 1) \
-         SELECT pg_notify($3, p) FROM c, unnest($4::text[]) AS p",
-    )?;
-    let payloads = notify_payloads(instance, items, &outcomes);
-    txn.query(
-        &count_and_notify,
-        &[&big(added_blobs), &big(added_bytes), &CHANNEL, &payloads],
-    )
-    .map_err(pg)?;
-    Ok(outcomes)
+    rows.iter()
+        .map(|r| {
+            let seq = small(r.get(1));
+            Ok(match r.get::<_, i16>(0) {
+                0 => AppendOutcome::Stored { seq },
+                1 => AppendOutcome::Duplicate { seq },
+                2 => AppendOutcome::UnknownSlot,
+                3 => AppendOutcome::Unauthorized,
+                4 => AppendOutcome::SlotFull {
+                    blobs: small(r.get(2)),
+                    bytes: small(r.get(3)),
+                },
+                other => {
+                    return Err(StoreError(format!(
+                        "the append function answered an unknown outcome {other}"
+                    )));
+                }
+            })
+        })
+        .collect()
+}
+
+/// The call of one group's appends.
+const APPEND_SQL: &str = "SELECT outcome, seq, held_blobs, held_bytes FROM \
+     wire_append_v1($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// Rows of `counters` (migration 0002): each writer adds to one picked at random.
+const SHARDS: u32 = 64;
+
+fn shard() -> i32 {
+    let mut b = [0u8; 4];
+    rand::fill(&mut b[..]);
+    i32::try_from(u32::from_le_bytes(b) % SHARDS + 1).unwrap_or(1)
 }
 
 fn page(rows: &[postgres::Row], limit: usize, bytes_max: usize) -> Vec<(u64, Bytes)> {
@@ -605,27 +620,288 @@ fn notify_payloads(
         .collect()
 }
 
-/// The ranges of a notification from another instance (`None`: ours, or not understood).
-fn parse_payload(ours: &str, payload: &str) -> Option<Vec<(SlotId, u64, u64)>> {
+/// What a notification from another instance asks of this one.
+#[derive(Debug, PartialEq, Eq)]
+enum Notice {
+    /// These slots got these seq ranges.
+    Ranges(Vec<(SlotId, u64, u64)>),
+    /// Announcements were lost: wake every stream here ([`catch_up`]).
+    CatchUp,
+}
+
+/// A notification from another instance (`None`: ours, or not understood).
+fn parse_payload(ours: &str, payload: &str) -> Option<Notice> {
     let mut parts = payload.split(';');
     if parts.next()? == ours {
         return None;
     }
     let mut out = Vec::new();
     for part in parts {
+        if part == "*" {
+            return Some(Notice::CatchUp);
+        }
         let mut f = part.split(':');
         let slot = SlotId::parse(f.next()?)?;
         let first = f.next()?.parse().ok()?;
         let last = f.next()?.parse().ok()?;
         out.push((slot, first, last));
     }
-    Some(out)
+    Some(Notice::Ranges(out))
+}
+
+/// The database's clock, Unix ms (the same for every instance).
+fn db_now_ms(txn: &mut Transaction<'_>) -> Result<i64, StoreError> {
+    Ok(txn
+        .query_one(
+            "SELECT (extract(epoch FROM statement_timestamp()) * 1000)::int8",
+            &[],
+        )
+        .map_err(pg)?
+        .get(0))
+}
+
+/// `(idle, lifetime)` of a pair slot, ms.
+fn pair_times() -> (i64, i64) {
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    (ms(PAIR_IDLE), ms(PAIR_LIFETIME))
+}
+
+/// Drops `id` if it has expired at `now`; the cells if it is alive, locked.
+fn pair_live_cells(
+    txn: &mut Transaction<'_>,
+    id: [u8; 16],
+    now: i64,
+) -> Result<Option<Vec<Option<Vec<u8>>>>, StoreError> {
+    let (idle, life) = pair_times();
+    txn.execute(
+        "DELETE FROM pair_slots WHERE id = $1 AND (touched_ms <= $2::int8 - $3::int8 OR made_ms <= $2::int8 - $4::int8)",
+        &[&&id[..], &now, &idle, &life],
+    )
+    .map_err(pg)?;
+    let row = txn
+        .query_opt(
+            "SELECT cells FROM pair_slots WHERE id = $1 FOR UPDATE",
+            &[&&id[..]],
+        )
+        .map_err(pg)?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// [`crate::pairs::PairSlots::put`] on the table `pair_slots` (one transaction).
+fn pair_put(
+    txn: &mut Transaction<'_>,
+    id: [u8; 16],
+    cell: Cell,
+    bytes: &[u8],
+) -> Result<Result<Written, PairError>, StoreError> {
+    let now = db_now_ms(txn)?;
+    let at = cell.slot_index();
+    let mut cells = pair_live_cells(txn, id, now)?;
+    if cells.is_none() {
+        if at != 0 {
+            return Ok(Err(PairError::Unknown));
+        }
+        let (idle, life) = pair_times();
+        let live = |txn: &mut Transaction<'_>| -> Result<i64, StoreError> {
+            Ok(txn
+                .query_one(
+                    "SELECT count(*) FROM pair_slots WHERE touched_ms > $1::int8 - $2::int8 \
+                     AND made_ms > $1::int8 - $3::int8",
+                    &[&now, &idle, &life],
+                )
+                .map_err(pg)?
+                .get(0))
+        };
+        let max = i64::try_from(PAIR_SLOTS_MAX).unwrap_or(i64::MAX);
+        if live(txn)? >= max {
+            txn.execute(
+                "DELETE FROM pair_slots WHERE touched_ms <= $1::int8 - $2::int8 \
+                 OR made_ms <= $1::int8 - $3::int8",
+                &[&now, &idle, &life],
+            )
+            .map_err(pg)?;
+            if live(txn)? >= max {
+                return Ok(Err(PairError::Full));
+            }
+        }
+        let empty: Vec<Option<&[u8]>> = vec![Some(bytes), None, None, None];
+        let inserted = txn
+            .execute(
+                "INSERT INTO pair_slots (id, cells, made_ms, touched_ms) VALUES ($1, $2, $3, $3) \
+                 ON CONFLICT (id) DO NOTHING",
+                &[&&id[..], &empty, &now],
+            )
+            .map_err(pg)?;
+        if inserted == 1 {
+            return Ok(Ok(Written::Stored));
+        }
+        // Another instance made it a moment ago: compare with what it wrote.
+        cells = pair_live_cells(txn, id, now)?;
+    }
+    let Some(cells) = cells else {
+        return Ok(Err(PairError::Unknown));
+    };
+    txn.execute(
+        "UPDATE pair_slots SET touched_ms = $2 WHERE id = $1",
+        &[&&id[..], &now],
+    )
+    .map_err(pg)?;
+    match cells.get(at).cloned().flatten() {
+        Some(held) if held == bytes => Ok(Ok(Written::Unchanged)),
+        Some(_) => Ok(Err(PairError::Taken)),
+        None => {
+            let index = i32::try_from(at + 1).unwrap_or(1);
+            txn.execute(
+                "UPDATE pair_slots SET cells[$2] = $3 WHERE id = $1",
+                &[&&id[..], &index, &bytes],
+            )
+            .map_err(pg)?;
+            Ok(Ok(Written::Stored))
+        }
+    }
+}
+
+/// A cell of `pair_slots`, without waiting.
+fn pair_get(
+    txn: &mut Transaction<'_>,
+    id: [u8; 16],
+    cell: Cell,
+    touch: bool,
+) -> Result<Result<Option<Bytes>, PairError>, StoreError> {
+    let now = db_now_ms(txn)?;
+    if !touch {
+        // A waiting read looking again: read only (no lock, nothing written, no flush).
+        let (idle, life) = pair_times();
+        let row = txn
+            .query_opt(
+                "SELECT cells FROM pair_slots WHERE id = $1 AND touched_ms > $2::int8 - $3::int8 \
+                 AND made_ms > $2::int8 - $4::int8",
+                &[&&id[..], &now, &idle, &life],
+            )
+            .map_err(pg)?;
+        let Some(row) = row else {
+            return Ok(Err(PairError::Unknown));
+        };
+        let cells: Vec<Option<Vec<u8>>> = row.get(0);
+        return Ok(Ok(cells
+            .get(cell.slot_index())
+            .cloned()
+            .flatten()
+            .map(Bytes::from)));
+    }
+    let Some(cells) = pair_live_cells(txn, id, now)? else {
+        return Ok(Err(PairError::Unknown));
+    };
+    txn.execute(
+        "UPDATE pair_slots SET touched_ms = $2 WHERE id = $1",
+        &[&&id[..], &now],
+    )
+    .map_err(pg)?;
+    Ok(Ok(cells
+        .get(cell.slot_index())
+        .cloned()
+        .flatten()
+        .map(Bytes::from)))
+}
+
+/// The tokens a bucket holds at the database's clock (`$3` burst, `$4` per second), from its
+/// row `b` and the time `now.ms`.
+const REFILLED: &str = "least($3::float8, b.tokens + \
+     greatest(now.ms - b.at_ms, 0)::float8 / 1000.0 * $4::float8)";
+
+/// One token of a shared bucket, in one statement (its own transaction): the row is created
+/// full less one, or refilled to the database's clock and spent when a whole token is there.
+/// `taken` says which. Now and then, rows that have refilled entirely are deleted.
+fn take_token(
+    client: &mut Client,
+    limit: i16,
+    key: &[u8],
+    rate: Rate,
+    peek: bool,
+) -> Result<Result<(), u64>, StoreError> {
+    let now = "(SELECT (extract(epoch FROM statement_timestamp()) * 1000)::int8 AS ms) AS now";
+    let (burst, per_second) = (rate.burst, rate.per_second);
+    if peek {
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT {REFILLED} FROM rate_buckets b, {now} \
+                     WHERE b.limit_id = $1 AND b.key = $2"
+                ),
+                &[&limit, &key, &burst, &per_second],
+            )
+            .map_err(pg)?;
+        let tokens: f64 = row.map_or(burst, |r| r.get(0));
+        return Ok(if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(wait_secs(tokens, rate))
+        });
+    }
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO rate_buckets AS b (limit_id, key, tokens, at_ms, taken) \
+                 SELECT $1, $2, greatest($3::float8 - 1, 0), now.ms, $3::float8 >= 1 FROM {now} \
+                 ON CONFLICT (limit_id, key) DO UPDATE SET \
+                 tokens = (SELECT CASE WHEN r.t >= 1 THEN r.t - 1 ELSE r.t END FROM \
+                     (SELECT {REFILLED} AS t FROM {now}) AS r), \
+                 taken = (SELECT {REFILLED} >= 1 FROM {now}), \
+                 at_ms = greatest(EXCLUDED.at_ms, b.at_ms) \
+                 RETURNING taken, tokens"
+            ),
+            &[&limit, &key, &burst, &per_second],
+        )
+        .map_err(pg)?;
+    let (taken, tokens): (bool, f64) = (row.get(0), row.get(1));
+    // About one take in 256 sweeps the buckets of this limit that are full again.
+    let mut dice = [0u8; 1];
+    rand::fill(&mut dice[..]);
+    if dice[0] == 0 {
+        let full_ms = (burst / per_second.max(f64::MIN_POSITIVE) * 1000.0).ceil();
+        let full_ms = if full_ms.is_finite() {
+            full_ms as i64
+        } else {
+            i64::MAX
+        };
+        client
+            .execute(
+                "DELETE FROM rate_buckets WHERE limit_id = $1 AND at_ms < \
+                 (extract(epoch FROM statement_timestamp()) * 1000)::int8 - $2",
+                &[&limit, &full_ms],
+            )
+            .map_err(pg)?;
+    }
+    Ok(if taken {
+        Ok(())
+    } else {
+        Err(wait_secs(tokens, rate))
+    })
+}
+
+/// The `application_name` of the listener's connection (operators and the tests find it so).
+pub const LISTENER_NAME: &str = "wire-relay-listen";
+
+/// The newest blob of every slot streamed here, to the hub (see [`listen`]).
+fn catch_up(c: &mut Client, wake: &Wake, watched: &Watched) {
+    for slot in watched() {
+        let Ok(row) = c.query_opt(
+            "SELECT seq, body FROM blobs WHERE slot = $1 ORDER BY seq DESC LIMIT 1",
+            &[&&slot.0[..]],
+        ) else {
+            // The connection broke again: the next reconnect catches up.
+            return;
+        };
+        if let Some(r) = row {
+            wake(&[(slot, small(r.get(0)), Bytes::copy_from_slice(r.get(1)))]);
+        }
+    }
 }
 
 /// The listener: `LISTEN`s on [`CHANNEL`] and hands `wake` what other instances stored in
 /// slots that someone here streams, read back in pages. Reconnects (every second) when the
-/// connection breaks; wake-ups sent while it was down are lost, and a stream catches up at
-/// its next wake-up (the gap is read from storage) or when its client reconnects.
+/// connection breaks; the wake-ups sent while it was down are lost, so on every connect it
+/// wakes every stream here with its slot's newest blob ([`catch_up`]).
 fn listen(
     url: String,
     shown: String,
@@ -633,6 +909,7 @@ fn listen(
     stopping: Arc<AtomicBool>,
     wake: Wake,
     wanted: Wanted,
+    watched: Watched,
 ) {
     let mut client: Option<Client> = None;
     // Said once per outage, not once per retry.
@@ -640,14 +917,22 @@ fn listen(
     while !stopping.load(Ordering::Relaxed) {
         let Some(c) = client.as_mut().filter(|c| !c.is_closed()) else {
             client = match connect(&url, &shown).and_then(|mut c| {
-                c.batch_execute(&format!("LISTEN {CHANNEL}")).map_err(pg)?;
+                c.batch_execute(&format!(
+                    "SET application_name = '{LISTENER_NAME}'; LISTEN {CHANNEL}"
+                ))
+                .map_err(pg)?;
                 Ok(c)
             }) {
-                Ok(c) => {
+                Ok(mut c) => {
                     if warned {
                         eprintln!("wire relay: listening for other relays' appends again");
                     }
                     warned = false;
+                    // Listening from here on; whatever was announced before (while this
+                    // connection was down, or before it first came up) is in storage: hand
+                    // each stream's slot its newest blob, and a stream that is behind it
+                    // reads the gap from storage (invariant 53).
+                    catch_up(&mut c, &wake, &watched);
                     Some(c)
                 }
                 Err(e) => {
@@ -664,23 +949,39 @@ fn listen(
             };
             continue;
         };
+        // Wait for one notification (or LISTEN_POLL), then take whatever else has arrived
+        // without waiting, and serve them at once.
         let mut payloads = Vec::new();
         {
+            use postgres::fallible_iterator::FallibleIterator;
             let mut notes = c.notifications();
-            let mut iter = notes.timeout_iter(LISTEN_POLL);
-            loop {
-                match postgres::fallible_iterator::FallibleIterator::next(&mut iter) {
-                    Ok(Some(n)) => payloads.push(n.payload().to_owned()),
-                    Ok(None) => break,
-                    Err(_) => break,
-                }
-                if payloads.len() >= 1024 {
-                    break;
+            let first = notes
+                .timeout_iter(LISTEN_POLL)
+                .next()
+                .ok()
+                .flatten()
+                .map(|n| n.payload().to_owned());
+            if let Some(first) = first {
+                payloads.push(first);
+                let mut pending = notes.iter();
+                while payloads.len() < 1024 {
+                    match pending.next() {
+                        Ok(Some(n)) => payloads.push(n.payload().to_owned()),
+                        Ok(None) | Err(_) => break,
+                    }
                 }
             }
         }
         for payload in payloads {
-            for (slot, first, last) in parse_payload(&ours, &payload).unwrap_or_default() {
+            let ranges = match parse_payload(&ours, &payload) {
+                Some(Notice::Ranges(r)) => r,
+                Some(Notice::CatchUp) => {
+                    catch_up(c, &wake, &watched);
+                    continue;
+                }
+                None => continue,
+            };
+            for (slot, first, last) in ranges {
                 if !wanted(slot) {
                     continue;
                 }
@@ -710,7 +1011,59 @@ fn listen(
 }
 
 impl BlobStore for PgStore {
-    fn watch_others(&self, wake: Wake, wanted: Wanted) -> Result<(), StoreError> {
+    fn append_lanes(&self) -> usize {
+        APPEND_LANES
+    }
+
+    fn shares_rate_limits(&self) -> bool {
+        true
+    }
+
+    fn shares_pair_slots(&self) -> bool {
+        true
+    }
+
+    fn pair_put(
+        &self,
+        id: [u8; 16],
+        cell: Cell,
+        bytes: Bytes,
+    ) -> Result<Result<Written, PairError>, StoreError> {
+        self.call(move |txn, _| pair_put(txn, id, cell, &bytes))
+    }
+
+    fn pair_get(
+        &self,
+        id: [u8; 16],
+        cell: Cell,
+        touch: bool,
+    ) -> Result<Result<Option<Bytes>, PairError>, StoreError> {
+        self.call(move |txn, _| pair_get(txn, id, cell, touch))
+    }
+
+    fn pair_close(&self, id: [u8; 16]) -> Result<bool, StoreError> {
+        self.call(move |txn, _| {
+            let n = txn
+                .execute("DELETE FROM pair_slots WHERE id = $1", &[&&id[..]])
+                .map_err(pg)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn take_token(
+        &self,
+        limit: u8,
+        key: &[u8],
+        rate: Rate,
+        peek: bool,
+    ) -> Result<Result<(), u64>, StoreError> {
+        let key = key.to_vec();
+        self.run(&self.calls, move |conn| {
+            take_token(&mut conn.client, i16::from(limit), &key, rate, peek)
+        })
+    }
+
+    fn watch_others(&self, wake: Wake, wanted: Wanted, watched: Watched) -> Result<(), StoreError> {
         let (url, shown, ours, stopping) = (
             self.secret_url.clone(),
             self.url.clone(),
@@ -720,7 +1073,7 @@ impl BlobStore for PgStore {
         // Not joined: it ends by itself within LISTEN_POLL of `stopping`.
         std::thread::Builder::new()
             .name("wire-relay-pg-listen".into())
-            .spawn(move || listen(url, shown, ours, stopping, wake, wanted))
+            .spawn(move || listen(url, shown, ours, stopping, wake, wanted, watched))
             .map_err(|e| StoreError(format!("cannot start the listener thread: {e}")))?;
         Ok(())
     }
@@ -737,8 +1090,11 @@ impl BlobStore for PgStore {
             if n == 0 {
                 return Err(StoreError("slot id collision".into()));
             }
-            txn.execute("UPDATE counters SET slots = slots + 1", &[])
-                .map_err(pg)?;
+            txn.execute(
+                "UPDATE counters SET slots = slots + 1 WHERE id = $1",
+                &[&shard()],
+            )
+            .map_err(pg)?;
             Ok(())
         })
     }
@@ -785,6 +1141,11 @@ impl BlobStore for PgStore {
 
     fn revoke_cap(&self, slot: SlotId, id: CapId) -> Result<bool, StoreError> {
         self.call(move |txn, _| {
+            // The slot's row first, as an append takes it (then the capability's): in the
+            // other order the two could deadlock.
+            if slot_row(txn, slot, true)?.is_none() {
+                return Ok(false);
+            }
             let n = txn
                 .execute(
                     "DELETE FROM caps WHERE slot = $1 AND cap_id = $2",
@@ -819,12 +1180,21 @@ impl BlobStore for PgStore {
         let items = items.to_vec();
         let quotas = self.quotas.clone();
         let instance = self.instance.clone();
-        self.run(&self.appends, move |conn| {
-            let mut txn = conn.client.transaction().map_err(pg)?;
-            let outcomes = append_group(&mut txn, &mut conn.prepared, &items, &quotas, &instance)?;
-            txn.commit().map_err(pg)?;
-            Ok(outcomes)
-        })
+        let notify = self.notify.clone();
+        let outcomes = self.run(&self.appends, move |conn| {
+            append_group(conn, &items, &quotas).map(|o| (o, items))
+        });
+        let (outcomes, items) = outcomes?;
+        // Committed: now the other instances may hear of it.
+        if let Some(tx) = notify {
+            let payloads = notify_payloads(&instance, &items, &outcomes);
+            if !payloads.is_empty() && tx.try_send(payloads).is_err() {
+                // The notifier is this far behind (the database unreachable for a while):
+                // it tells the others to catch up on everything once it can.
+                self.notify_lost.store(true, Ordering::Relaxed);
+            }
+        }
+        Ok(outcomes)
     }
 
     fn read_after(
@@ -891,9 +1261,8 @@ impl BlobStore for PgStore {
                 )
                 .map_err(pg)?;
                 txn.execute(
-                    "UPDATE counters SET blobs = greatest(blobs - $1, 0), \
-                     bytes = greatest(bytes - $2, 0)",
-                    &[&big(removed), &big(removed_bytes)],
+                    "UPDATE counters SET blobs = blobs - $1, bytes = bytes - $2 WHERE id = $3",
+                    &[&big(removed), &big(removed_bytes), &shard()],
                 )
                 .map_err(pg)?;
             }
@@ -910,7 +1279,8 @@ impl BlobStore for PgStore {
         self.call(move |txn, _| {
             let r = txn
                 .query_one(
-                    "SELECT slots, blobs, bytes, handles, intros FROM counters",
+                    "SELECT sum(slots)::int8, sum(blobs)::int8, sum(bytes)::int8, \
+                     sum(handles)::int8, sum(intros)::int8 FROM counters",
                     &[],
                 )
                 .map_err(pg)?;
@@ -946,8 +1316,11 @@ impl BlobStore for PgStore {
                 .map_err(pg)?;
             if inserted == 1 {
                 handles_delta(txn, record.slot, 1)?;
-                txn.execute("UPDATE counters SET handles = handles + 1", &[])
-                    .map_err(pg)?;
+                txn.execute(
+                    "UPDATE counters SET handles = handles + 1 WHERE id = $1",
+                    &[&shard()],
+                )
+                .map_err(pg)?;
                 return Ok(ClaimOutcome::Claimed);
             }
             let held = txn
@@ -1031,8 +1404,8 @@ impl BlobStore for PgStore {
             }
             handles_delta(txn, slot, -1)?;
             txn.execute(
-                "UPDATE counters SET handles = greatest(handles - 1, 0)",
-                &[],
+                "UPDATE counters SET handles = handles - 1 WHERE id = $1",
+                &[&shard()],
             )
             .map_err(pg)?;
             Ok(true)
@@ -1087,8 +1460,11 @@ impl BlobStore for PgStore {
             if previous.is_some() {
                 Ok(IntroOutcome::Replaced { seq })
             } else {
-                txn.execute("UPDATE counters SET intros = intros + 1", &[])
-                    .map_err(pg)?;
+                txn.execute(
+                    "UPDATE counters SET intros = intros + 1 WHERE id = $1",
+                    &[&shard()],
+                )
+                .map_err(pg)?;
                 Ok(IntroOutcome::Queued { seq })
             }
         })
@@ -1149,8 +1525,8 @@ impl BlobStore for PgStore {
                 )
                 .map_err(pg)?;
                 txn.execute(
-                    "UPDATE counters SET intros = greatest(intros - $1, 0)",
-                    &[&big(removed)],
+                    "UPDATE counters SET intros = intros - $1 WHERE id = $2",
+                    &[&big(removed), &shard()],
                 )
                 .map_err(pg)?;
             }
@@ -1166,7 +1542,22 @@ impl BlobStore for PgStore {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{Notice, parse_payload, redact};
+    use crate::token::SlotId;
+
+    #[test]
+    fn notifications_are_read_back_and_ours_skipped() {
+        let slot = "00112233445566778899aabbccddeeff";
+        let id = SlotId::parse(slot).expect("slot id");
+        assert_eq!(
+            parse_payload("me", &format!("other;{slot}:3:5")),
+            Some(Notice::Ranges(vec![(id, 3, 5)]))
+        );
+        assert_eq!(parse_payload("me", &format!("me;{slot}:3:5")), None);
+        assert_eq!(parse_payload("me", "other;*"), Some(Notice::CatchUp));
+        assert_eq!(parse_payload("me", "other;not-a-slot:1:2"), None);
+        assert_eq!(parse_payload("me", &format!("other;{slot}:x:2")), None);
+    }
 
     #[test]
     fn passwords_are_not_shown() {

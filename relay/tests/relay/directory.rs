@@ -11,16 +11,16 @@ use wire_relay::limits::Rate;
 
 use crate::harness::{DOMAIN, Relay};
 
-fn key(n: u8) -> SecretKey {
+pub(crate) fn key(n: u8) -> SecretKey {
     SecretKey::from_seed(&[n; 32])
 }
 
-fn card(key: &SecretKey, nick: &str, issued_ms: u64) -> Value {
+pub(crate) fn card(key: &SecretKey, nick: &str, issued_ms: u64) -> Value {
     let c = SignedCard::sign(key, &format!("{nick}@{DOMAIN}"), issued_ms).expect("sign");
     serde_json::to_value(c).expect("json")
 }
 
-async fn claim(
+pub(crate) async fn claim(
     relay: &Relay,
     nick: &str,
     slot: &str,
@@ -35,14 +35,19 @@ async fn claim(
         .await
 }
 
-fn intro(from: &SecretKey, to: &str, sealed: &[u8]) -> Vec<u8> {
+pub(crate) fn intro(from: &SecretKey, to: &str, sealed: &[u8]) -> Vec<u8> {
     Intro::sign(from, to, now_ms(), sealed.to_vec())
         .expect("intro")
         .signed_bytes()
         .to_vec()
 }
 
-async fn leave(relay: &Relay, nick: &str, body: Vec<u8>, ip: &str) -> crate::harness::Resp {
+pub(crate) async fn leave(
+    relay: &Relay,
+    nick: &str,
+    body: Vec<u8>,
+    ip: &str,
+) -> crate::harness::Resp {
     relay
         .req(Method::POST, &format!("/v1/handles/{nick}/intro"))
         .source_ip(ip)

@@ -239,3 +239,278 @@ async fn a_stream_on_one_instance_wakes_on_appends_through_another() {
     let seqs: Vec<u64> = got.iter().map(|(s, _)| *s).collect();
     assert_eq!(seqs, (4..=9).collect::<Vec<u64>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_hold_across_instances_on_one_database() {
+    use axum::http::{Method, StatusCode};
+    use wire_relay::limits::Rate;
+
+    use crate::directory::{card, claim, intro, key, leave};
+    use crate::harness::{DOMAIN, Relay};
+
+    let url = pg::fresh_database();
+    let tight = |url: String| {
+        move |c: &mut wire_relay::app::Config| {
+            c.store_url = Some(url);
+            c.rates.intros_per_source = Rate {
+                per_second: 0.001,
+                burst: 3.0,
+            };
+            c.rates.slots_per_source = Rate {
+                per_second: 0.001,
+                burst: 4.0,
+            };
+        }
+    };
+    let a = Relay::with(tight(url.clone()));
+    let b = Relay::with(tight(url.clone()));
+    let (slot, owner) = a.slot().await;
+    let r = claim(&a, "bob", &slot, &owner, card(&key(1), "bob", 1)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let to = format!("bob@{DOMAIN}");
+    // One address, through both instances in turn: three intros in all, not three each.
+    let ip = "192.0.2.77";
+    for i in 0..3u8 {
+        let via = if i % 2 == 0 { &a } else { &b };
+        let r = leave(via, "bob", intro(&key(50 + i), &to, b"hi"), ip).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "intro {i}: {}", r.text());
+    }
+    for via in [&a, &b] {
+        let r = leave(via, "bob", intro(&key(60), &to, b"hi"), ip).await;
+        r.error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+        assert!(r.headers.contains_key("retry-after"));
+    }
+    // The bucket is that address's: another one still gets through either instance.
+    let r = leave(&b, "bob", intro(&key(61), &to, b"hi"), "192.0.2.78").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    // Slots per address, likewise: four across both, then refused by both.
+    let ip = "198.51.100.9";
+    for i in 0..4 {
+        let via = if i % 2 == 0 { &a } else { &b };
+        let r = via
+            .req(Method::POST, "/v1/slots")
+            .source_ip(ip)
+            .send(via)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "slot {i}: {}", r.text());
+    }
+    for via in [&a, &b] {
+        via.req(Method::POST, "/v1/slots")
+            .source_ip(ip)
+            .send(via)
+            .await
+            .error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_reconnects_wakes_the_streams_it_left_waiting() {
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use tower::ServiceExt;
+    use wire_relay::frames::RecordReader;
+    use wire_relay::store::LISTENER_NAME;
+
+    use crate::harness::Relay;
+    use crate::streaming::{settle, take};
+
+    let url = pg::fresh_database();
+    let db = url.rsplit('/').next().expect("database name").to_owned();
+    let admin = format!("{}/postgres", url.rsplit_once('/').expect("url").0);
+    let a = Relay::with(|c| c.store_url = Some(url.clone()));
+    let b = Relay::with(|c| c.store_url = Some(url.clone()));
+    let (slot, owner) = a.slot().await;
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri(format!("/v1/slots/{slot}/stream?after=0"))
+        .header("authorization", format!("Bearer {owner}"))
+        .body(Body::empty())
+        .expect("request");
+    let resp = wire_relay::api::router(a.app().clone())
+        .oneshot(req)
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let mut reader = RecordReader::new(1 << 20);
+    settle(&mut body).await;
+    let r = b.append(&slot, &owner, b"while listening").await;
+    assert!(r.status.is_success(), "{}", r.text());
+    assert_eq!(
+        take(&mut body, &mut reader, 1).await,
+        [(1, b"while listening".to_vec())]
+    );
+    // The listeners' connections are cut, and no new connection to the database is let in
+    // (the instances' other connections stay): what B stores now is announced to no one.
+    pg::execute(
+        &admin,
+        &format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false"),
+    );
+    pg::execute(
+        &admin,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{db}' AND application_name = '{LISTENER_NAME}'"
+        ),
+    );
+    for blob in [&b"unheard 2"[..], b"unheard 3"] {
+        let r = b.append(&slot, &owner, blob).await;
+        assert!(r.status.is_success(), "{}", r.text());
+    }
+    settle(&mut body).await;
+    // Connections are let in again: A's listener reconnects, and its stream reads both.
+    pg::execute(
+        &admin,
+        &format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true"),
+    );
+    let got = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        take(&mut body, &mut reader, 2),
+    )
+    .await
+    .expect("both within 20 s of the listener's return");
+    assert_eq!(
+        got,
+        [(2, b"unheard 2".to_vec()), (3, b"unheard 3".to_vec())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_whose_connection_broke_is_sent_again() {
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use tower::ServiceExt;
+    use wire_relay::frames::RecordReader;
+    use wire_relay::store::NOTIFIER_NAME;
+
+    use crate::harness::Relay;
+    use crate::streaming::{settle, take};
+
+    let url = pg::fresh_database();
+    let db = url.rsplit('/').next().expect("database name").to_owned();
+    let admin = format!("{}/postgres", url.rsplit_once('/').expect("url").0);
+    let a = Relay::with(|c| c.store_url = Some(url.clone()));
+    let b = Relay::with(|c| c.store_url = Some(url.clone()));
+    let (slot, owner) = a.slot().await;
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri(format!("/v1/slots/{slot}/stream?after=0"))
+        .header("authorization", format!("Bearer {owner}"))
+        .body(Body::empty())
+        .expect("request");
+    let resp = wire_relay::api::router(a.app().clone())
+        .oneshot(req)
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let mut reader = RecordReader::new(1 << 20);
+    settle(&mut body).await;
+    let r = b.append(&slot, &owner, b"announced").await;
+    assert!(r.status.is_success(), "{}", r.text());
+    assert_eq!(
+        take(&mut body, &mut reader, 1).await,
+        [(1, b"announced".to_vec())]
+    );
+    // The notifiers' connections are cut: B's next announcement meets a dead connection.
+    pg::execute(
+        &admin,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{db}' AND application_name = '{NOTIFIER_NAME}'"
+        ),
+    );
+    let r = b.append(&slot, &owner, b"announced again").await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let got = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        take(&mut body, &mut reader, 1),
+    )
+    .await
+    .expect("delivered within 20 s: the notifier reconnected and sent it again");
+    assert_eq!(got, [(2, b"announced again".to_vec())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pair_slots_are_shared_by_every_instance() {
+    use axum::http::{Method, StatusCode};
+
+    use crate::harness::Relay;
+
+    let url = pg::fresh_database();
+    let a = Relay::with(|c| c.store_url = Some(url.clone()));
+    let b = Relay::with(|c| c.store_url = Some(url.clone()));
+    let slot = "0123456789abcdef0123456789abcdef";
+    let cell = |c: &str| format!("/v1/pair/{slot}/{c}");
+    // The host opens the slot through A; the joiner reads through B.
+    let r = a
+        .req(Method::PUT, &cell("host/0"))
+        .octets(b"h0".to_vec())
+        .send(&a)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = b.req(Method::GET, &cell("host/0")).send(&b).await;
+    assert_eq!((r.status, r.body.as_ref()), (StatusCode::OK, &b"h0"[..]));
+    // A read waiting on B gets what is written through A.
+    let waiting = {
+        let req = b.req(Method::GET, &format!("{}?wait_ms=20000", cell("host/1")));
+        let router = wire_relay::api::router(b.app().clone());
+        tokio::spawn(async move { crate::harness::send(&router, req.build()).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let r = a
+        .req(Method::PUT, &cell("host/1"))
+        .octets(b"h1".to_vec())
+        .send(&a)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = waiting.await.expect("waiting read");
+    assert_eq!((r.status, r.body.as_ref()), (StatusCode::OK, &b"h1"[..]));
+    // Write-once across instances: the same bytes again are unchanged, others are refused.
+    let r = b
+        .req(Method::PUT, &cell("join/0"))
+        .octets(b"j0".to_vec())
+        .send(&b)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = a
+        .req(Method::PUT, &cell("join/0"))
+        .octets(b"j0".to_vec())
+        .send(&a)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    a.req(Method::PUT, &cell("join/0"))
+        .octets(b"someone else".to_vec())
+        .send(&a)
+        .await
+        .error(StatusCode::CONFLICT, "pair_slot_taken");
+    // Idle past PAIR_IDLE on the database's clock: gone for both.
+    let idle = i64::try_from(wire_relay::pairs::PAIR_IDLE.as_millis()).expect("ms");
+    pg::execute(
+        &url,
+        &format!("UPDATE pair_slots SET touched_ms = touched_ms - {idle} - 1000"),
+    );
+    for r in [&a, &b] {
+        r.req(Method::GET, &cell("host/0"))
+            .send(r)
+            .await
+            .error(StatusCode::NOT_FOUND, "unknown_pair_slot");
+    }
+    // Closed through one, gone through the other.
+    let other = "fedcba9876543210fedcba9876543210";
+    let r = a
+        .req(Method::PUT, &format!("/v1/pair/{other}/host/0"))
+        .octets(b"h".to_vec())
+        .send(&a)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = b
+        .req(Method::DELETE, &format!("/v1/pair/{other}"))
+        .send(&b)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    a.req(Method::GET, &format!("/v1/pair/{other}/host/0"))
+        .send(&a)
+        .await
+        .error(StatusCode::NOT_FOUND, "unknown_pair_slot");
+}
