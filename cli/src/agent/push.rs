@@ -124,10 +124,9 @@ fn scope(relay: &str) -> u8 {
 }
 
 impl Agent {
-    /// Sends one message to a paired peer and pushes it: the append is relaxed, the push makes
-    /// it durable before it leaves (and so shares one fsync with every send appended meanwhile),
-    /// and the store is synced before this returns whatever the push did, so a send that
-    /// returns is never taken back by a crash (invariant 56). `wire send`, `wire_send` and the
+    /// Sends one message to a paired peer and pushes it: the append is relaxed and synced before
+    /// the push (one fsync shared with every send appended meanwhile: group commit), so a send
+    /// that returns is never taken back by a crash (invariant 56). `wire send`, `wire_send` and the
     /// benches all send this way.
     pub(crate) async fn send_now(
         self: &Arc<Self>,
@@ -142,7 +141,13 @@ impl Agent {
             // Wake `tail --follow` for our own message too.
             live.appended.send_replace(position);
         }
+        // Durable before the push takes the peer's push lock: the fsync is shared with every
+        // send appended meanwhile, and a push (which holds that lock across the relay's own
+        // commit) never waits on ours.
+        live.durable().await?;
         let pushed = self.push(live, peer_key, Why::Send).await;
+        // A push that found nothing to send leaves nothing of ours unsynced, but an ingest may
+        // have come in: cheap when there is none.
         live.durable().await?;
         Ok((event, pushed?))
     }

@@ -55,9 +55,9 @@ struct Report {
 
 #[derive(Debug, Serialize)]
 struct Stages {
-    /// The sender's relaxed append (signed, visible, not yet synced).
+    /// The sender's relaxed append and its sync (signed, durable).
     append_us: Percentiles,
-    /// The push until the relay's 2xx, the sender's sync first.
+    /// The push until the relay's 2xx.
     push_us: Percentiles,
     /// The relay's 2xx until the recipient committed.
     deliver_us: Percentiles,
@@ -313,11 +313,11 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
         let before = received(&bob);
         committed.borrow_and_update();
         let t = Instant::now();
-        // `Agent::send_now` in its stages: the relaxed append, then the push (which syncs
-        // it first), then the sync that a push which sent nothing would leave to do.
+        // `Agent::send_now` in its stages: the relaxed append and its sync, then the push.
         alice
             .session
             .send_relaxed(&bob_key, Kind::MESSAGE, format!("latency {i}").into_bytes())?;
+        alice_agent.block_on(alice.durable())?;
         let appended = t.elapsed();
         let outcome = alice_agent.block_on(async {
             let pushed = alice_agent.push(&alice, &bob_key, Why::Send).await;

@@ -45,7 +45,7 @@ struct Report {
     pair_all_local_again_ms: f64,
     /// Send → committed in the sister's store, in the daemon's runtime.
     sister_send_us: Percentiles,
-    /// Of which: the sender's own append (signed, committed relaxed; the push then syncs it).
+    /// Of which: the sender's own append (signed, committed relaxed and synced).
     sister_append_us: Percentiles,
     fsync_us: Percentiles,
     /// In place over synced zeros, as the session journal writes.
@@ -124,9 +124,9 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
     for i in 0..args.messages {
         let body = format!("sister message {i}").into_bytes();
         let t = Instant::now();
-        // `Agent::send_now` in its stages: the relaxed append, then the push (which syncs it
-        // before the sister sees it) and the final sync.
+        // `Agent::send_now` in its stages: the relaxed append and its sync, then the push.
         a.session.send_relaxed(&b.key, Kind::MESSAGE, body)?;
+        rt.block_on(a.durable())?;
         appended.push(t.elapsed().as_micros() as u64);
         let outcome = rt.block_on(async {
             let pushed = agent.push(&a, &b.key, Why::Send).await;
