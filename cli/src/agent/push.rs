@@ -145,11 +145,8 @@ impl Agent {
         // send appended meanwhile, and a push (which holds that lock across the relay's own
         // commit) never waits on ours.
         live.durable().await?;
-        let pushed = self.push(live, peer_key, Why::Send).await;
-        // A push that found nothing to send leaves nothing of ours unsynced, but an ingest may
-        // have come in: cheap when there is none.
-        live.durable().await?;
-        Ok((event, pushed?))
+        let outcome = self.push(live, peer_key, Why::Send).await?;
+        Ok((event, outcome))
     }
 
     /// Pushes our unpushed events for `peer` (and an acknowledgement when one is due).

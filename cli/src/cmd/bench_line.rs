@@ -319,11 +319,7 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
             .send_relaxed(&bob_key, Kind::MESSAGE, format!("latency {i}").into_bytes())?;
         alice_agent.block_on(alice.durable())?;
         let appended = t.elapsed();
-        let outcome = alice_agent.block_on(async {
-            let pushed = alice_agent.push(&alice, &bob_key, Why::Send).await;
-            alice.durable().await?;
-            pushed
-        })?;
+        let outcome = alice_agent.block_on(alice_agent.push(&alice, &bob_key, Why::Send))?;
         if !outcome.is_done() {
             bail!("send {i}: {outcome:?}");
         }
