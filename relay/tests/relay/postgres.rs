@@ -303,37 +303,76 @@ async fn rate_limits_hold_across_instances_on_one_database() {
     }
 }
 
+/// Two instances on a fresh database, and the owner's stream on A, settled.
+struct Streaming {
+    db: String,
+    /// The server's `postgres` database, for statements about `db`.
+    admin: String,
+    a: crate::harness::Relay,
+    b: crate::harness::Relay,
+    slot: String,
+    owner: String,
+    body: axum::body::Body,
+    reader: wire_relay::frames::RecordReader,
+}
+
+impl Streaming {
+    async fn start() -> Streaming {
+        use axum::body::Body;
+        use axum::http::{Method, Request, StatusCode};
+        use tower::ServiceExt;
+
+        use crate::harness::Relay;
+
+        let url = pg::fresh_database();
+        let db = url.rsplit('/').next().expect("database name").to_owned();
+        let admin = format!("{}/postgres", url.rsplit_once('/').expect("url").0);
+        let a = Relay::with(|c| c.store_url = Some(url.clone()));
+        let b = Relay::with(|c| c.store_url = Some(url.clone()));
+        let (slot, owner) = a.slot().await;
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(format!("/v1/slots/{slot}/stream?after=0"))
+            .header("authorization", format!("Bearer {owner}"))
+            .body(Body::empty())
+            .expect("request");
+        let resp = wire_relay::api::router(a.app().clone())
+            .oneshot(req)
+            .await
+            .expect("infallible");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let mut body = resp.into_body();
+        crate::streaming::settle(&mut body).await;
+        Streaming {
+            db,
+            admin,
+            a,
+            b,
+            slot,
+            owner,
+            body,
+            reader: wire_relay::frames::RecordReader::new(1 << 20),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_that_reconnects_wakes_the_streams_it_left_waiting() {
-    use axum::body::Body;
-    use axum::http::{Method, Request, StatusCode};
-    use tower::ServiceExt;
-    use wire_relay::frames::RecordReader;
     use wire_relay::store::LISTENER_NAME;
 
-    use crate::harness::Relay;
     use crate::streaming::{settle, take};
 
-    let url = pg::fresh_database();
-    let db = url.rsplit('/').next().expect("database name").to_owned();
-    let admin = format!("{}/postgres", url.rsplit_once('/').expect("url").0);
-    let a = Relay::with(|c| c.store_url = Some(url.clone()));
-    let b = Relay::with(|c| c.store_url = Some(url.clone()));
-    let (slot, owner) = a.slot().await;
-    let req = Request::builder()
-        .method(Method::GET)
-        .uri(format!("/v1/slots/{slot}/stream?after=0"))
-        .header("authorization", format!("Bearer {owner}"))
-        .body(Body::empty())
-        .expect("request");
-    let resp = wire_relay::api::router(a.app().clone())
-        .oneshot(req)
-        .await
-        .expect("infallible");
-    assert_eq!(resp.status(), StatusCode::OK);
-    let mut body = resp.into_body();
-    let mut reader = RecordReader::new(1 << 20);
-    settle(&mut body).await;
+    // `_a` keeps instance A, which holds the stream, alive to the end.
+    let Streaming {
+        db,
+        admin,
+        a: _a,
+        b,
+        slot,
+        owner,
+        mut body,
+        mut reader,
+    } = Streaming::start().await;
     let r = b.append(&slot, &owner, b"while listening").await;
     assert!(r.status.is_success(), "{}", r.text());
     assert_eq!(
@@ -377,35 +416,21 @@ async fn a_listener_that_reconnects_wakes_the_streams_it_left_waiting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_announcement_whose_connection_broke_is_sent_again() {
-    use axum::body::Body;
-    use axum::http::{Method, Request, StatusCode};
-    use tower::ServiceExt;
-    use wire_relay::frames::RecordReader;
     use wire_relay::store::NOTIFIER_NAME;
 
-    use crate::harness::Relay;
-    use crate::streaming::{settle, take};
+    use crate::streaming::take;
 
-    let url = pg::fresh_database();
-    let db = url.rsplit('/').next().expect("database name").to_owned();
-    let admin = format!("{}/postgres", url.rsplit_once('/').expect("url").0);
-    let a = Relay::with(|c| c.store_url = Some(url.clone()));
-    let b = Relay::with(|c| c.store_url = Some(url.clone()));
-    let (slot, owner) = a.slot().await;
-    let req = Request::builder()
-        .method(Method::GET)
-        .uri(format!("/v1/slots/{slot}/stream?after=0"))
-        .header("authorization", format!("Bearer {owner}"))
-        .body(Body::empty())
-        .expect("request");
-    let resp = wire_relay::api::router(a.app().clone())
-        .oneshot(req)
-        .await
-        .expect("infallible");
-    assert_eq!(resp.status(), StatusCode::OK);
-    let mut body = resp.into_body();
-    let mut reader = RecordReader::new(1 << 20);
-    settle(&mut body).await;
+    // `_a` keeps instance A, which holds the stream, alive to the end.
+    let Streaming {
+        db,
+        admin,
+        a: _a,
+        b,
+        slot,
+        owner,
+        mut body,
+        mut reader,
+    } = Streaming::start().await;
     let r = b.append(&slot, &owner, b"announced").await;
     assert!(r.status.is_success(), "{}", r.text());
     assert_eq!(
