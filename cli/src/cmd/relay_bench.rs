@@ -136,35 +136,7 @@ async fn bench(args: &Args, root: &Path) -> anyhow::Result<()> {
     progress(&format!("relay A (throughput) pid {} on {addr}", relay.pid));
 
     progress("GET /healthz floor");
-    let health = timed(
-        addr,
-        args.clients,
-        warmup,
-        window / 2,
-        None,
-        |mut c, _, _| async {
-            let r = c
-                .call(Method::GET, "/healthz", None, None, Bytes::new())
-                .await?;
-            expect(&r, StatusCode::OK, "GET /healthz")?;
-            Ok((c, 1))
-        },
-    )
-    .await?;
-    let health_rate = health.rate();
-    row(
-        &format!(
-            "floor: GET /healthz, {} clients, keep-alive (p50 / p99)",
-            args.clients
-        ),
-        &format!(
-            "{} req/s ({} / {})",
-            thousands(health_rate),
-            ms(health.pct(0.5)),
-            ms(health.pct(0.99))
-        ),
-        "",
-    );
+    let health_rate = healthz_floor(addr, args.clients, warmup, window, "").await?;
 
     progress("single appends");
     let mut owners = Vec::new();
@@ -1086,6 +1058,44 @@ fn pick(sorted: &[Duration], p: f64) -> Duration {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// The floor of a run: `GET /healthz` from `clients` keep-alive connections for half the
+/// window, reported as a row (`on` names the instance, if any); returns the rate.
+async fn healthz_floor(
+    addr: SocketAddr,
+    clients: usize,
+    warmup: Duration,
+    window: Duration,
+    on: &str,
+) -> anyhow::Result<f64> {
+    let health = timed(
+        addr,
+        clients,
+        warmup,
+        window / 2,
+        None,
+        |mut c, _, _| async {
+            let r = c
+                .call(Method::GET, "/healthz", None, None, Bytes::new())
+                .await?;
+            expect(&r, StatusCode::OK, "GET /healthz")?;
+            Ok((c, 1))
+        },
+    )
+    .await?;
+    let rate = health.rate();
+    row(
+        &format!("floor: GET /healthz{on}, {clients} clients, keep-alive (p50 / p99)"),
+        &format!(
+            "{} req/s ({} / {})",
+            thousands(rate),
+            ms(health.pct(0.5)),
+            ms(health.pct(0.99))
+        ),
+        "",
+    );
+    Ok(rate)
 }
 
 /// `clients` connections each repeat `f` for `warmup + dur`; requests that start and finish

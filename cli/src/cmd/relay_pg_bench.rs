@@ -21,8 +21,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::{
-    Args, Client, Probe, Relay, clock_ticks, expect, fsync_floor, machine, ms, pick, progress,
-    random_blob, row, thousands, timed, timed_on, us,
+    Args, Client, Probe, Relay, clock_ticks, fsync_floor, healthz_floor, machine, ms, pick,
+    progress, random_blob, row, thousands, timed_on, us,
 };
 
 pub(super) async fn bench(args: &Args, server: &str, root: &Path) -> anyhow::Result<()> {
@@ -63,35 +63,8 @@ pub(super) async fn bench(args: &Args, server: &str, root: &Path) -> anyhow::Res
     let db1 = fresh_database(server, &format!("wire_bench_{run}_one"))?;
     let a = Relay::spawn_with(&root.join("one-a"), &["--store", &db1])?;
     progress(&format!("one instance: pid {} on {}", a.pid, a.addr));
-    let health = timed(
-        a.addr,
-        args.clients,
-        warmup,
-        window / 2,
-        None,
-        |mut c, _, _| async {
-            let r = c
-                .call(Method::GET, "/healthz", None, None, Bytes::new())
-                .await?;
-            expect(&r, StatusCode::OK, "GET /healthz")?;
-            Ok((c, 1))
-        },
-    )
-    .await?;
-    let health_rate = health.rate();
-    row(
-        &format!(
-            "floor: GET /healthz on one instance, {} clients, keep-alive (p50 / p99)",
-            args.clients
-        ),
-        &format!(
-            "{} req/s ({} / {})",
-            thousands(health_rate),
-            ms(health.pct(0.5)),
-            ms(health.pct(0.99))
-        ),
-        "",
-    );
+    let health_rate =
+        healthz_floor(a.addr, args.clients, warmup, window, " on one instance").await?;
     let floors = format!(
         "healthz {} req/s; fsync {}; SELECT 1 {}; one-row commit {}",
         thousands(health_rate),
