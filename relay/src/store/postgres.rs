@@ -574,6 +574,30 @@ fn shard() -> i32 {
     i32::try_from(u32::from_le_bytes(b) % SHARDS + 1).unwrap_or(1)
 }
 
+/// The rows of `sql` (`seq, bytes` of one slot after a seq, at most a count: parameters
+/// `$1..$3`) as a page of at most `limit` items and about `bytes_max` bytes (always one when
+/// there is one), with the slot's `last_seq`.
+fn page_after(
+    txn: &mut Transaction<'_>,
+    sql: &str,
+    (slot, after, limit, bytes_max): (SlotId, u64, usize, usize),
+    last_seq: u64,
+) -> Result<Page, StoreError> {
+    if after >= i64::MAX as u64 || limit == 0 {
+        return Ok(Page {
+            items: Vec::new(),
+            last_seq,
+        });
+    }
+    let rows = txn
+        .query(sql, &[&&slot.0[..], &big(after), &fetch_limit(limit)])
+        .map_err(pg)?;
+    Ok(Page {
+        items: page(&rows, limit, bytes_max),
+        last_seq,
+    })
+}
+
 fn page(rows: &[postgres::Row], limit: usize, bytes_max: usize) -> Vec<(u64, Bytes)> {
     let mut items = Vec::new();
     let mut total = 0usize;
@@ -1206,23 +1230,12 @@ impl BlobStore for PgStore {
     ) -> Result<Page, StoreError> {
         self.call(move |txn, _| {
             let last_seq = slot_row(txn, slot, false)?.map_or(0, |i| i.last_seq);
-            if after >= i64::MAX as u64 || limit == 0 {
-                return Ok(Page {
-                    items: Vec::new(),
-                    last_seq,
-                });
-            }
-            let rows = txn
-                .query(
-                    "SELECT seq, body FROM blobs WHERE slot = $1 AND seq > $2 \
-                     ORDER BY seq LIMIT $3",
-                    &[&&slot.0[..], &big(after), &fetch_limit(limit)],
-                )
-                .map_err(pg)?;
-            Ok(Page {
-                items: page(&rows, limit, bytes_max),
+            page_after(
+                txn,
+                "SELECT seq, body FROM blobs WHERE slot = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                (slot, after, limit, bytes_max),
                 last_seq,
-            })
+            )
         })
     }
 
@@ -1479,23 +1492,13 @@ impl BlobStore for PgStore {
                 )
                 .map_err(pg)?
                 .map_or(0, |r| small(r.get(0)));
-            if after >= i64::MAX as u64 || limit == 0 {
-                return Ok(Page {
-                    items: Vec::new(),
-                    last_seq,
-                });
-            }
-            let rows = txn
-                .query(
-                    "SELECT seq, envelope FROM intros WHERE slot = $1 AND seq > $2 \
-                     ORDER BY seq LIMIT $3",
-                    &[&&slot.0[..], &big(after), &fetch_limit(limit)],
-                )
-                .map_err(pg)?;
-            Ok(Page {
-                items: page(&rows, limit, usize::MAX),
+            page_after(
+                txn,
+                "SELECT seq, envelope FROM intros WHERE slot = $1 AND seq > $2 \
+                 ORDER BY seq LIMIT $3",
+                (slot, after, limit, usize::MAX),
                 last_seq,
-            })
+            )
         })
     }
 
