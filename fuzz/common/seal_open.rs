@@ -15,21 +15,43 @@ use wire_log::pair::PairRequest;
 use wire_log::seal::{self, Purpose};
 use wire_log::segment::Segment;
 
-/// Our key, the peer's, and the line as each end derives it.
-fn keys() -> &'static (SecretKey, SecretKey, LineKeys, LineKeys) {
-    static KEYS: OnceLock<(SecretKey, SecretKey, LineKeys, LineKeys)> = OnceLock::new();
+/// Our key, the peer's, the line as each end derives it, and our X25519 public key (each
+/// `SecretKey::x25519_public` is a scalar multiplication; the HPKE box below needs it per input).
+struct Keys {
+    me: SecretKey,
+    peer: SecretKey,
+    mine: LineKeys,
+    theirs: LineKeys,
+    me_x25519: [u8; 32],
+}
+
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
     KEYS.get_or_init(|| {
         let me = SecretKey::from_seed(&[9; 32]);
         let peer = SecretKey::from_seed(&[8; 32]);
         let mine = LineKeys::derive(&me, &peer.author(), &peer.x25519_public()).expect("line");
         let theirs = LineKeys::derive(&peer, &me.author(), &me.x25519_public()).expect("line");
-        (me, peer, mine, theirs)
+        let me_x25519 = me.x25519_public();
+        Keys {
+            me,
+            peer,
+            mine,
+            theirs,
+            me_x25519,
+        }
     })
 }
 
 /// Runs one input (see the module's properties).
 pub fn run(data: &[u8]) {
-    let (me, peer, mine, theirs) = keys();
+    let Keys {
+        me,
+        peer,
+        mine,
+        theirs,
+        me_x25519,
+    } = keys();
     // The input as a box someone left in our mailbox or intro queue.
     let _ = seal::open(me, Purpose::Segment, data);
     let _ = seal::open(me, Purpose::PairRequest, data);
@@ -61,7 +83,7 @@ pub fn run(data: &[u8]) {
     // The input as the plaintext of an HPKE box to us (a pair request in an intro), kept short:
     // each one costs three Diffie-Hellmans.
     if data.len() <= 2048 {
-        let boxed = seal::seal(&me.x25519_public(), Purpose::PairRequest, data).expect("seal");
+        let boxed = seal::seal(me_x25519, Purpose::PairRequest, data).expect("seal");
         assert_eq!(
             seal::open(me, Purpose::PairRequest, &boxed).as_deref(),
             Ok(data)
