@@ -60,9 +60,16 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = Map::new();
-        body.insert("error".into(), Value::String(self.message));
+        // The one place every error body is built: no secret a request carried comes back.
+        body.insert(
+            "error".into(),
+            Value::String(crate::token::redact(&self.message).into_owned()),
+        );
         body.insert("code".into(), Value::String(self.code.into()));
-        body.extend(self.extra);
+        body.extend(self.extra.into_iter().map(|(k, v)| match v {
+            Value::String(s) => (k, Value::String(crate::token::redact(&s).into_owned())),
+            other => (k, other),
+        }));
         let mut resp = (self.status, Json(Value::Object(body))).into_response();
         if let Some(secs) = self.retry_after {
             resp.headers_mut()

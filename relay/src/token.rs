@@ -165,6 +165,50 @@ impl Token {
     }
 }
 
+/// `text` with every token-shaped run (`wot1_…` or `wac1_…`, any case, with the base64url
+/// characters that follow) cut down to its prefix and an ellipsis. Every error the relay sends
+/// passes through this, so that a request which put a secret where it does not belong (a query
+/// key, a JSON field name, a header) never gets it back in a body a client or proxy may log.
+pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let starts_token = |i: usize| {
+        [OWNER_PREFIX, CAP_PREFIX].iter().any(|p| {
+            bytes
+                .get(i..i + p.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(p.as_bytes()))
+        })
+    };
+    let Some(first) = (0..bytes.len()).find(|&i| starts_token(i)) else {
+        return std::borrow::Cow::Borrowed(text);
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut i = first;
+    out.push_str(&text[..first]);
+    while i < bytes.len() {
+        if starts_token(i) {
+            let prefix_len = OWNER_PREFIX.len();
+            out.push_str(&text[i..i + prefix_len]);
+            out.push('…');
+            i += prefix_len;
+            while bytes
+                .get(i)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+            {
+                i += 1;
+            }
+        } else {
+            // Token prefixes are ASCII, so a char boundary is never inside one.
+            let ch = text[i..]
+                .chars()
+                .next()
+                .expect("i is a char boundary below len");
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Token({:?}, <secret>)", self.kind)
@@ -174,6 +218,24 @@ impl fmt::Debug for Token {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redact_cuts_every_token_to_its_prefix() {
+        let owner = Token::generate(TokenKind::Owner).reveal();
+        let cap = Token::generate(TokenKind::Cap).reveal();
+        let text = format!("not {owner:?} nor x{cap}y, WOT1_abc-_9 é wac1");
+        let out = redact(&text);
+        assert!(
+            !out.contains(&owner[5..]) && !out.contains(&cap[5..]),
+            "{out}"
+        );
+        assert_eq!(out, "not \"wot1_…\" nor xwac1_…, WOT1_… é wac1");
+        assert!(matches!(
+            redact("nothing secret here"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(redact("wot1_"), "wot1_…");
+    }
 
     #[test]
     fn tokens_round_trip_and_kinds_hash_apart() {

@@ -227,6 +227,49 @@ async fn discovery_serves_the_signed_card_and_never_a_token() {
     assert!(!r.text().contains(&owner));
 }
 
+/// A secret pasted where it does not belong (a query key, a JSON value that should have been an
+/// object) is refused, and the refusal never quotes it back (the `relay_request` fuzz target
+/// found the phonebook's 400 doing so; the redaction is at the one place error bodies are built).
+#[tokio::test]
+async fn a_refusal_never_quotes_a_token_back() {
+    let relay = Relay::new();
+    let (slot, owner) = relay.slot().await;
+    let (_, cap) = relay.cap(&slot, &owner).await;
+    let secret = &owner["wot1_".len()..];
+    let r = relay
+        .req(Method::GET, &format!("/phonebook?{owner}=1"))
+        .send(&relay)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(!r.text().contains(secret), "{}", r.text());
+    assert!(
+        r.text().contains("a parameter it does not know"),
+        "{}",
+        r.text()
+    );
+    // A plain unknown key is still named.
+    let r = relay
+        .req(Method::GET, "/phonebook?page=2")
+        .send(&relay)
+        .await;
+    assert!(r.text().contains("page"), "{}", r.text());
+    // serde quotes a string it could not take; the body's error must not.
+    for body in [
+        json!({ "slot": slot, "card": owner }),
+        json!({ "slot": cap, "card": card(&key(1), "alice", 1) }),
+    ] {
+        let r = relay
+            .req(Method::PUT, "/v1/handles/alice")
+            .bearer(&owner)
+            .json(&body)
+            .send(&relay)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+        assert!(!r.text().contains(secret), "{}", r.text());
+        assert!(!r.text().contains(&cap["wac1_".len()..]), "{}", r.text());
+    }
+}
+
 #[tokio::test]
 async fn the_phonebook_pages_and_a_local_relay_hides_it() {
     let relay = Relay::new();
