@@ -159,6 +159,70 @@ fn relaxed_writes_survive_a_crash_once_synced_or_followed_by_a_durable_write() {
     assert_eq!(folded.len(), 21);
 }
 
+/// The child of the concurrent test: four threads append relaxed, in chain order, and each
+/// syncs after its own append, so appends land while other threads' frames are being synced
+/// (a relaxed write never waits for an fsync in flight); each sync that returns is recorded
+/// as the highest sequence number known durable. Then an abort.
+fn concurrent_child(dir: &Path) -> ! {
+    use std::sync::Mutex;
+    let k = key(5);
+    let store = EventStore::create(&dir.join("store.redb"), k.author()).expect("create");
+    let events = chain(&k, 400);
+    let next = Mutex::new(0usize);
+    let acked = Mutex::new(0u64);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                loop {
+                    let seq = {
+                        let mut n = next.lock().expect("next");
+                        let Some(e) = events.get(*n) else { break };
+                        store
+                            .write_relaxed(|w| w.append(e))
+                            .expect("relaxed append");
+                        *n += 1;
+                        e.seq
+                    };
+                    store.sync().expect("sync");
+                    let mut a = acked.lock().expect("acked");
+                    if seq > *a {
+                        *a = seq;
+                        std::fs::write(dir.join("acked"), a.to_string()).expect("ack file");
+                    }
+                }
+            });
+        }
+    });
+    assert!(!store.needs_sync());
+    std::process::abort()
+}
+
+#[test]
+fn concurrent_relaxed_writes_and_syncs_lose_nothing_a_sync_returned_for() {
+    if let Ok(dir) = std::env::var(CHILD) {
+        concurrent_child(Path::new(&dir));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = run_child(
+        "journal::concurrent_relaxed_writes_and_syncs_lose_nothing_a_sync_returned_for",
+        dir.path(),
+    );
+    assert_eq!(
+        status.code(),
+        None,
+        "the child aborts (a failed assertion would exit 101)"
+    );
+    let acked: u64 = std::fs::read_to_string(dir.path().join("acked"))
+        .expect("the child acknowledged writes")
+        .parse()
+        .expect("a number");
+    assert_eq!(acked, 400, "every append was followed by a sync");
+    let (store, folded) = open_recording(&dir.path().join("store.redb"));
+    // In order, every one, each folded once: the frames reached the file in commit order.
+    assert_eq!(seqs(&store, &key(5)), (1..=400).collect::<Vec<_>>());
+    assert_eq!(folded, (1..=400).map(|s| (s, s - 1)).collect::<Vec<_>>());
+}
+
 #[test]
 fn a_relaxed_write_too_big_for_a_frame_is_made_durable_by_the_next_sync_or_write() {
     let (_dir, _path, k, store) = fresh(5);

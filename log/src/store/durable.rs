@@ -5,7 +5,8 @@
 //! open replays the frames of the current epoch.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use redb::{Durability, WriteTransaction};
 
@@ -25,33 +26,62 @@ pub(super) const JOURNAL_EPOCH: &str = "journal_epoch";
 /// (projections), inside the replay's write transaction; see [`EventStore::open`].
 pub type Fold<'a> = dyn FnMut(&WriteTransaction, &VerifiedEvent, u64) -> Result<(), String> + 'a;
 
-/// The journal and the entries of relaxed writes not yet in it.
+/// The journal and the relaxed writes not yet in it, under two locks taken in this order:
+/// `journal` is held across a frame's write and fsync (frames go to the file one at a time, so
+/// only the last one can be torn), `pending` only while a write transaction runs or while a
+/// sync takes the entries for its frame. A relaxed write therefore never waits for an fsync:
+/// it goes into the next frame while the current one is being synced.
 #[derive(Debug)]
-pub(super) struct Journaled {
-    journal: Journal,
-    /// Frame body entries of the relaxed writes since the last sync, in commit order.
-    pending: Vec<u8>,
-    pending_count: u32,
-    /// A relaxed write too big for a frame committed without one: the next sync or durable
-    /// write must be a durable commit (a frame would not carry it).
+pub(super) struct Durable {
+    journal: Mutex<Journal>,
+    pending: Mutex<Pending>,
+    /// Relaxed writes so far; advanced under `pending`.
+    written: AtomicU64,
+    /// Relaxed writes known durable (every one up to this count); advanced after an fsync.
+    synced: AtomicU64,
+}
+
+/// Frame body entries of the relaxed writes since the last sync took them, in commit order.
+#[derive(Debug, Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    count: u32,
+    /// A relaxed write too big for a frame committed without one, or a frame that failed:
+    /// the next sync or durable write must be a durable commit (a frame would not carry it).
     needs_checkpoint: bool,
 }
 
-impl Journaled {
-    pub(super) fn new(journal: Journal) -> Journaled {
-        Journaled {
-            journal,
-            pending: Vec::new(),
-            pending_count: 0,
-            needs_checkpoint: false,
+impl Durable {
+    pub(super) fn new(journal: Journal) -> Durable {
+        Durable {
+            journal: Mutex::new(journal),
+            pending: Mutex::new(Pending::default()),
+            written: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
         }
     }
 
-    fn clear_pending(&mut self, unsynced: &AtomicBool) {
-        self.pending.clear();
-        self.pending_count = 0;
-        self.needs_checkpoint = false;
-        unsynced.store(false, Ordering::Release);
+    fn lock_journal(&self) -> MutexGuard<'_, Journal> {
+        // A panic while holding it leaves nothing half-done that the journal's own state does
+        // not cover (a failed write poisons it).
+        self.journal.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every relaxed write up to `written` (read under `pending`) is durable.
+    fn mark_synced(&self, written: u64) {
+        self.synced.fetch_max(written, Ordering::AcqRel);
+    }
+
+    /// Empties `p`, whose writes a durable commit or frame now holds.
+    fn clear(&self, p: &mut Pending) {
+        p.bytes.clear();
+        p.count = 0;
+        p.needs_checkpoint = false;
+        self.mark_synced(self.written.load(Ordering::Acquire));
     }
 }
 
@@ -64,8 +94,7 @@ impl EventStore {
     /// Appends again what the journal's frames of `epoch` hold and the file does not, then
     /// starts the journal afresh.
     pub(super) fn replay(&self, epoch: u64, fold: &mut Fold<'_>) -> Result<(), StoreError> {
-        let mut guard = self.lock_journal();
-        let journal = &mut guard.journal;
+        let mut journal = self.durable.lock_journal();
         let mut events = Vec::new();
         let frames = journal.replay(epoch, |count, body| {
             let mut rest = body;
@@ -112,80 +141,100 @@ impl EventStore {
 
     /// The journal's epoch and the bytes of frames in it.
     pub fn journal_state(&self) -> (u64, u64) {
-        let j = self.lock_journal();
-        (j.journal.epoch(), j.journal.len())
+        let j = self.durable.lock_journal();
+        (j.epoch(), j.len())
     }
 
     /// Whether relaxed writes are waiting for [`sync`](Self::sync).
     pub fn needs_sync(&self) -> bool {
-        self.unsynced.load(Ordering::Acquire)
+        let d = &self.durable;
+        d.synced.load(Ordering::Acquire) < d.written.load(Ordering::Acquire)
     }
 
     /// Makes every relaxed write so far durable: their entries as one frame of the journal,
     /// fsynced (or, if it is full or failed, one durable commit). Call it before anything a
-    /// relaxed write stored or signed leaves the process (invariant 56).
+    /// relaxed write stored or signed leaves the process (invariant 56). Relaxed writes made
+    /// while the frame is being synced go to the next one: they never wait for this fsync.
+    /// Returns once a frame in flight that holds the writes made so far is on disk.
     pub fn sync(&self) -> Result<(), StoreError> {
-        let mut j = self.lock_journal();
-        if j.pending_count == 0 && !j.needs_checkpoint {
+        let d = &self.durable;
+        let target = d.written.load(Ordering::Acquire);
+        if d.synced.load(Ordering::Acquire) >= target {
             return Ok(());
         }
-        let bytes = journal::frame_len(j.pending.len());
-        if j.needs_checkpoint || !j.journal.fits(bytes) || j.journal.check().is_err() {
-            let txn = self.db.begin_write().map_err(|e| self.db_err(e.into()))?;
-            return self.checkpoint_with(&mut j, txn);
+        // Waits for a frame in flight, which may hold ours.
+        let mut j = d.lock_journal();
+        if d.synced.load(Ordering::Acquire) >= target {
+            return Ok(());
         }
-        let Journaled {
-            journal,
-            pending,
-            pending_count,
-            ..
-        } = &mut *j;
-        let count = *pending_count;
-        journal
-            .write(|buf| {
-                buf.extend_from_slice(pending);
-                count
-            })
-            .map_err(StoreError::from)?;
-        j.clear_pending(&self.unsynced);
-        Ok(())
+        let mut p = d.lock_pending();
+        let upto = d.written.load(Ordering::Acquire);
+        if p.count == 0 && !p.needs_checkpoint {
+            d.mark_synced(upto);
+            return Ok(());
+        }
+        let bytes = journal::frame_len(p.bytes.len());
+        if p.needs_checkpoint || !j.fits(bytes) || j.check().is_err() {
+            // Rare (the journal full, or a write too big for a frame): relaxed writes wait for
+            // this one durable commit, which holds them all.
+            let txn = self.db.begin_write().map_err(|e| self.db_err(e.into()))?;
+            return self.checkpoint_with(&mut j, &mut p, txn);
+        }
+        let body = std::mem::take(&mut p.bytes);
+        let count = std::mem::take(&mut p.count);
+        drop(p);
+        match j.write(|buf| {
+            buf.extend_from_slice(&body);
+            count
+        }) {
+            Ok(()) => {
+                d.mark_synced(upto);
+                Ok(())
+            }
+            Err(e) => {
+                // Those entries are in the file's relaxed commits still: one durable commit
+                // holds them, and the poisoned journal sends the next sync there.
+                d.lock_pending().needs_checkpoint = true;
+                Err(StoreError::from(e))
+            }
+        }
     }
 
     /// Commits durably and starts a new, empty journal epoch, so that nothing is left to
     /// replay; a no-op when the journal is empty. Called when the store is dropped.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        let mut j = self.lock_journal();
-        if j.journal.is_empty() && j.pending_count == 0 && !j.needs_checkpoint {
+        let mut j = self.durable.lock_journal();
+        let mut p = self.durable.lock_pending();
+        if j.is_empty() && p.count == 0 && !p.needs_checkpoint {
             return Ok(());
         }
         let txn = self.db.begin_write().map_err(|e| self.db_err(e.into()))?;
-        self.checkpoint_with(&mut j, txn)?;
-        let next = j.journal.epoch();
-        if j.journal.check().is_ok() {
-            j.journal.restart(next).map_err(StoreError::from)?;
+        self.checkpoint_with(&mut j, &mut p, txn)?;
+        let next = j.epoch();
+        if j.check().is_ok() {
+            j.restart(next).map_err(StoreError::from)?;
         }
         Ok(())
     }
 
     /// Commits `txn` durably with the next epoch: it holds every frame and every relaxed write
     /// before it, so the journal starts again empty.
-    fn checkpoint_with(&self, j: &mut Journaled, txn: WriteTransaction) -> Result<(), StoreError> {
-        let next = j.journal.epoch() + 1;
+    fn checkpoint_with(
+        &self,
+        j: &mut Journal,
+        p: &mut Pending,
+        txn: WriteTransaction,
+    ) -> Result<(), StoreError> {
+        let next = j.epoch() + 1;
         {
             let mut meta = txn.open_table(META).map_err(|e| self.db_err(e.into()))?;
             meta.insert(JOURNAL_EPOCH, &next.to_be_bytes()[..])
                 .map_err(|e| self.db_err(e.into()))?;
         }
         txn.commit().map_err(|e| self.db_err(e.into()))?;
-        j.journal.reset(next);
-        j.clear_pending(&self.unsynced);
+        j.reset(next);
+        self.durable.clear(p);
         Ok(())
-    }
-
-    pub(super) fn lock_journal(&self) -> std::sync::MutexGuard<'_, Journaled> {
-        // A panic while holding it leaves nothing half-done that the journal's own state does
-        // not cover (a failed write poisons it).
-        self.journal.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` in one durable write transaction: everything it appends, and everything it
@@ -221,7 +270,11 @@ impl EventStore {
         relaxed: bool,
         f: impl FnOnce(&mut LogWriter<'_>) -> Result<R, E>,
     ) -> Result<R, E> {
-        let mut j = self.lock_journal();
+        let d = &self.durable;
+        // A durable write's frame goes after any in flight and carries the relaxed writes
+        // before it; a relaxed one takes only `pending`, and so never waits for an fsync.
+        let mut j = (!relaxed).then(|| d.lock_journal());
+        let mut p = d.lock_pending();
         let mut txn = self.db.begin_write().map_err(|e| self.db_err(e.into()))?;
         let (result, frame, count) = {
             let mut writer = LogWriter::new(&txn, &self.path, self.owner)?;
@@ -231,44 +284,36 @@ impl EventStore {
         if count == 0 {
             // Nothing for a frame: a plain durable commit, which holds every write before it.
             txn.commit().map_err(|e| self.db_err(e.into()))?;
-            j.clear_pending(&self.unsynced);
+            d.clear(&mut p);
             return Ok(result);
         }
-        let body = j.pending.len() + frame.len();
+        let body = p.bytes.len() + frame.len();
         let bytes = journal::frame_len(body);
-        let journal_ok = j.journal.check().is_ok();
-        if relaxed {
-            // Too big for a frame (a catch-up page): the next sync is a durable commit instead,
-            // so a stream of pages shares the commits their acknowledgements ask for.
-            let framed = bytes <= JOURNAL_FRAME_MAX && journal_ok && !j.needs_checkpoint;
+        let Some(j) = j.as_mut() else {
+            // Relaxed. Too big for a frame (a catch-up page): the next sync is a durable commit
+            // instead, so a stream of pages shares the commits their acknowledgements ask for.
+            let framed = bytes <= JOURNAL_FRAME_MAX && !p.needs_checkpoint;
             txn.set_durability(Durability::None)
                 .map_err(|e| StoreError::Journal(e.to_string()))?;
             txn.commit().map_err(|e| self.db_err(e.into()))?;
             if framed {
-                j.pending.extend_from_slice(&frame);
-                j.pending_count += count;
+                p.bytes.extend_from_slice(&frame);
+                p.count += count;
             } else {
-                j.needs_checkpoint = true;
+                p.needs_checkpoint = true;
             }
-            self.unsynced.store(true, Ordering::Release);
+            d.written.fetch_add(1, Ordering::AcqRel);
             return Ok(result);
-        }
-        if j.needs_checkpoint || bytes > JOURNAL_FRAME_MAX || !j.journal.fits(bytes) || !journal_ok
-        {
-            self.checkpoint_with(&mut j, txn)?;
+        };
+        if p.needs_checkpoint || bytes > JOURNAL_FRAME_MAX || !j.fits(bytes) || j.check().is_err() {
+            self.checkpoint_with(j, &mut p, txn)?;
             return Ok(result);
         }
         txn.set_durability(Durability::None)
             .map_err(|e| StoreError::Journal(e.to_string()))?;
-        let Journaled {
-            journal,
-            pending,
-            pending_count,
-            ..
-        } = &mut *j;
-        let entries = *pending_count + count;
-        if let Err(e) = journal.write(|buf| {
-            buf.extend_from_slice(pending);
+        let entries = p.count + count;
+        if let Err(e) = j.write(|buf| {
+            buf.extend_from_slice(&p.bytes);
             buf.extend_from_slice(&frame);
             entries
         }) {
@@ -277,9 +322,9 @@ impl EventStore {
             txn.abort().map_err(|e| self.db_err(e.into()))?;
             return Err(E::from(StoreError::from(e)));
         }
-        j.clear_pending(&self.unsynced);
+        d.clear(&mut p);
         if let Err(e) = txn.commit() {
-            j.journal.poison(&e.to_string());
+            j.poison(&e.to_string());
             return Err(E::from(self.db_err(e.into())));
         }
         Ok(result)

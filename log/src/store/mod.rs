@@ -14,8 +14,6 @@
 //! [`EventStore::write`] and [`crate::journal`].
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
 
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
@@ -28,8 +26,8 @@ use crate::types::{AuthorKey, EventId, LogId};
 
 mod durable;
 
+use durable::{Durable, JOURNAL_EPOCH, open_journal};
 pub use durable::{Fold, JOURNAL_CAPACITY, JOURNAL_FRAME_MAX, journal_path};
-use durable::{JOURNAL_EPOCH, Journaled, open_journal};
 
 pub const EVENTS: TableDefinition<&[u8; 72], &[u8]> = TableDefinition::new("events_v1");
 pub const EVENT_IDS: TableDefinition<&[u8; 32], &[u8; 72]> = TableDefinition::new("event_ids_v1");
@@ -209,10 +207,8 @@ pub struct EventStore {
     db: Database,
     path: PathBuf,
     owner: AuthorKey,
-    /// Held for the whole of every write transaction (redb has one writer at a time anyway).
-    journal: Mutex<Journaled>,
-    /// Whether relaxed writes wait for [`EventStore::sync`]; read without the lock.
-    unsynced: AtomicBool,
+    /// The journal and the relaxed writes waiting for it (`durable.rs`).
+    durable: Durable,
 }
 
 impl EventStore {
@@ -247,8 +243,7 @@ impl EventStore {
             db,
             path: path.to_owned(),
             owner,
-            journal: Mutex::new(Journaled::new(journal)),
-            unsynced: AtomicBool::new(false),
+            durable: Durable::new(journal),
         };
         store.write(|w| -> Result<(), StoreError> {
             let mut meta = w
@@ -280,8 +275,7 @@ impl EventStore {
             db,
             path: path.to_owned(),
             owner: AuthorKey([0; 32]),
-            journal: Mutex::new(Journaled::new(journal)),
-            unsynced: AtomicBool::new(false),
+            durable: Durable::new(journal),
         };
         let txn = store.read_txn()?;
         let meta = txn
