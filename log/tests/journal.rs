@@ -223,6 +223,104 @@ fn concurrent_relaxed_writes_and_syncs_lose_nothing_a_sync_returned_for() {
     assert_eq!(folded, (1..=400).map(|s| (s, s - 1)).collect::<Vec<_>>());
 }
 
+/// A store as another store's dependency (what a sister session is to the one it handed
+/// events to, in the daemon).
+struct Upstream(std::sync::Arc<EventStore>);
+
+impl wire_log::store::SyncFirst for Upstream {
+    fn sync_first(&self) -> Result<(), wire_log::StoreError> {
+        self.0.sync()
+    }
+}
+
+/// The child of the dependency test: `a` appends relaxed and hands over (`b` depends on it);
+/// `b` then makes itself durable three ways (a sync; a durable write; a relaxed ingest of
+/// nothing new, then a sync), each time with `a` holding unsynced writes; then an abort.
+fn dependency_child(dir: &Path) -> ! {
+    use std::sync::Arc;
+    let ka = key(3);
+    let kb = key(4);
+    let a = Arc::new(EventStore::create(&dir.join("a.redb"), ka.author()).expect("create a"));
+    let b = EventStore::create(&dir.join("b.redb"), kb.author()).expect("create b");
+    let ea = chain(&ka, 3);
+    let eb = chain(&kb, 3);
+    let up: Arc<dyn wire_log::store::SyncFirst> = Arc::new(Upstream(a.clone()));
+    for round in 0..3 {
+        a.write_relaxed(|w| w.append(&ea[round]))
+            .expect("a relaxed");
+        b.depends_on(Arc::downgrade(&up));
+        assert!(b.needs_sync(), "a dependency is something to sync");
+        match round {
+            0 => {
+                b.write_relaxed(|w| w.append(&eb[0])).expect("b relaxed");
+                b.sync().expect("b sync");
+            }
+            1 => {
+                b.append(eb[1].signed_bytes()).expect("b durable");
+            }
+            _ => {
+                b.write_relaxed(|w| w.append(&eb[1]).map(|_| ()))
+                    .expect("b duplicate");
+                b.sync().expect("b sync");
+            }
+        }
+        assert!(
+            !a.needs_sync(),
+            "round {round}: b made itself durable before a"
+        );
+        assert!(!b.needs_sync());
+    }
+    a.write_relaxed(|w| w.append(&chain(&ka, 4)[3]))
+        .expect("a relaxed");
+    std::process::abort()
+}
+
+#[test]
+fn a_store_never_makes_durable_before_the_stores_it_depends_on() {
+    if let Ok(dir) = std::env::var(CHILD) {
+        dependency_child(Path::new(&dir));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = run_child(
+        "journal::a_store_never_makes_durable_before_the_stores_it_depends_on",
+        dir.path(),
+    );
+    assert_eq!(
+        status.code(),
+        None,
+        "the child aborts (a failed assertion would exit 101)"
+    );
+    let (a, _) = open_recording(&dir.path().join("a.redb"));
+    // The three a handed over survive; the fourth, never synced, does not.
+    assert_eq!(seqs(&a, &key(3)), vec![1, 2, 3]);
+    let (b, _) = open_recording(&dir.path().join("b.redb"));
+    assert_eq!(seqs(&b, &key(4)), vec![1, 2]);
+}
+
+/// Two stores that depend on each other sync in either order without a deadlock or a loop.
+#[test]
+fn a_cycle_of_dependencies_syncs_and_ends() {
+    use std::sync::Arc;
+    let (_da, _pa, ka, a) = fresh(1);
+    let (_db, _pb, kb, b) = fresh(2);
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let ua: Arc<dyn wire_log::store::SyncFirst> = Arc::new(Upstream(a.clone()));
+    let ub: Arc<dyn wire_log::store::SyncFirst> = Arc::new(Upstream(b.clone()));
+    a.write_relaxed(|w| w.append(&chain(&ka, 1)[0])).expect("a");
+    b.write_relaxed(|w| w.append(&chain(&kb, 1)[0])).expect("b");
+    a.depends_on(Arc::downgrade(&ub));
+    b.depends_on(Arc::downgrade(&ua));
+    a.sync().expect("a sync");
+    assert!(!a.needs_sync() && !b.needs_sync());
+    // A dependency whose store is gone is dropped.
+    drop(ub);
+    a.depends_on(Arc::downgrade(&ua));
+    b.depends_on(Arc::downgrade(&ua));
+    assert!(b.needs_sync());
+    b.sync().expect("b sync");
+    assert!(!b.needs_sync());
+}
+
 #[test]
 fn a_relaxed_write_too_big_for_a_frame_is_made_durable_by_the_next_sync_or_write() {
     let (_dir, _path, k, store) = fresh(5);

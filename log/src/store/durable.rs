@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, Weak};
 
 use redb::{Durability, WriteTransaction};
 
@@ -26,6 +26,11 @@ pub(super) const JOURNAL_EPOCH: &str = "journal_epoch";
 /// (projections), inside the replay's write transaction; see [`EventStore::open`].
 pub type Fold<'a> = dyn FnMut(&WriteTransaction, &VerifiedEvent, u64) -> Result<(), String> + 'a;
 
+/// Something that can make its writes durable: a store another store depends on.
+pub trait SyncFirst: Send + Sync {
+    fn sync_first(&self) -> Result<(), StoreError>;
+}
+
 /// The journal and the relaxed writes not yet in it, under two locks taken in this order:
 /// `journal` is held across a frame's write and fsync (frames go to the file one at a time, so
 /// only the last one can be torn), `pending` only while a write transaction runs or while a
@@ -39,6 +44,9 @@ pub(super) struct Durable {
     written: AtomicU64,
     /// Relaxed writes known durable (every one up to this count); advanced after an fsync.
     synced: AtomicU64,
+    /// Stores that handed this one writes they may not have made durable yet: each syncs
+    /// before this store next makes anything durable (invariant 61).
+    upstream: Mutex<Vec<Weak<dyn SyncFirst>>>,
 }
 
 /// Frame body entries of the relaxed writes since the last sync took them, in commit order.
@@ -58,6 +66,48 @@ impl Durable {
             pending: Mutex::new(Pending::default()),
             written: AtomicU64::new(0),
             synced: AtomicU64::new(0),
+            upstream: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn has_upstream(&self) -> bool {
+        !self
+            .upstream
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// Syncs every store this one depends on (taken from the list first, so a cycle of
+    /// dependencies ends); on a failure the rest stay listed.
+    fn sync_upstream(&self) -> Result<(), StoreError> {
+        let taken = std::mem::take(&mut *self.upstream.lock().unwrap_or_else(|p| p.into_inner()));
+        for (i, up) in taken.iter().enumerate() {
+            let Some(up) = up.upgrade() else { continue };
+            if let Err(e) = up.sync_first() {
+                self.upstream
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(taken[i..].iter().cloned());
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Both locks, taken once no store this one depends on has writes it could lose: a
+    /// dependency recorded meanwhile (before the write it covers, see
+    /// [`EventStore::depends_on`]) sends us round again.
+    fn lock_durable(
+        &self,
+    ) -> Result<(MutexGuard<'_, Journal>, MutexGuard<'_, Pending>), StoreError> {
+        loop {
+            self.sync_upstream()?;
+            let j = self.lock_journal();
+            let p = self.lock_pending();
+            if !self.has_upstream() {
+                return Ok((j, p));
+            }
         }
     }
 
@@ -148,7 +198,22 @@ impl EventStore {
     /// Whether relaxed writes are waiting for [`sync`](Self::sync).
     pub fn needs_sync(&self) -> bool {
         let d = &self.durable;
-        d.synced.load(Ordering::Acquire) < d.written.load(Ordering::Acquire)
+        d.synced.load(Ordering::Acquire) < d.written.load(Ordering::Acquire) || d.has_upstream()
+    }
+
+    /// Records that `other` handed this store writes it may not have made durable: `other`
+    /// syncs before this store next makes anything durable (a sync, a durable write, a
+    /// checkpoint), so this store never holds durably what `other` could lose to a crash.
+    /// Call it before the write that takes what `other` handed over (invariant 61).
+    pub fn depends_on(&self, other: Weak<dyn SyncFirst>) {
+        let mut up = self
+            .durable
+            .upstream
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !up.iter().any(|w| Weak::ptr_eq(w, &other)) {
+            up.push(other);
+        }
     }
 
     /// Makes every relaxed write so far durable: their entries as one frame of the journal,
@@ -159,15 +224,11 @@ impl EventStore {
     pub fn sync(&self) -> Result<(), StoreError> {
         let d = &self.durable;
         let target = d.written.load(Ordering::Acquire);
-        if d.synced.load(Ordering::Acquire) >= target {
+        if d.synced.load(Ordering::Acquire) >= target && !d.has_upstream() {
             return Ok(());
         }
         // Waits for a frame in flight, which may hold ours.
-        let mut j = d.lock_journal();
-        if d.synced.load(Ordering::Acquire) >= target {
-            return Ok(());
-        }
-        let mut p = d.lock_pending();
+        let (mut j, mut p) = d.lock_durable()?;
         let upto = d.written.load(Ordering::Acquire);
         if p.count == 0 && !p.needs_checkpoint {
             d.mark_synced(upto);
@@ -203,8 +264,7 @@ impl EventStore {
     /// Commits durably and starts a new, empty journal epoch, so that nothing is left to
     /// replay; a no-op when the journal is empty. Called when the store is dropped.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        let mut j = self.durable.lock_journal();
-        let mut p = self.durable.lock_pending();
+        let (mut j, mut p) = self.durable.lock_durable()?;
         if j.is_empty() && p.count == 0 && !p.needs_checkpoint {
             return Ok(());
         }
@@ -273,14 +333,29 @@ impl EventStore {
         let d = &self.durable;
         // A durable write's frame goes after any in flight and carries the relaxed writes
         // before it; a relaxed one takes only `pending`, and so never waits for an fsync.
-        let mut j = (!relaxed).then(|| d.lock_journal());
-        let mut p = d.lock_pending();
+        let (mut j, mut p) = if relaxed {
+            (None, d.lock_pending())
+        } else {
+            let (j, p) = d.lock_durable()?;
+            (Some(j), p)
+        };
         let mut txn = self.db.begin_write().map_err(|e| self.db_err(e.into()))?;
         let (result, frame, count) = {
             let mut writer = LogWriter::new(&txn, &self.path, self.owner)?;
             let result = f(&mut writer)?;
             (result, std::mem::take(&mut writer.frame), writer.appended)
         };
+        if count == 0 && relaxed {
+            // Nothing for a frame (an ingest of duplicates): committed without an fsync, and
+            // the next sync is a durable commit. A durable commit here would also make durable
+            // what a store we depend on has not synced (invariant 61).
+            txn.set_durability(Durability::None)
+                .map_err(|e| StoreError::Journal(e.to_string()))?;
+            txn.commit().map_err(|e| self.db_err(e.into()))?;
+            p.needs_checkpoint = true;
+            d.written.fetch_add(1, Ordering::AcqRel);
+            return Ok(result);
+        }
         if count == 0 {
             // Nothing for a frame: a plain durable commit, which holds every write before it.
             txn.commit().map_err(|e| self.db_err(e.into()))?;
