@@ -245,9 +245,8 @@ fn dependency_child(dir: &Path) -> ! {
     let ea = chain(&ka, 3);
     let eb = chain(&kb, 3);
     let up: Arc<dyn wire_log::store::SyncFirst> = Arc::new(Upstream(a.clone()));
-    for round in 0..3 {
-        a.write_relaxed(|w| w.append(&ea[round]))
-            .expect("a relaxed");
+    for (round, e) in ea.iter().enumerate() {
+        a.write_relaxed(|w| w.append(e)).expect("a relaxed");
         b.depends_on(Arc::downgrade(&up));
         assert!(b.needs_sync(), "a dependency is something to sync");
         match round {
