@@ -75,8 +75,13 @@ pub fn serve(home: Home) -> anyhow::Result<ExitCode> {
         eprintln!("wire daemon: session {name} not opened: {e:#}");
     }
     let sock = socket_path(&home);
-    let result = rt.block_on(run(agent, &sock));
+    let result = rt.block_on(run(agent.clone(), &sock));
     let _ = std::fs::remove_file(&sock);
+    // Waiting commands (an MCP host's `watch`, `tail --follow`) return first: polled on a
+    // runtime that is shutting down, their timers would panic.
+    if !agent.stop_commands(Duration::from_secs(1)) {
+        eprintln!("wire daemon: stopping with commands still running");
+    }
     // The stores close with the runtime's tasks; only then may the next daemon take the lock
     // (released earlier, it would find the stores still open and fail to open its sessions).
     rt.shutdown_timeout(Duration::from_secs(2));
@@ -209,7 +214,9 @@ async fn connection(
     let worker_agent = agent.clone();
     let stop_after = crate::is_daemon_stop(&request.argv);
     let worker = tokio::task::spawn_blocking(move || {
-        let code = crate::run_in_daemon(worker_agent, request, sink);
+        let running = worker_agent.command();
+        let code = crate::run_in_daemon(worker_agent.clone(), request, sink);
+        drop(running);
         let _ = tx.blocking_send(Frame {
             o: None,
             e: None,

@@ -40,6 +40,23 @@ pub struct Agent {
     pub started: Instant,
     /// Desktop notifications (the daemon only).
     notifier: std::sync::OnceLock<crate::notify::Notifier>,
+    /// Set when the daemon stops: commands that wait (`watch`, `tail --follow`, pairing
+    /// waits) return instead of polling timers on a runtime that is shutting down.
+    closing: tokio::sync::watch::Sender<bool>,
+    /// Commands running in the daemon now (the daemon waits for them before it stops).
+    running: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a command as running while it lives (`Agent::command`).
+#[derive(Debug)]
+pub struct Running<'a>(&'a Agent);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// One open session and its replication state.
@@ -177,6 +194,44 @@ impl Agent {
             clients: Mutex::new(HashMap::new()),
             started: Instant::now(),
             notifier: std::sync::OnceLock::new(),
+            closing: tokio::sync::watch::channel(false).0,
+            running: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// Marks one command as running until the guard drops.
+    pub fn command(&self) -> Running<'_> {
+        self.running
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Running(self)
+    }
+
+    /// Tells waiting commands to return, then gives every running command up to `grace` to
+    /// finish; true if none is left.
+    pub fn stop_commands(&self, grace: std::time::Duration) -> bool {
+        self.closing.send_replace(true);
+        let end = Instant::now() + grace;
+        while self.running.load(std::sync::atomic::Ordering::Acquire) > 0 {
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        true
+    }
+
+    /// Like [`block_on`](Self::block_on), for a wait a stopping daemon may cut short: `None`
+    /// once the agent is closing.
+    pub fn block_on_until_close<F: std::future::Future>(&self, f: F) -> Option<F::Output> {
+        let mut closing = self.closing.subscribe();
+        if *closing.borrow() {
+            return None;
+        }
+        self.rt.block_on(async move {
+            tokio::select! {
+                out = f => Some(out),
+                _ = closing.wait_for(|c| *c) => None,
+            }
         })
     }
 

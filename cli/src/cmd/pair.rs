@@ -175,7 +175,8 @@ pub fn join(ctx: &Ctx, args: JoinArgs) -> anyhow::Result<ExitCode> {
     let now = p.phase();
     let phase = ctx
         .agent
-        .block_on(p.changed_from(&now, Duration::from_secs(10)));
+        .block_on_until_close(p.changed_from(&now, Duration::from_secs(10)))
+        .unwrap_or_else(|| p.phase());
     let json = PairingJson::of(&p);
     ctx.out.print(&json, || show(&ctx.out, &json));
     if let Phase::Failed { reason } = phase {
@@ -210,8 +211,9 @@ pub fn check(ctx: &Ctx, args: CheckArgs) -> anyhow::Result<ExitCode> {
     let p = pairing::pairing(&live.name, &id)?;
     if args.wait_ms > 0 {
         let now = p.phase();
-        ctx.agent
-            .block_on(p.changed_from(&now, Duration::from_millis(args.wait_ms.min(60_000))));
+        ctx.agent.block_on_until_close(
+            p.changed_from(&now, Duration::from_millis(args.wait_ms.min(60_000))),
+        );
     }
     let json = PairingJson::of(&p);
     ctx.out.print(&json, || show(&ctx.out, &json));
@@ -232,7 +234,7 @@ pub fn confirm(ctx: &Ctx, args: ConfirmArgs) -> anyhow::Result<ExitCode> {
     // Give the pairing a moment to move on, so the answer shows where it went.
     let now = p.phase();
     ctx.agent
-        .block_on(p.changed_from(&now, Duration::from_secs(2)));
+        .block_on_until_close(p.changed_from(&now, Duration::from_secs(2)));
     let json = PairingJson::of(&p);
     ctx.out.print(&json, || show(&ctx.out, &json));
     if let Phase::Failed { reason } = &json.phase {

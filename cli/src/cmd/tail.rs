@@ -182,9 +182,13 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut rx = live.appended.subscribe();
     loop {
-        let _ = ctx.agent.block_on(async {
+        let woke = ctx.agent.block_on_until_close(async {
             tokio::time::timeout(Duration::from_millis(250), rx.changed()).await
         });
+        if woke.is_none() {
+            // The daemon is stopping: the stream ends here.
+            return Ok(ExitCode::SUCCESS);
+        }
         if !ctx.agent.is_daemon() {
             let _ = ctx.agent.block_on(ctx.agent.pull_once(&live));
         }

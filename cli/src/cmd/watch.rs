@@ -80,9 +80,13 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<ExitCode> {
         // Woken by every append (ingest, our own sends); the timeout also catches changes
         // that do not pass through `appended` (a pair request taken from the intro queue)
         // and lets us notice a client that hung up.
-        let _ = ctx.agent.block_on(async {
+        let woke = ctx.agent.block_on_until_close(async {
             tokio::time::timeout(Duration::from_millis(250), rx.changed()).await
         });
+        if woke.is_none() {
+            // The daemon is stopping: the stream ends here.
+            return Ok(ExitCode::SUCCESS);
+        }
         // Everything up to `top` is covered by the scan that follows (unless it hits its
         // limit), so the next scan may start there even if no message was among it.
         let top = live.session.store().last_position()?.unwrap_or(0);

@@ -1735,3 +1735,63 @@ fn claim_listed_puts_the_handle_in_the_phonebook_and_a_plain_claim_takes_it_out(
     assert_ne!(r.code, 0, "{}", r.describe());
     assert!(r.stderr.contains("120 characters"), "{}", r.describe());
 }
+
+/// `wire daemon stop` while commands wait in the daemon (the MCP server's `wire watch`, a
+/// `tail --follow`): their streams end, they exit 0, and the daemon stops without a panic
+/// (their timers used to be polled on a runtime that was shutting down, a panic per waiting
+/// command in `daemon.log`).
+#[test]
+fn the_daemon_stops_cleanly_under_waiting_commands() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let home = root.path().join("waiter");
+    wire(&home, &["init", "waiter", "--offline"], &[]).ok();
+    let spawn = |args: &[&str]| {
+        Command::new(EXE)
+            .args(args)
+            .env_clear()
+            .env("WIRE_HOME", &home)
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wire")
+    };
+    let mut watch = spawn(&["watch"]);
+    let mut follow = spawn(&["tail", "--follow"]);
+    {
+        use std::io::BufRead;
+        let mut first = String::new();
+        std::io::BufReader::new(watch.stdout.as_mut().expect("stdout"))
+            .read_line(&mut first)
+            .expect("read");
+        assert!(first.contains("ready"), "watch began with {first:?}");
+    }
+    poll("both commands to wait in the daemon", || {
+        let d = daemons_of(&home);
+        if d.is_empty() {
+            return Err("no daemon yet".into());
+        }
+        // `tail --follow` prints nothing for an empty log; give it a moment in its loop.
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(())
+    });
+    wire(&home, &["daemon", "stop"], &[]).ok();
+    for (what, child) in [("watch", &mut watch), ("tail --follow", &mut follow)] {
+        let until = Instant::now() + POLL_DEADLINE;
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(
+                Instant::now() < until,
+                "`wire {what}` still runs after the daemon stopped"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "`wire {what}` exited {status}");
+    }
+    let log = std::fs::read_to_string(home.join("daemon.log")).unwrap_or_default();
+    assert!(!log.contains("panicked"), "daemon.log:\n{log}");
+}
