@@ -474,7 +474,7 @@ fn finish(out: &Out, result: anyhow::Result<ExitCode>) -> ExitCode {
 /// Whether a command line the daemon received is `wire daemon stop` (whatever flags come
 /// before it), after which the daemon stops.
 pub fn is_daemon_stop(argv: &[String]) -> bool {
-    matches!(Cli::try_parse_from(argv), Ok(Cli { command: Command::Daemon(a), .. }) if a.is_stop())
+    matches!(parse_in_daemon(argv), Ok(Cli { command: Command::Daemon(a), .. }) if a.is_stop())
 }
 
 /// Parses a command line the daemon received with one `clap::Command` built once: building
