@@ -3,7 +3,9 @@
 //! 1. pairing through real `wire` processes (`--no-daemon`), then both agents run in this
 //!    process with their background replication, as the daemon runs them;
 //! 2. send → recipient committed: one message at a time, p50/p99;
-//! 3. sustained rate: a burst of messages, time until the last is committed, and a count;
+//! 3. throughput: a burst of messages from four senders back to back, time until the last is
+//!    committed, and a count; then an open-loop run, `--rate` sends a second for `--sustain`
+//!    seconds, each started on its schedule, with how far behind it the recipient ended;
 //! 4. catch-up: the recipient goes away, a backlog of single-message blobs piles up in its
 //!    mailbox, then a fresh agent starts and ingests it all;
 //! 5. `wire send` as a whole process with the daemon warm;
@@ -32,6 +34,13 @@ pub struct Args {
     /// Messages in the sustained burst.
     #[arg(long, default_value_t = 10_000)]
     burst: usize,
+    /// Messages a second offered in the sustained run (open loop: each send starts on its
+    /// schedule, whether or not the ones before it have finished).
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// Seconds of the sustained run.
+    #[arg(long, default_value_t = 10)]
+    sustain: u32,
     /// Messages in the catch-up backlog.
     #[arg(long, default_value_t = 100_000)]
     backlog: usize,
@@ -49,8 +58,29 @@ struct Report {
     /// and from there until the recipient's ingest committed.
     latency_stages: Stages,
     burst: Rate,
+    sustained: Sustained,
     catch_up: Rate,
     send_process_us: Percentiles,
+}
+
+/// `--rate` messages a second for `--sustain` seconds, each send started on its schedule.
+#[derive(Debug, Serialize)]
+struct Sustained {
+    offered_per_second: u32,
+    messages: usize,
+    /// Sends that did not report stored (none expected).
+    failed: usize,
+    received: u64,
+    /// From the first send's start until the recipient committed the last message.
+    seconds: f64,
+    per_second: f64,
+    /// How long after the last send was due the recipient had committed it: a run that keeps
+    /// up ends within a few milliseconds of its schedule.
+    behind_ms: f64,
+    /// Each send from its start until it reported (durable here, stored at the relay).
+    send_us: Percentiles,
+    agents_cpu_seconds: f64,
+    relay_cpu_seconds: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -395,6 +425,57 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
         relay_cpu_seconds: cpu1.1 - cpu0.1,
     };
 
+    progress("sustained");
+    let sustained = {
+        let start = received(&bob);
+        let n = (args.rate as usize) * (args.sustain as usize);
+        let every = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
+        let cpu0 = cpu_now(relay_pid);
+        let t0 = Instant::now();
+        let sends: Vec<(u64, bool)> = alice_agent.block_on(async {
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..n {
+                tokio::time::sleep_until((t0 + every * i as u32).into()).await;
+                let (agent, alice) = (alice_agent.clone(), alice.clone());
+                let body = format!("sustained {i}").into_bytes();
+                set.spawn(async move {
+                    let t = Instant::now();
+                    let r = agent.send_now(&alice, &bob_key, Kind::MESSAGE, body).await;
+                    let ok = matches!(&r, Ok((_, o)) if o.is_done());
+                    (t.elapsed().as_micros() as u64, ok)
+                });
+            }
+            let mut out = Vec::with_capacity(n);
+            while let Some(done) = set.join_next().await {
+                out.push(done.unwrap_or((0, false)));
+            }
+            out
+        });
+        let end = Instant::now() + Duration::from_secs(120);
+        while received(&bob) < start + n as u64 {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("timed out waiting for the sustained run");
+            }
+            let _ = rt_b.block_on(async { tokio::time::timeout(left, committed.changed()).await });
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let cpu1 = cpu_now(relay_pid);
+        let due = (every * n.saturating_sub(1) as u32).as_secs_f64();
+        Sustained {
+            offered_per_second: args.rate,
+            messages: n,
+            failed: sends.iter().filter(|(_, ok)| !ok).count(),
+            received: received(&bob) - start,
+            seconds: secs,
+            per_second: n as f64 / secs,
+            behind_ms: (secs - due) * 1e3,
+            send_us: percentiles(sends.into_iter().map(|(us, _)| us).collect()),
+            agents_cpu_seconds: cpu1.0 - cpu0.0,
+            relay_cpu_seconds: cpu1.1 - cpu0.1,
+        }
+    };
+
     progress("catch-up: building the backlog");
     // Both go away; alice comes back without background work, so the backlog reaches bob's
     // mailbox only as the single-message blobs built below (her outbox would otherwise also
@@ -524,6 +605,7 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
         latency_us: latency,
         latency_stages,
         burst,
+        sustained,
         catch_up,
         send_process_us: send_process,
     };
