@@ -406,14 +406,13 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
         Ok(())
     })?;
     let burst_n = (args.burst / 4) * 4;
-    let end = Instant::now() + Duration::from_secs(120);
-    while received(&bob) < start + burst_n as u64 {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            bail!("timed out waiting for the burst");
-        }
-        let _ = rt_b.block_on(async { tokio::time::timeout(left, committed.changed()).await });
-    }
+    await_held(
+        &rt_b,
+        &mut committed,
+        || received(&bob),
+        start + burst_n as u64,
+        "the burst",
+    )?;
     let secs = t.elapsed().as_secs_f64();
     let cpu1 = cpu_now(relay_pid);
     let burst = Rate {
@@ -451,14 +450,13 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
             }
             out
         });
-        let end = Instant::now() + Duration::from_secs(120);
-        while received(&bob) < start + n as u64 {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                bail!("timed out waiting for the sustained run");
-            }
-            let _ = rt_b.block_on(async { tokio::time::timeout(left, committed.changed()).await });
-        }
+        await_held(
+            &rt_b,
+            &mut committed,
+            || received(&bob),
+            start + n as u64,
+            "the sustained run",
+        )?;
         let secs = t0.elapsed().as_secs_f64();
         let cpu1 = cpu_now(relay_pid);
         let due = (every * n.saturating_sub(1) as u32).as_secs_f64();
@@ -611,6 +609,26 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
     };
     out.print(&report, || format!("{report:#?}\n"));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits on `committed` (the recipient's commit watch) until `held()` reaches `count`, for at
+/// most two minutes.
+fn await_held(
+    rt: &tokio::runtime::Runtime,
+    committed: &mut tokio::sync::watch::Receiver<u64>,
+    held: impl Fn() -> u64,
+    count: u64,
+    what: &str,
+) -> anyhow::Result<()> {
+    let end = Instant::now() + Duration::from_secs(120);
+    while held() < count {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!("timed out waiting for {what}");
+        }
+        let _ = rt.block_on(async { tokio::time::timeout(left, committed.changed()).await });
+    }
+    Ok(())
 }
 
 fn client_for(agent: &Arc<Agent>, url: &str) -> anyhow::Result<wire_net::RelayClient> {

@@ -147,11 +147,7 @@ fn run_wire_with(
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
-    cmd.args(args)
-        .env_clear()
-        .env("WIRE_HOME", home)
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("LANG", "C.UTF-8")
+    clean_env(cmd.args(args), home)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -180,6 +176,14 @@ fn run_wire_with(
             Err(format!("`wire {argv}` did not finish within {deadline:?}"))
         }
     }
+}
+
+/// `cmd` with the only environment the tests run `wire` under: `WIRE_HOME`, `PATH`, `LANG`.
+pub(crate) fn clean_env<'a>(cmd: &'a mut Command, home: &Path) -> &'a mut Command {
+    cmd.env_clear()
+        .env("WIRE_HOME", home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LANG", "C.UTF-8")
 }
 
 pub(crate) fn wire(home: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
@@ -1746,12 +1750,7 @@ fn the_daemon_stops_cleanly_under_waiting_commands() {
     let home = root.path().join("waiter");
     wire(&home, &["init", "waiter", "--offline"], &[]).ok();
     let spawn = |args: &[&str]| {
-        Command::new(EXE)
-            .args(args)
-            .env_clear()
-            .env("WIRE_HOME", &home)
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("LANG", "C.UTF-8")
+        clean_env(Command::new(EXE).args(args), &home)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -51,11 +51,8 @@ fn relay_command(dir: &Path, args: &[&str]) -> (Command, PathBuf) {
         .arg("--json")
         .arg("--data")
         .arg(&data)
-        .args(args)
-        .env_clear()
-        .env("WIRE_HOME", &home)
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("LANG", "C.UTF-8")
+        .args(args);
+    crate::line::clean_env(&mut cmd, &home)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(stderr));
