@@ -226,7 +226,10 @@ pub fn parse_phonebook_query(q: &HashMap<String, String>) -> Result<PhonebookQue
         },
     };
     Ok(PhonebookQuery {
-        q: text.to_lowercase(),
+        // The search text comes back in the page's links; a token-shaped run in it is cut to its
+        // prefix first, as in every error body (`token::redact`): a request that pasted a secret
+        // into the search box never gets it back.
+        q: crate::token::redact(text).to_lowercase(),
         after,
         limit,
     })
@@ -339,7 +342,16 @@ pub(crate) async fn phonebook_page(
         phonebook(app, &query).map(|listing| (listing, query))
     })
     .await??;
-    Ok(html(render::phonebook(&app, &query, &listing, q.get("q"))))
+    // What was typed is shown back in the search box and in "Nobody listed matches …";
+    // redacted like the links (the `relay_request` fuzz target found the owner token searched
+    // for coming back in the 200).
+    let typed = q.get("q").map(|t| crate::token::redact(t).into_owned());
+    Ok(html(render::phonebook(
+        &app,
+        &query,
+        &listing,
+        typed.as_ref(),
+    )))
 }
 
 /// Runs storage work off the async workers.

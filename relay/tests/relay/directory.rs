@@ -270,6 +270,35 @@ async fn a_refusal_never_quotes_a_token_back() {
     }
 }
 
+/// A secret typed into the phonebook's search comes back nowhere on the page: not in the search
+/// box, not in "Nobody listed matches …", not (lower-cased) in the page links (the
+/// `relay_request` fuzz target found `GET /phonebook?q=%/<owner token>` answering 200 with the
+/// token in it; reproducer `fuzz/artifacts/relay_request/crash-ba81f576…`).
+#[tokio::test]
+async fn a_search_never_shows_a_token_back() {
+    let relay = Relay::new();
+    let (slot, owner) = relay.slot().await;
+    let (_, cap) = relay.cap(&slot, &owner).await;
+    for token in [&owner, &cap] {
+        let secret = &token[5..];
+        for path in [
+            format!("/phonebook?q={token}"),
+            format!("/phonebook?q=%/{token}"),
+            format!("/phonebook?q=x+{token}&after=alice"),
+        ] {
+            let r = relay.req(Method::GET, &path).send(&relay).await;
+            assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
+            let page = r.text();
+            assert!(!page.contains(secret), "{path}: {page}");
+            assert!(
+                !page.contains(&secret.to_lowercase()),
+                "{path}: lower-cased in {page}"
+            );
+            assert!(page.contains(&token[..5]), "{path}: the prefix is shown");
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_phonebook_pages_and_a_local_relay_hides_it() {
     let relay = Relay::new();
