@@ -105,14 +105,6 @@ pub struct Refusal {
     pub reason: String,
 }
 
-/// A sister that handed this session events before its own sync is synced first
-/// (`EventStore::depends_on`, invariant 61).
-impl wire_log::store::SyncFirst for Live {
-    fn sync_first(&self) -> Result<(), wire_log::StoreError> {
-        self.session.store().sync()
-    }
-}
-
 impl Live {
     /// Makes this session's relaxed ingests durable before anything derived from them leaves
     /// the process (an acknowledgement, a segment: invariant 56). Free when there is nothing to

@@ -141,13 +141,6 @@ impl Agent {
             // Wake `tail --follow` for our own message too.
             live.appended.send_replace(position);
         }
-        if self.sister(peer_key).is_some() {
-            // In-process: handed over first, then synced, the sister's durability waiting for
-            // ours (invariant 61); the send reports only once the fsync is done.
-            let outcome = self.push(live, peer_key, Why::Send).await?;
-            live.durable().await?;
-            return Ok((event, outcome));
-        }
         // Durable before the push takes the peer's push lock: the fsync is shared with every
         // send appended meanwhile, and a push (which holds that lock across the relay's own
         // commit) never waits on ours.
@@ -205,15 +198,12 @@ impl Agent {
             if ack_only && line.their_head <= p.told_have {
                 break;
             }
-            // A sister session in this process: hand the events over directly, synced or
-            // not: the sister's own sync makes ours first (invariant 61), so nothing it holds
-            // durably, nor anything it sends on, can be lost here.
+            // The `have` we tell (and anything else we read above) may come from relaxed
+            // ingests: durable before it leaves, and after it was read, so that an ingest
+            // committing in between is either covered or not told (invariant 56).
+            live.durable().await?;
+            // A sister session in this process: hand the events over directly.
             if let Some(sister) = self.sister(peer_key) {
-                let us: std::sync::Arc<dyn wire_log::store::SyncFirst> = live.clone();
-                sister
-                    .session
-                    .store()
-                    .depends_on(std::sync::Arc::downgrade(&us));
                 let seg = Segment {
                     from: live.key,
                     to: *peer_key,
@@ -252,10 +242,6 @@ impl Agent {
                 }
                 continue;
             }
-            // The `have` we tell (and anything else we read above) may come from relaxed
-            // ingests: durable before it leaves, and after it was read, so that an ingest
-            // committing in between is either covered or not told (invariant 56).
-            live.durable().await?;
             match self
                 .push_to_relay(live, &peer, line.their_head, &events)
                 .await

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, Weak};
+use std::sync::{Mutex, MutexGuard};
 
 use redb::{Durability, WriteTransaction};
 
@@ -26,11 +26,6 @@ pub(super) const JOURNAL_EPOCH: &str = "journal_epoch";
 /// (projections), inside the replay's write transaction; see [`EventStore::open`].
 pub type Fold<'a> = dyn FnMut(&WriteTransaction, &VerifiedEvent, u64) -> Result<(), String> + 'a;
 
-/// Something that can make its writes durable: a store another store depends on.
-pub trait SyncFirst: Send + Sync {
-    fn sync_first(&self) -> Result<(), StoreError>;
-}
-
 /// The journal and the relaxed writes not yet in it, under two locks taken in this order:
 /// `journal` is held across a frame's write and fsync (frames go to the file one at a time, so
 /// only the last one can be torn), `pending` only while a write transaction runs or while a
@@ -44,9 +39,6 @@ pub(super) struct Durable {
     written: AtomicU64,
     /// Relaxed writes known durable (every one up to this count); advanced after an fsync.
     synced: AtomicU64,
-    /// Stores that handed this one writes they may not have made durable yet: each syncs
-    /// before this store next makes anything durable (invariant 61).
-    upstream: Mutex<Vec<Weak<dyn SyncFirst>>>,
 }
 
 /// Frame body entries of the relaxed writes since the last sync took them, in commit order.
@@ -66,48 +58,6 @@ impl Durable {
             pending: Mutex::new(Pending::default()),
             written: AtomicU64::new(0),
             synced: AtomicU64::new(0),
-            upstream: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn has_upstream(&self) -> bool {
-        !self
-            .upstream
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
-    }
-
-    /// Syncs every store this one depends on (taken from the list first, so a cycle of
-    /// dependencies ends); on a failure the rest stay listed.
-    fn sync_upstream(&self) -> Result<(), StoreError> {
-        let taken = std::mem::take(&mut *self.upstream.lock().unwrap_or_else(|p| p.into_inner()));
-        for (i, up) in taken.iter().enumerate() {
-            let Some(up) = up.upgrade() else { continue };
-            if let Err(e) = up.sync_first() {
-                self.upstream
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend(taken[i..].iter().cloned());
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
-
-    /// Both locks, taken once no store this one depends on has writes it could lose: a
-    /// dependency recorded meanwhile (before the write it covers, see
-    /// [`EventStore::depends_on`]) sends us round again.
-    fn lock_durable(
-        &self,
-    ) -> Result<(MutexGuard<'_, Journal>, MutexGuard<'_, Pending>), StoreError> {
-        loop {
-            self.sync_upstream()?;
-            let j = self.lock_journal();
-            let p = self.lock_pending();
-            if !self.has_upstream() {
-                return Ok((j, p));
-            }
         }
     }
 
@@ -198,22 +148,7 @@ impl EventStore {
     /// Whether relaxed writes are waiting for [`sync`](Self::sync).
     pub fn needs_sync(&self) -> bool {
         let d = &self.durable;
-        d.synced.load(Ordering::Acquire) < d.written.load(Ordering::Acquire) || d.has_upstream()
-    }
-
-    /// Records that `other` handed this store writes it may not have made durable: `other`
-    /// syncs before this store next makes anything durable (a sync, a durable write, a
-    /// checkpoint), so this store never holds durably what `other` could lose to a crash.
-    /// Call it before the write that takes what `other` handed over (invariant 61).
-    pub fn depends_on(&self, other: Weak<dyn SyncFirst>) {
-        let mut up = self
-            .durable
-            .upstream
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if !up.iter().any(|w| Weak::ptr_eq(w, &other)) {
-            up.push(other);
-        }
+        d.synced.load(Ordering::Acquire) < d.written.load(Ordering::Acquire)
     }
 
     /// Makes every relaxed write so far durable: their entries as one frame of the journal,
@@ -224,11 +159,15 @@ impl EventStore {
     pub fn sync(&self) -> Result<(), StoreError> {
         let d = &self.durable;
         let target = d.written.load(Ordering::Acquire);
-        if d.synced.load(Ordering::Acquire) >= target && !d.has_upstream() {
+        if d.synced.load(Ordering::Acquire) >= target {
             return Ok(());
         }
         // Waits for a frame in flight, which may hold ours.
-        let (mut j, mut p) = d.lock_durable()?;
+        let mut j = d.lock_journal();
+        if d.synced.load(Ordering::Acquire) >= target {
+            return Ok(());
+        }
+        let mut p = d.lock_pending();
         let upto = d.written.load(Ordering::Acquire);
         if p.count == 0 && !p.needs_checkpoint {
             d.mark_synced(upto);
@@ -264,7 +203,8 @@ impl EventStore {
     /// Commits durably and starts a new, empty journal epoch, so that nothing is left to
     /// replay; a no-op when the journal is empty. Called when the store is dropped.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        let (mut j, mut p) = self.durable.lock_durable()?;
+        let mut j = self.durable.lock_journal();
+        let mut p = self.durable.lock_pending();
         if j.is_empty() && p.count == 0 && !p.needs_checkpoint {
             return Ok(());
         }
@@ -333,29 +273,14 @@ impl EventStore {
         let d = &self.durable;
         // A durable write's frame goes after any in flight and carries the relaxed writes
         // before it; a relaxed one takes only `pending`, and so never waits for an fsync.
-        let (mut j, mut p) = if relaxed {
-            (None, d.lock_pending())
-        } else {
-            let (j, p) = d.lock_durable()?;
-            (Some(j), p)
-        };
+        let mut j = (!relaxed).then(|| d.lock_journal());
+        let mut p = d.lock_pending();
         let mut txn = self.db.begin_write().map_err(|e| self.db_err(e.into()))?;
         let (result, frame, count) = {
             let mut writer = LogWriter::new(&txn, &self.path, self.owner)?;
             let result = f(&mut writer)?;
             (result, std::mem::take(&mut writer.frame), writer.appended)
         };
-        if count == 0 && relaxed {
-            // Nothing for a frame (an ingest of duplicates): committed without an fsync, and
-            // the next sync is a durable commit. A durable commit here would also make durable
-            // what a store we depend on has not synced (invariant 61).
-            txn.set_durability(Durability::None)
-                .map_err(|e| StoreError::Journal(e.to_string()))?;
-            txn.commit().map_err(|e| self.db_err(e.into()))?;
-            p.needs_checkpoint = true;
-            d.written.fetch_add(1, Ordering::AcqRel);
-            return Ok(result);
-        }
         if count == 0 {
             // Nothing for a frame: a plain durable commit, which holds every write before it.
             txn.commit().map_err(|e| self.db_err(e.into()))?;
@@ -370,6 +295,10 @@ impl EventStore {
             let framed = bytes <= JOURNAL_FRAME_MAX && !p.needs_checkpoint;
             txn.set_durability(Durability::None)
                 .map_err(|e| StoreError::Journal(e.to_string()))?;
+            // Counted before the commit makes the write visible: a reader that sees it (a
+            // pusher's `chain_after`) then finds `needs_sync` true. A failed commit leaves the
+            // count high, which costs a sync that finds nothing to frame.
+            d.written.fetch_add(1, Ordering::AcqRel);
             txn.commit().map_err(|e| self.db_err(e.into()))?;
             if framed {
                 p.bytes.extend_from_slice(&frame);
@@ -377,7 +306,6 @@ impl EventStore {
             } else {
                 p.needs_checkpoint = true;
             }
-            d.written.fetch_add(1, Ordering::AcqRel);
             return Ok(result);
         };
         if p.needs_checkpoint || bytes > JOURNAL_FRAME_MAX || !j.fits(bytes) || j.check().is_err() {

@@ -27,7 +27,7 @@ use crate::types::{AuthorKey, EventId, LogId};
 mod durable;
 
 use durable::{Durable, JOURNAL_EPOCH, open_journal};
-pub use durable::{Fold, JOURNAL_CAPACITY, JOURNAL_FRAME_MAX, SyncFirst, journal_path};
+pub use durable::{Fold, JOURNAL_CAPACITY, JOURNAL_FRAME_MAX, journal_path};
 
 pub const EVENTS: TableDefinition<&[u8; 72], &[u8]> = TableDefinition::new("events_v1");
 pub const EVENT_IDS: TableDefinition<&[u8; 32], &[u8; 72]> = TableDefinition::new("event_ids_v1");
