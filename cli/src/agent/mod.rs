@@ -108,13 +108,24 @@ pub struct Refusal {
 impl Live {
     /// Makes this session's relaxed ingests durable before anything derived from them leaves
     /// the process (an acknowledgement, a segment: invariant 56). Free when there is nothing to
-    /// sync; otherwise one fsync on the blocking pool.
+    /// sync; otherwise one fsync.
     pub(crate) async fn durable(self: &Arc<Self>) -> anyhow::Result<()> {
         if !self.session.store().needs_sync() {
             return Ok(());
         }
-        let live = self.clone();
-        tokio::task::spawn_blocking(move || live.session.sync()).await??;
+        // Inline where the thread may block (a command's thread, a bench's `block_on`), and on an
+        // async worker after handing its other tasks to another thread (`block_in_place`): no
+        // hop to the blocking pool and back, which cost a sister message two thread wake-ups.
+        // A current-thread runtime has no other thread to hand to: the blocking pool, as before.
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| self.session.sync())?;
+            }
+            _ => {
+                let live = self.clone();
+                tokio::task::spawn_blocking(move || live.session.sync()).await??;
+            }
+        }
         Ok(())
     }
 
