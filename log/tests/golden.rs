@@ -361,3 +361,46 @@ fn invites_and_pairing_by_code_match_their_golden_vectors() {
         }),
     );
 }
+
+/// A journal frame (PROTOCOL.md §14): the first two events of `chain(key(1))` written by one
+/// durable write to a new store, read back from `store.journal` byte for byte, its sum
+/// recomputed from the formula the document gives.
+#[test]
+fn a_journal_frame_matches_its_golden_vector() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.redb");
+    let k = crate::key(1);
+    let events = crate::chain(&k, 2);
+    let store = wire_log::EventStore::create(&path, k.author()).expect("create");
+    store
+        .write(|w| {
+            events
+                .iter()
+                .try_for_each(|e| w.append(e).map(|_| ()))
+        })
+        .expect("write");
+    let bytes = std::fs::read(wire_log::store::journal_path(&path)).expect("journal");
+    let be32 = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    let body_len = be32(12) as usize;
+    let frame = &bytes[..36 + body_len];
+    assert_eq!(&frame[..4], b"wse1");
+    assert_eq!(&frame[4..12], &0u64.to_be_bytes(), "a new store's epoch is 0");
+    assert_eq!(be32(16), 2, "two entries");
+    let mut summed = frame[..20].to_vec();
+    summed.extend_from_slice(&frame[36..]);
+    assert_eq!(&frame[20..36], &blake3::hash(&summed).as_bytes()[..16]);
+    let mut body = Vec::new();
+    for e in &events {
+        body.extend_from_slice(&(e.signed_bytes().len() as u32).to_be_bytes());
+        body.extend_from_slice(e.signed_bytes());
+    }
+    assert_eq!(&frame[36..], &body[..], "entries: length ‖ signed event");
+    check(
+        "journal.json",
+        json!({
+            "seed": hex::encode([1u8; 32]),
+            "events_hex": events.iter().map(|e| hex::encode(e.signed_bytes())).collect::<Vec<_>>(),
+            "frame_hex": hex::encode(frame),
+        }),
+    );
+}
