@@ -373,18 +373,18 @@ fn a_journal_frame_matches_its_golden_vector() {
     let events = crate::chain(&k, 2);
     let store = wire_log::EventStore::create(&path, k.author()).expect("create");
     store
-        .write(|w| {
-            events
-                .iter()
-                .try_for_each(|e| w.append(e).map(|_| ()))
-        })
+        .write(|w| events.iter().try_for_each(|e| w.append(e).map(|_| ())))
         .expect("write");
     let bytes = std::fs::read(wire_log::store::journal_path(&path)).expect("journal");
     let be32 = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
     let body_len = be32(12) as usize;
     let frame = &bytes[..36 + body_len];
     assert_eq!(&frame[..4], b"wse1");
-    assert_eq!(&frame[4..12], &0u64.to_be_bytes(), "a new store's epoch is 0");
+    assert_eq!(
+        &frame[4..12],
+        &0u64.to_be_bytes(),
+        "a new store's epoch is 0"
+    );
     assert_eq!(be32(16), 2, "two entries");
     let mut summed = frame[..20].to_vec();
     summed.extend_from_slice(&frame[36..]);
