@@ -9,7 +9,7 @@ use wire_log::identity::check_handle;
 use wire_log::store::APPEND_BATCH_MAX;
 use wire_log::{
     AppendError, AppendOutcome, AuthorKey, Event, EventId, EventStore, Kind, LogId, LogWriter,
-    SecretKey, SignedEvent, VerifiedEvent, keyfile::create_private_dir,
+    SecretKey, VerifiedEvent, keyfile::create_private_dir,
 };
 use wire_projections::{MemState, PeerState, RedbState, apply, read_all};
 
@@ -427,19 +427,8 @@ impl Session {
     /// decodes, batch-verifies, checks the author is a paired peer, then appends and projects
     /// in one transaction. Events already held are skipped.
     pub fn ingest(&self, events: &[&[u8]]) -> Result<Vec<AppendOutcome>, EngineError> {
-        if events.len() > APPEND_BATCH_MAX {
-            return Err(AppendError::BatchTooLarge(events.len()).into());
-        }
         let me = self.key.author();
-        let decoded = events
-            .iter()
-            .enumerate()
-            .map(|(index, b)| {
-                SignedEvent::decode(b).map_err(|source| AppendError::Decode { index, source })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let verified = wire_log::verify_all(decoded)
-            .map_err(|(index, source)| AppendError::Verify { index, source })?;
+        let verified = wire_log::store::decode_batch(events)?;
         let state = self.state()?;
         for e in &verified {
             let paired = state

@@ -201,6 +201,22 @@ pub enum AppendOutcome {
     Duplicate,
 }
 
+/// Decodes and batch-verifies a batch of signed events, at most [`APPEND_BATCH_MAX`]; the
+/// first bad one fails the batch and names its index. What every batch append starts with.
+pub fn decode_batch(events: &[&[u8]]) -> Result<Vec<VerifiedEvent>, AppendError> {
+    if events.len() > APPEND_BATCH_MAX {
+        return Err(AppendError::BatchTooLarge(events.len()));
+    }
+    let decoded = events
+        .iter()
+        .enumerate()
+        .map(|(index, b)| {
+            SignedEvent::decode(b).map_err(|source| AppendError::Decode { index, source })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::verify_all(decoded).map_err(|(index, source)| AppendError::Verify { index, source })
+}
+
 /// A session's event store: one redb file and its journal.
 #[derive(Debug)]
 pub struct EventStore {
@@ -360,18 +376,7 @@ impl EventStore {
     /// Decodes, batch-verifies and appends many events in one durable transaction. All or
     /// nothing: the first bad event fails the whole batch and names its index.
     pub fn append_batch(&self, events: &[&[u8]]) -> Result<Vec<AppendOutcome>, AppendError> {
-        if events.len() > APPEND_BATCH_MAX {
-            return Err(AppendError::BatchTooLarge(events.len()));
-        }
-        let decoded = events
-            .iter()
-            .enumerate()
-            .map(|(index, b)| {
-                SignedEvent::decode(b).map_err(|source| AppendError::Decode { index, source })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let verified = crate::verify_all(decoded)
-            .map_err(|(index, source)| AppendError::Verify { index, source })?;
+        let verified = decode_batch(events)?;
         self.write(|w| verified.iter().map(|e| w.append(e)).collect())
     }
 
