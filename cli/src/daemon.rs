@@ -82,9 +82,27 @@ pub fn serve(home: Home) -> anyhow::Result<ExitCode> {
     if !agent.stop_commands(Duration::from_secs(1)) {
         eprintln!("wire daemon: stopping with commands still running");
     }
-    // The stores close with the runtime's tasks; only then may the next daemon take the lock
-    // (released earlier, it would find the stores still open and fail to open its sessions).
+    // Only once every store is closed may the next daemon take the lock: released earlier, it
+    // would find a store still open and fail to open that session (a `send` right after
+    // `wire daemon stop` then failed with "in use by another process"). A store closes when
+    // the last holder of its session lets go: the agent's map, the runtime's tasks, a command
+    // still on a blocking thread.
+    let open: Vec<std::sync::Weak<crate::agent::Live>> =
+        agent.lives().iter().map(Arc::downgrade).collect();
+    for live in agent.lives() {
+        agent.close(&live.name);
+    }
+    drop(agent);
     rt.shutdown_timeout(Duration::from_secs(2));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open.iter().any(|w| w.strong_count() > 0) {
+        if Instant::now() > deadline {
+            // Exiting closes them; the lock goes with the process.
+            eprintln!("wire daemon: a session store is still in use; exiting with it open");
+            std::process::exit(if result.is_ok() { 0 } else { 1 });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     drop(lock);
     result.map(|()| ExitCode::SUCCESS)
 }

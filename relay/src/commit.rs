@@ -4,7 +4,10 @@
 //! While a transaction is being written and fsynced, new requests queue up; the next
 //! transaction takes all of them (up to a bound). Under load, many appends share one fsync;
 //! alone, an append pays for one. A request's reply is sent only after its transaction has
-//! committed, so a 2xx always means "on disk". A store with several connections
+//! committed, so a 2xx always means "on disk". Acknowledgements join the groups when the store
+//! takes them there ([`BlobStore::acks_in_groups`], redb): a thousand readers acknowledging once
+//! a second then share the appends' fsyncs instead of each taking a durable commit of its own,
+//! during which no append could commit (decision (am)). A store with several connections
 //! ([`BlobStore::append_lanes`], PostgreSQL) gets as many commit threads, so that a group is
 //! formed and sent while the one before is still being flushed.
 
@@ -19,14 +22,16 @@ use tokio::sync::oneshot;
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::store::{AppendItem, AppendOutcome, BlobStore, StoreError};
+use crate::store::{AckOutcome, AppendItem, AppendOutcome, BlobStore, StoreError};
+use crate::token::SlotId;
 
 /// Most appends one transaction takes.
 const GROUP_ITEMS_MAX: usize = 16_384;
 /// Most requests waiting for the committer before new ones are told to retry.
 const QUEUE_REQUESTS_MAX: usize = 65_536;
 
-type Reply = oneshot::Sender<Result<Vec<AppendOutcome>, StoreError>>;
+type Outcomes = (Vec<AckOutcome>, Vec<AppendOutcome>);
+type Reply = oneshot::Sender<Result<Outcomes, StoreError>>;
 
 enum Msg {
     Job(Job),
@@ -35,6 +40,7 @@ enum Msg {
 }
 
 struct Job {
+    acks: Vec<(SlotId, u64)>,
     items: Vec<AppendItem>,
     reply: Reply,
     queued: Instant,
@@ -60,7 +66,7 @@ pub struct Committer {
 impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Msg::Job(job) => write!(f, "Job({} items)", job.items.len()),
+            Msg::Job(job) => write!(f, "Job({} acks, {} items)", job.acks.len(), job.items.len()),
             Msg::Stop => f.write_str("Stop"),
         }
     }
@@ -100,8 +106,31 @@ impl Committer {
 
     /// Appends `items` durably; resolves after the commit with one outcome per item.
     pub async fn append(&self, items: Vec<AppendItem>) -> Result<Vec<AppendOutcome>, CommitError> {
+        Ok(self.submit(Vec::new(), items).await?.1)
+    }
+
+    /// Acknowledges `slot` through `through` in the next group; resolves after its commit.
+    /// Only for a store whose [`BlobStore::acks_in_groups`].
+    pub async fn ack(&self, slot: SlotId, through: u64) -> Result<AckOutcome, CommitError> {
+        self.submit(vec![(slot, through)], Vec::new())
+            .await?
+            .0
+            .pop()
+            .ok_or_else(|| {
+                CommitError::Store(StoreError(
+                    "an acknowledgement went missing from its group".into(),
+                ))
+            })
+    }
+
+    async fn submit(
+        &self,
+        acks: Vec<(SlotId, u64)>,
+        items: Vec<AppendItem>,
+    ) -> Result<Outcomes, CommitError> {
         let (reply, rx) = oneshot::channel();
         let job = Job {
+            acks,
             items,
             reply,
             queued: Instant::now(),
@@ -162,12 +191,12 @@ fn next_shared(shared: &Shared) -> Option<(Vec<Job>, bool)> {
 
 /// `first` and every job waiting behind it, up to [`GROUP_ITEMS_MAX`] items.
 fn gather(rx: &Receiver<Msg>, first: Job, stopping: Option<&AtomicBool>) -> (Vec<Job>, bool) {
-    let mut count = first.items.len();
+    let mut count = first.items.len() + first.acks.len();
     let mut jobs = vec![first];
     while count < GROUP_ITEMS_MAX {
         match rx.try_recv() {
             Ok(Msg::Job(job)) => {
-                count += job.items.len();
+                count += job.items.len() + job.acks.len();
                 jobs.push(job);
             }
             Ok(Msg::Stop) => {
@@ -195,19 +224,26 @@ fn run(
         };
         stopping = stop;
         let count = jobs.iter().map(|j| j.items.len()).sum();
-        let lens: Vec<usize> = jobs.iter().map(|j| j.items.len()).collect();
+        let lens: Vec<(usize, usize)> =
+            jobs.iter().map(|j| (j.acks.len(), j.items.len())).collect();
         let mut items = Vec::with_capacity(count);
+        let mut acks = Vec::new();
         for job in &mut jobs {
             items.append(&mut job.items);
+            acks.append(&mut job.acks);
         }
         let started = Instant::now();
-        let result = store.append(&items);
+        let result = if acks.is_empty() {
+            store.append(&items).map(|o| (Vec::new(), o))
+        } else {
+            store.commit_group(&acks, &items)
+        };
         let done = Instant::now();
         metrics.commits.fetch_add(1, Relaxed);
         metrics.commit_batch.observe(items.len() as u64);
         metrics.commit_seconds.observe_duration(done - started);
         match result {
-            Ok(outcomes) => {
+            Ok((acked, outcomes)) => {
                 let mut stored = Vec::new();
                 let (mut n_stored, mut n_dup, mut n_refused, mut bytes) = (0u64, 0u64, 0u64, 0u64);
                 for (item, outcome) in items.iter().zip(&outcomes) {
@@ -228,10 +264,14 @@ fn run(
                 metrics.touch_slots(stored.iter().map(|(slot, _, _)| *slot));
                 hub.publish(&stored);
                 let mut rest = outcomes.into_iter();
-                for (job, n) in jobs.into_iter().zip(lens) {
-                    metrics.append_seconds.observe_duration(done - job.queued);
+                let mut rest_acked = acked.into_iter();
+                for (job, (n_acks, n)) in jobs.into_iter().zip(lens) {
+                    if n > 0 {
+                        metrics.append_seconds.observe_duration(done - job.queued);
+                    }
+                    let acked: Vec<_> = rest_acked.by_ref().take(n_acks).collect();
                     let mine: Vec<_> = rest.by_ref().take(n).collect();
-                    let _ = job.reply.send(Ok(mine));
+                    let _ = job.reply.send(Ok((acked, mine)));
                 }
             }
             Err(e) => {

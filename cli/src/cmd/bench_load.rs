@@ -237,7 +237,8 @@ async fn load(
     }
     let boxes: Arc<Vec<Mailbox>> = Arc::new(std::mem::take(&mut *made.lock().expect("made lock")));
 
-    // One stream per mailbox, each acknowledging what it read once a second.
+    // One stream per mailbox, and beside it a task acknowledging what it read once a second
+    // (as a daemon does, from a task of its own: the stream is never held up by an ack).
     let epoch = Instant::now();
     let seen = Arc::new(Seen {
         numbers: (0..args.pairs)
@@ -250,8 +251,14 @@ async fn load(
     for i in 0..args.pairs {
         let (client, boxes, seen, open) =
             (client.clone(), boxes.clone(), seen.clone(), open.clone());
+        let read_through = Arc::new(AtomicU64::new(0));
+        let (ack_client, ack_boxes, ack_through) =
+            (client.clone(), boxes.clone(), read_through.clone());
         readers.push(tokio::spawn(async move {
-            read(&client, &boxes[i], i, epoch, &seen, &open).await;
+            read(&client, &boxes[i], i, epoch, &seen, &open, &read_through).await;
+        }));
+        readers.push(tokio::spawn(async move {
+            acknowledge(&ack_client, &ack_boxes[i], &ack_through).await;
         }));
     }
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -408,8 +415,25 @@ fn message(pair: usize, n: u64, epoch: Instant, bytes: usize) -> Bytes {
     Bytes::from(b)
 }
 
+/// Acknowledges, once a second, what the stream of `mailbox` has read (`through`).
+async fn acknowledge(client: &RelayClient, mailbox: &Mailbox, through: &AtomicU64) {
+    let mut acked = 0u64;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let last = through.load(Ordering::Relaxed);
+        if last > acked
+            && client
+                .ack(&mailbox.slot, &mailbox.token, last)
+                .await
+                .is_ok()
+        {
+            acked = last;
+        }
+    }
+}
+
 /// Reads one mailbox's stream for as long as the test runs, reconnecting after the last seq
-/// it saw, and acknowledging once a second.
+/// it saw, and publishing that seq in `read_through` for [`acknowledge`].
 async fn read(
     client: &RelayClient,
     mailbox: &Mailbox,
@@ -417,9 +441,9 @@ async fn read(
     epoch: Instant,
     seen: &Seen,
     open: &AtomicUsize,
+    read_through: &AtomicU64,
 ) {
     let mut last = 0u64;
-    let mut acked = 0u64;
     let mut first = true;
     loop {
         let mut stream = match client.stream(&mailbox.slot, &mailbox.token, last).await {
@@ -435,12 +459,12 @@ async fn read(
         } else {
             seen.reconnects.fetch_add(1, Ordering::Relaxed);
         }
-        let mut last_ack = Instant::now();
         loop {
             let next = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
             match next {
                 Ok(Some(Ok(record))) => {
                     last = record.seq;
+                    read_through.store(last, Ordering::Relaxed);
                     let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
                     let b = &record.bytes;
                     if b.len() >= HEADER {
@@ -462,16 +486,6 @@ async fn read(
                 }
                 Ok(Some(Err(_)) | None) => break,
                 Err(_) => {}
-            }
-            if last > acked && last_ack.elapsed() >= Duration::from_secs(1) {
-                if client
-                    .ack(&mailbox.slot, &mailbox.token, last)
-                    .await
-                    .is_ok()
-                {
-                    acked = last;
-                }
-                last_ack = Instant::now();
             }
         }
     }

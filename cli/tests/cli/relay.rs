@@ -581,6 +581,25 @@ fn check_acked(t: &Target, slot: &str, owner: &str, acked: &BTreeMap<u64, Vec<u8
     }
 }
 
+/// A relay on `dir` for one crash round, and the slot, owner token and capability of the
+/// rounds (made by the first).
+fn start_round(
+    dir: &Path,
+    creds: &mut Option<(String, String, String)>,
+) -> (Relay, Target, (String, String, String)) {
+    let relay = Relay::start(dir, &[]);
+    let t = relay.tcp();
+    healthz(&t);
+    let creds = creds
+        .get_or_insert_with(|| {
+            let (slot, owner) = allocate(&t);
+            let cap = mint_cap(&t, &slot, &owner);
+            (slot, owner, cap)
+        })
+        .clone();
+    (relay, t, creds)
+}
+
 #[test]
 fn relay_keeps_every_acknowledged_blob_through_sigkill() {
     const ROUNDS: usize = 5;
@@ -591,16 +610,7 @@ fn relay_keeps_every_acknowledged_blob_through_sigkill() {
     let mut creds: Option<(String, String, String)> = None;
 
     for round in 0..ROUNDS {
-        let relay = Relay::start(dir.path(), &[]);
-        let t = relay.tcp();
-        healthz(&t);
-        let (slot, owner, cap) = creds
-            .get_or_insert_with(|| {
-                let (slot, owner) = allocate(&t);
-                let cap = mint_cap(&t, &slot, &owner);
-                (slot, owner, cap)
-            })
-            .clone();
+        let (relay, t, (slot, owner, cap)) = start_round(dir.path(), &mut creds);
         check_acked(&t, &slot, &owner, &acked, &format!("after crash {round}"));
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -658,6 +668,105 @@ fn relay_keeps_every_acknowledged_blob_through_sigkill() {
     let r = get(&t, &format!("/v1/slots/{slot}"), Some(&owner));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["last_seq"].as_u64(), Some(seq), "{}", r.text());
+    relay.stop();
+}
+
+/// Acknowledges `slot` through `through`; returns the answer's JSON.
+fn ack(t: &Target, slot: &str, owner: &str, through: u64) -> Value {
+    let auth = bearer(owner);
+    let body = format!("{{\"through\":{through}}}");
+    let r = http::request(
+        t,
+        "POST",
+        &format!("/v1/slots/{slot}/ack"),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+    .expect("POST ack");
+    assert_eq!(r.status, 200, "ack through {through}: {}", r.text());
+    r.json()
+}
+
+/// An acknowledgement is durable once answered, as an append is: acknowledgements share the
+/// appends' log (ARCHITECTURE decision (am)), and a SIGKILL at a random instant while both flow
+/// never brings an acknowledged blob back nor loses one after it.
+#[test]
+fn answered_acknowledgements_survive_sigkill_and_their_blobs_never_come_back() {
+    const ROUNDS: usize = 3;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rng = Rng::seeded();
+    let mut kept: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    let mut acked_through = 0u64;
+    let mut creds: Option<(String, String, String)> = None;
+    for round in 0..ROUNDS {
+        let (relay, t, (slot, owner, cap)) = start_round(dir.path(), &mut creds);
+        let stored: BTreeMap<u64, Vec<u8>> = read_all(&t, &slot, &owner).into_iter().collect();
+        assert!(
+            stored.keys().all(|seq| *seq > acked_through),
+            "round {round}: blobs acknowledged through {acked_through} came back: {:?}",
+            stored.keys().take(5).collect::<Vec<_>>()
+        );
+        check_acked(&t, &slot, &owner, &kept, &format!("after crash {round}"));
+        let info = get(&t, &format!("/v1/slots/{slot}"), Some(&owner)).json();
+        assert_eq!(
+            info["blobs"].as_u64(),
+            Some(stored.len() as u64),
+            "round {round}: {info}"
+        );
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let appended = Arc::new(Mutex::new(Vec::new()));
+        let writer = {
+            let (t, slot, cap) = (t.clone(), slot.clone(), cap.clone());
+            let (stop, appended) = (stop.clone(), appended.clone());
+            let tag = format!("ack round {round}");
+            std::thread::spawn(move || crash_writer(&t, &slot, &cap, &tag, &stop, &appended))
+        };
+        // The reader acknowledges what it has read, in steps, until the kill.
+        let kill_at = Instant::now() + Duration::from_millis(rng.range(200, 700));
+        while Instant::now() < kill_at {
+            let have = read_all(&t, &slot, &owner);
+            if let Some(&(last, _)) = have.get(have.len() / 2) {
+                let v = ack(&t, &slot, &owner, last);
+                assert_eq!(v["acked_through"].as_u64(), Some(last), "{v}");
+                acked_through = acked_through.max(last);
+            }
+            std::thread::sleep(Duration::from_millis(rng.range(1, 30)));
+        }
+        relay.crash();
+        stop.store(true, Ordering::Relaxed);
+        writer.join().expect("writer thread panicked");
+        for (seq, blob) in std::mem::take(&mut *appended.lock().expect("appended")) {
+            kept.insert(seq, blob);
+        }
+        kept.retain(|seq, _| *seq > acked_through);
+        eprintln!(
+            "ack round {round}: acknowledged through {acked_through}, {} blobs kept after it",
+            kept.len()
+        );
+    }
+    let relay = Relay::start(dir.path(), &[]);
+    let t = relay.tcp();
+    healthz(&t);
+    let (slot, owner, cap) = creds.expect("credentials");
+    let stored = read_all(&t, &slot, &owner);
+    assert!(
+        stored.iter().all(|(seq, _)| *seq > acked_through),
+        "blobs acknowledged through {acked_through} came back"
+    );
+    check_acked(&t, &slot, &owner, &kept, "after the last crash");
+    let info = get(&t, &format!("/v1/slots/{slot}"), Some(&owner)).json();
+    assert_eq!(info["blobs"].as_u64(), Some(stored.len() as u64), "{info}");
+    assert_eq!(
+        info["acked_through"].as_u64(),
+        Some(acked_through),
+        "{info}"
+    );
+    let seq = append_new(&t, &slot, &cap, b"after the acknowledgements");
+    assert!(seq > acked_through);
     relay.stop();
 }
 

@@ -338,14 +338,18 @@ pub(super) async fn ack_common(
     owner(app, slot, headers).await?;
     let body = read_body(body, JSON_BODY_MAX).await?;
     let AckBody { through } = decode_ack(&body)?;
-    let outcome = blocking(app, move |app| {
-        if intros {
-            app.store.ack_intros(slot, through)
-        } else {
-            app.store.ack(slot, through)
-        }
-    })
-    .await??;
+    let outcome = if !intros && app.store.acks_in_groups() {
+        app.committer.ack(slot, through).await?
+    } else {
+        blocking(app, move |app| {
+            if intros {
+                app.store.ack_intros(slot, through)
+            } else {
+                app.store.ack(slot, through)
+            }
+        })
+        .await??
+    };
     match outcome {
         AckOutcome::Acked {
             removed,

@@ -301,6 +301,29 @@ pub trait BlobStore: Send + Sync + 'static {
     ) -> Result<Page, StoreError>;
     /// Removes every blob with `seq <= through`.
     fn ack(&self, slot: SlotId, through: u64) -> Result<AckOutcome, StoreError>;
+
+    /// Whether acknowledgements go through the committer, applied in a group's transaction and
+    /// made durable by its one write ([`commit_group`](Self::commit_group); redb: the append
+    /// log). When not (PostgreSQL), each [`ack`](Self::ack) is a transaction of its own, off
+    /// the append path.
+    fn acks_in_groups(&self) -> bool {
+        false
+    }
+
+    /// Applies `acks` (slot, through), then appends `items`, in one durable transaction; one
+    /// outcome per acknowledgement and per item, in order. Only called with acknowledgements
+    /// when [`acks_in_groups`](Self::acks_in_groups).
+    fn commit_group(
+        &self,
+        acks: &[(SlotId, u64)],
+        items: &[AppendItem],
+    ) -> Result<(Vec<AckOutcome>, Vec<AppendOutcome>), StoreError> {
+        let mut acked = Vec::with_capacity(acks.len());
+        for &(slot, through) in acks {
+            acked.push(self.ack(slot, through)?);
+        }
+        Ok((acked, self.append(items)?))
+    }
     fn totals(&self) -> Result<Totals, StoreError>;
 
     fn claim(&self, record: HandleRecord) -> Result<ClaimOutcome, StoreError>;

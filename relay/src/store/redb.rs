@@ -13,14 +13,14 @@
 //! Keys are fixed-width byte arrays: a slot id (16) followed by a big-endian sequence number (8)
 //! sorts a slot's blobs in order, so a read after `n` is one range scan whatever the slot's size.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
 use bytes::Bytes;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::log::{AppendLog, frame_len};
+use super::log::{AppendLog, Entry, entries_len};
 
 use super::{
     AckOutcome, AppendItem, AppendOutcome, BlobStore, ClaimOutcome, Credential, HandleRecord,
@@ -297,7 +297,38 @@ impl RedbStore {
             let mut blobs = txn.open_table(BLOBS).map_err(db)?;
             let mut hashes = txn.open_table(HASHES).map_err(db)?;
             let (mut added_blobs, mut added_bytes) = (0u64, 0u64);
-            log.replay(epoch, |slot, seq, blob| {
+            let (mut removed_blobs, mut removed_bytes) = (0u64, 0u64);
+            let mut unhashed = HashSet::new();
+            log.replay(epoch, |entry| {
+                let (slot, seq, blob) = match entry {
+                    Entry::Blob(slot, seq, blob) => (slot, seq, blob),
+                    Entry::Ack(slot, through) => {
+                        let Some(mut row) = slots
+                            .get(&slot.0)
+                            .map_err(db)?
+                            .map(|v| SlotRow::decode(v.value()))
+                        else {
+                            return Ok(());
+                        };
+                        // Applied already when the durable state holds it; never past the
+                        // blobs replayed so far (the frame wrote them first).
+                        if through <= row.acked_through || through > row.last_seq {
+                            return Ok(());
+                        }
+                        let (n, bytes) = remove_through(
+                            &mut blobs,
+                            &mut hashes,
+                            slot,
+                            &mut row,
+                            through,
+                            &mut unhashed,
+                        )?;
+                        slots.insert(&slot.0, &row.encode()).map_err(db)?;
+                        removed_blobs += n;
+                        removed_bytes += bytes;
+                        return Ok(());
+                    }
+                };
                 let Some(mut row) = slots
                     .get(&slot.0)
                     .map_err(db)?
@@ -326,10 +357,10 @@ impl RedbStore {
                 added_bytes += len;
                 Ok(())
             })?;
-            if added_blobs > 0 {
+            if added_blobs > 0 || removed_blobs > 0 {
                 bump_totals(&mut meta, |t| {
-                    t.blobs += added_blobs;
-                    t.bytes += added_bytes;
+                    t.blobs = (t.blobs + added_blobs).saturating_sub(removed_blobs);
+                    t.bytes = (t.bytes + added_bytes).saturating_sub(removed_bytes);
                 })?;
             }
             next_epoch = epoch + 1;
@@ -481,6 +512,19 @@ impl BlobStore for RedbStore {
     }
 
     fn append(&self, items: &[AppendItem]) -> Result<Vec<AppendOutcome>, StoreError> {
+        Ok(self.commit_group(&[], items)?.1)
+    }
+
+    fn acks_in_groups(&self) -> bool {
+        true
+    }
+
+    fn commit_group(
+        &self,
+        acks: &[(SlotId, u64)],
+        items: &[AppendItem],
+    ) -> Result<(Vec<AckOutcome>, Vec<AppendOutcome>), StoreError> {
+        let mut acked = Vec::with_capacity(acks.len());
         let mut outcomes = Vec::with_capacity(items.len());
         let mut log = self.lock_log();
         log.check()?;
@@ -488,7 +532,12 @@ impl BlobStore for RedbStore {
         let mut pending = self.lock_pending();
         // Hashes this group stores: merged into `pending` once its transaction committed.
         let mut fresh: Pending = HashMap::new();
-        let mut stored_any = false;
+        // Hashes of the blobs this group's acknowledgements removed: out of `pending` once it
+        // committed, and out of this group's own lookups at once.
+        let mut unhashed: HashSet<[u8; 48]> = HashSet::new();
+        // The frame: acknowledgements that removed something or moved a slot on, then the
+        // stored blobs, in the order they were applied.
+        let mut entries: Vec<Entry<'_>> = Vec::new();
         let mut checkpoint = false;
         {
             let mut slots = txn.open_table(SLOTS).map_err(db)?;
@@ -496,15 +545,53 @@ impl BlobStore for RedbStore {
             let mut blobs = txn.open_table(BLOBS).map_err(db)?;
             let mut hashes = txn.open_table(HASHES).map_err(db)?;
             let mut rows: HashMap<SlotId, Option<SlotRow>> = HashMap::new();
+            let row_of = |slot: SlotId| -> Result<Option<SlotRow>, StoreError> {
+                Ok(slots
+                    .get(&slot.0)
+                    .map_err(db)?
+                    .map(|v| SlotRow::decode(v.value())))
+            };
             let (mut added_blobs, mut added_bytes) = (0u64, 0u64);
+            let (mut removed_blobs, mut removed_bytes) = (0u64, 0u64);
+            for &(slot, through) in acks {
+                let row = match rows.get_mut(&slot) {
+                    Some(row) => row,
+                    None => {
+                        let row = row_of(slot)?;
+                        rows.entry(slot).or_insert(row)
+                    }
+                };
+                let Some(row) = row.as_mut() else {
+                    acked.push(AckOutcome::UnknownSlot);
+                    continue;
+                };
+                if through > row.last_seq {
+                    acked.push(AckOutcome::BeyondLast {
+                        last_seq: row.last_seq,
+                    });
+                    continue;
+                }
+                let mut removed = 0;
+                if through > row.acked_through {
+                    let bytes;
+                    (removed, bytes) =
+                        remove_through(&mut blobs, &mut hashes, slot, row, through, &mut unhashed)?;
+                    removed_blobs += removed;
+                    removed_bytes += bytes;
+                    entries.push(Entry::Ack(slot, through));
+                }
+                acked.push(AckOutcome::Acked {
+                    removed,
+                    blobs: row.blobs,
+                    bytes: row.bytes,
+                    acked_through: row.acked_through,
+                });
+            }
             for item in items {
                 let row = match rows.get_mut(&item.slot) {
                     Some(row) => row,
                     None => {
-                        let row = slots
-                            .get(&item.slot.0)
-                            .map_err(db)?
-                            .map(|v| SlotRow::decode(v.value()));
+                        let row = row_of(item.slot)?;
                         rows.entry(item.slot).or_insert(row)
                     }
                 };
@@ -524,9 +611,13 @@ impl BlobStore for RedbStore {
                     continue;
                 }
                 let hkey = hash_key(item.slot, &item.blob);
-                let known = match fresh.get(&hkey).or_else(|| pending.get(&hkey)) {
+                let known = match fresh.get(&hkey) {
                     Some(seq) => Some(*seq),
-                    None => hashes.get(&hkey).map_err(db)?.map(|v| v.value()),
+                    None if unhashed.contains(&hkey) => None,
+                    None => match pending.get(&hkey) {
+                        Some(seq) => Some(*seq),
+                        None => hashes.get(&hkey).map_err(db)?.map(|v| v.value()),
+                    },
                 };
                 if let Some(seq) = known {
                     outcomes.push(AppendOutcome::Duplicate { seq });
@@ -552,10 +643,10 @@ impl BlobStore for RedbStore {
                 fresh.insert(hkey, seq);
                 added_blobs += 1;
                 added_bytes += len;
-                stored_any = true;
+                entries.push(Entry::Blob(item.slot, seq, &item.blob));
                 outcomes.push(AppendOutcome::Stored { seq });
             }
-            if stored_any {
+            if !entries.is_empty() {
                 for (slot, row) in &rows {
                     if let Some(row) = row {
                         slots.insert(&slot.0, &row.encode()).map_err(db)?;
@@ -563,11 +654,10 @@ impl BlobStore for RedbStore {
                 }
                 let mut meta = txn.open_table(META).map_err(db)?;
                 bump_totals(&mut meta, |t| {
-                    t.blobs += added_blobs;
-                    t.bytes += added_bytes;
+                    t.blobs = (t.blobs + added_blobs).saturating_sub(removed_blobs);
+                    t.bytes = (t.bytes + added_bytes).saturating_sub(removed_bytes);
                 })?;
-                let stored = stored_blobs(items, &outcomes).map(|(_, _, b)| b.len());
-                checkpoint = !log.fits(frame_len(stored))
+                checkpoint = !log.fits(entries_len(entries.iter()))
                     || pending.len() + fresh.len() > PENDING_HASHES_MAX;
                 if checkpoint {
                     meta.insert(LOG_EPOCH_KEY, &(log.epoch() + 1).to_be_bytes()[..])
@@ -575,6 +665,7 @@ impl BlobStore for RedbStore {
                     // In key order: neighbouring keys share a leaf, written once.
                     let mut all: Vec<([u8; 48], u64)> = pending
                         .iter()
+                        .filter(|(k, _)| !unhashed.contains(*k))
                         .chain(&fresh)
                         .map(|(k, v)| (*k, *v))
                         .collect();
@@ -585,7 +676,7 @@ impl BlobStore for RedbStore {
                 }
             }
         }
-        if !stored_any {
+        if entries.is_empty() {
             txn.abort().map_err(db)?;
         } else if checkpoint {
             // The log is full: this commit is durable itself and holds everything before it,
@@ -596,7 +687,7 @@ impl BlobStore for RedbStore {
             pending.clear();
         } else {
             txn.set_durability(Durability::None).map_err(db)?;
-            if let Err(e) = log.write(stored_blobs(items, &outcomes)) {
+            if let Err(e) = log.write(entries.into_iter()) {
                 txn.abort().map_err(db)?;
                 return Err(e);
             }
@@ -605,9 +696,12 @@ impl BlobStore for RedbStore {
                 log.poison(&e.0);
                 return Err(e);
             }
+            for k in &unhashed {
+                pending.remove(k);
+            }
             pending.extend(fresh);
         }
-        Ok(outcomes)
+        Ok((acked, outcomes))
     }
 
     fn read_after(
@@ -629,71 +723,10 @@ impl BlobStore for RedbStore {
     }
 
     fn ack(&self, slot: SlotId, through: u64) -> Result<AckOutcome, StoreError> {
-        let txn = self.main.begin_write().map_err(db)?;
-        let outcome;
-        let mut unhashed = Vec::new();
-        {
-            let mut slots = txn.open_table(SLOTS).map_err(db)?;
-            let Some(mut row) = slots
-                .get(&slot.0)
-                .map_err(db)?
-                .map(|v| SlotRow::decode(v.value()))
-            else {
-                return Ok(AckOutcome::UnknownSlot);
-            };
-            if through > row.last_seq {
-                return Ok(AckOutcome::BeyondLast {
-                    last_seq: row.last_seq,
-                });
-            }
-            let mut blobs = txn.open_table(BLOBS).map_err(db)?;
-            let mut hashes = txn.open_table(HASHES).map_err(db)?;
-            let (mut removed, mut removed_bytes) = (0u64, 0u64);
-            if through > row.acked_through {
-                let start = seq_key(slot, row.acked_through.saturating_add(1));
-                let end = seq_key(slot, through);
-                let mut keys = Vec::new();
-                for entry in blobs.range::<&[u8; 24]>(&start..=&end).map_err(db)? {
-                    let (k, v) = entry.map_err(db)?;
-                    keys.push((
-                        *k.value(),
-                        hash_key(slot, v.value()),
-                        v.value().len() as u64,
-                    ));
-                }
-                for (key, hkey, len) in keys {
-                    blobs.remove(&key).map_err(db)?;
-                    hashes.remove(&hkey).map_err(db)?;
-                    unhashed.push(hkey);
-                    removed += 1;
-                    removed_bytes += len;
-                }
-                row.acked_through = through;
-                row.blobs = row.blobs.saturating_sub(removed);
-                row.bytes = row.bytes.saturating_sub(removed_bytes);
-                slots.insert(&slot.0, &row.encode()).map_err(db)?;
-                let mut meta = txn.open_table(META).map_err(db)?;
-                bump_totals(&mut meta, |t| {
-                    t.blobs = t.blobs.saturating_sub(removed);
-                    t.bytes = t.bytes.saturating_sub(removed_bytes);
-                })?;
-            }
-            outcome = AckOutcome::Acked {
-                removed,
-                blobs: row.blobs,
-                bytes: row.bytes,
-                acked_through: row.acked_through,
-            };
-        }
-        // Hold the pending hashes across the commit, so that no append sees a hash of a blob
-        // this removed (the committer locks them only after its transaction began).
-        let mut pending = self.lock_pending();
-        txn.commit().map_err(db)?;
-        for hkey in &unhashed {
-            pending.remove(hkey);
-        }
-        drop(pending);
-        Ok(outcome)
+        self.commit_group(&[(slot, through)], &[])?
+            .0
+            .pop()
+            .ok_or_else(|| StoreError("an acknowledgement went missing from its group".into()))
     }
 
     fn totals(&self) -> Result<Totals, StoreError> {
@@ -988,18 +1021,40 @@ fn read_range(
     Ok(items)
 }
 
-/// The items of an append that stored their blob, with the sequence number each got.
-fn stored_blobs<'a>(
-    items: &'a [AppendItem],
-    outcomes: &'a [AppendOutcome],
-) -> impl Iterator<Item = (SlotId, u64, &'a [u8])> + 'a {
-    items
-        .iter()
-        .zip(outcomes)
-        .filter_map(|(item, outcome)| match outcome {
-            AppendOutcome::Stored { seq } => Some((item.slot, *seq, item.blob.as_ref())),
-            _ => None,
-        })
+/// Acknowledges `slot` (its `row`) through `through`: removes its blobs after the row's
+/// `acked_through` up to `through` and their hashes, noting each hash in `unhashed`, and moves
+/// the row on; returns how many blobs and bytes went.
+fn remove_through(
+    blobs: &mut redb::Table<&'static [u8; 24], &'static [u8]>,
+    hashes: &mut redb::Table<&'static [u8; 48], u64>,
+    slot: SlotId,
+    row: &mut SlotRow,
+    through: u64,
+    unhashed: &mut HashSet<[u8; 48]>,
+) -> Result<(u64, u64), StoreError> {
+    let start = seq_key(slot, row.acked_through.saturating_add(1));
+    let end = seq_key(slot, through);
+    let mut keys = Vec::new();
+    for entry in blobs.range::<&[u8; 24]>(&start..=&end).map_err(db)? {
+        let (k, v) = entry.map_err(db)?;
+        keys.push((
+            *k.value(),
+            hash_key(slot, v.value()),
+            v.value().len() as u64,
+        ));
+    }
+    let (mut removed, mut bytes) = (0u64, 0u64);
+    for (key, hkey, len) in keys {
+        blobs.remove(&key).map_err(db)?;
+        hashes.remove(&hkey).map_err(db)?;
+        unhashed.insert(hkey);
+        removed += 1;
+        bytes += len;
+    }
+    row.acked_through = through;
+    row.blobs = row.blobs.saturating_sub(removed);
+    row.bytes = row.bytes.saturating_sub(bytes);
+    Ok((removed, bytes))
 }
 
 fn decode_u64(b: &[u8]) -> u64 {
@@ -1106,12 +1161,35 @@ mod tests {
             );
             expected_a.push((i, blob(i)));
         }
+        // In the log only, like the appends before it.
         store.ack(b, 5).expect("test io");
-        // Appended after the last durable commit (the ack): only the log has these.
+        // A durable commit: everything so far is in relay.redb, the hashes still in memory.
+        store
+            .create_slot(SlotId([9; 16]), OWNER, 1)
+            .expect("test io");
+        // After the last durable commit: only the log has these, the acknowledgement included.
         for i in 21..=30u64 {
             store.append(&[item(a, &blob(i))]).expect("test io");
             expected_a.push((i, blob(i)));
         }
+        assert_eq!(
+            store.ack(b, 7).expect("test io"),
+            AckOutcome::Acked {
+                removed: 2,
+                blobs: 13,
+                bytes: (108..=120u64).map(|i| blob(i).len() as u64).sum(),
+                acked_through: 7
+            }
+        );
+        // Nothing more to remove, and past the end: neither is written.
+        assert!(matches!(
+            store.ack(b, 7).expect("test io"),
+            AckOutcome::Acked { removed: 0, .. }
+        ));
+        assert_eq!(
+            store.ack(b, 21).expect("test io"),
+            AckOutcome::BeyondLast { last_seq: 20 }
+        );
         let before = store.totals().expect("test io");
         crash_copy(&live, &copy);
         drop(store);
@@ -1119,13 +1197,16 @@ mod tests {
         let store = open(&copy, LOG_BYTES);
         assert_eq!(contents(&store, a), expected_a);
         let in_b: Vec<u64> = contents(&store, b).iter().map(|e| e.0).collect();
-        assert_eq!(in_b, (6..=20).collect::<Vec<_>>());
+        assert_eq!(in_b, (8..=20).collect::<Vec<_>>());
         assert_eq!(store.totals().expect("test io"), before);
         let info = store.slot_info(a).expect("test io").expect("test io");
         assert_eq!((info.last_seq, info.blobs), (30, 30));
-        // Idempotency survived too: for blobs only the log held (25), for blobs the ack's
-        // durable commit carried while their hashes were still in memory (3, b's 110), not for
-        // an acknowledged one (b's 103); and new appends continue the sequence.
+        let info = store.slot_info(b).expect("test io").expect("test io");
+        assert_eq!((info.acked_through, info.blobs), (7, 13));
+        // Idempotency survived too: for blobs only the log held (25), for blobs the durable
+        // commit carried while their hashes were still in memory (3, b's 110), not for ones
+        // acknowledged before it (b's 103) or after it (b's 106); and new appends continue the
+        // sequence.
         assert_eq!(
             store
                 .append(&[
@@ -1133,6 +1214,7 @@ mod tests {
                     item(a, &blob(3)),
                     item(b, &blob(110)),
                     item(b, &blob(103)),
+                    item(b, &blob(106)),
                     item(a, &blob(31))
                 ])
                 .expect("test io"),
@@ -1141,6 +1223,7 @@ mod tests {
                 AppendOutcome::Duplicate { seq: 3 },
                 AppendOutcome::Duplicate { seq: 10 },
                 AppendOutcome::Stored { seq: 21 },
+                AppendOutcome::Stored { seq: 22 },
                 AppendOutcome::Stored { seq: 31 }
             ]
         );
@@ -1158,6 +1241,57 @@ mod tests {
             31
         );
         assert_eq!(contents(&store, a).len(), 31);
+    }
+
+    #[test]
+    fn a_group_acknowledges_first_and_a_blob_sent_again_after_its_ack_is_stored_again() {
+        let tmp = tempfile::tempdir().expect("test io");
+        let (live, copy) = (tmp.path().join("live"), tmp.path().join("copy"));
+        let store = open(&live, LOG_BYTES);
+        let (a, b) = (SlotId([5; 16]), SlotId([6; 16]));
+        store.create_slot(a, OWNER, 1).expect("test io");
+        for i in 1..=3u64 {
+            store.append(&[item(a, &blob(i))]).expect("test io");
+        }
+        let (acked, stored) = store
+            .commit_group(
+                &[(a, 2), (b, 1), (a, 9)],
+                &[item(a, &blob(1)), item(a, &blob(3)), item(a, &blob(4))],
+            )
+            .expect("test io");
+        assert_eq!(
+            acked,
+            [
+                AckOutcome::Acked {
+                    removed: 2,
+                    blobs: 1,
+                    bytes: blob(3).len() as u64,
+                    acked_through: 2
+                },
+                AckOutcome::UnknownSlot,
+                AckOutcome::BeyondLast { last_seq: 3 }
+            ]
+        );
+        assert_eq!(
+            stored,
+            [
+                AppendOutcome::Stored { seq: 4 },
+                AppendOutcome::Duplicate { seq: 3 },
+                AppendOutcome::Stored { seq: 5 }
+            ]
+        );
+        let want = vec![(3, blob(3)), (4, blob(1)), (5, blob(4))];
+        assert_eq!(contents(&store, a), want);
+        let before = store.totals().expect("test io");
+        crash_copy(&live, &copy);
+        drop(store);
+        let store = open(&copy, LOG_BYTES);
+        assert_eq!(contents(&store, a), want);
+        assert_eq!(store.totals().expect("test io"), before);
+        assert_eq!(
+            store.append(&[item(a, &blob(1))]).expect("test io"),
+            [AppendOutcome::Duplicate { seq: 4 }]
+        );
     }
 
     #[test]
