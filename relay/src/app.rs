@@ -252,6 +252,8 @@ pub struct App {
     pub started: Instant,
     /// Pairings by code in progress (memory only).
     pub pairs: crate::pairs::PairSlots,
+    /// Owners and capabilities the append pre-check has read (`seen.rs`).
+    pub seen: crate::seen::Seen,
     /// Wall-clock start, for the uptime shown on the landing page.
     pub started_ms: u64,
 }
@@ -315,6 +317,7 @@ impl App {
             metrics,
             limiters,
             pairs: crate::pairs::PairSlots::default(),
+            seen: crate::seen::Seen::default(),
             history,
             started: Instant::now(),
             started_ms: now_ms(),

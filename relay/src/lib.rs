@@ -13,6 +13,7 @@ pub mod limits;
 pub mod metrics;
 pub mod pages;
 pub mod pairs;
+pub mod seen;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -87,7 +87,10 @@ pub(super) async fn revoke_cap(
         ApiError::bad_request("bad_id", "a capability id is 16 lower-case hex characters")
     })?;
     owner(&app, slot, &headers).await?;
-    if blocking(&app, move |app| app.store.revoke_cap(slot, id)).await?? {
+    let revoked = blocking(&app, move |app| app.store.revoke_cap(slot, id)).await??;
+    // Whether or not this one was known here: the pre-check looks every capability up again.
+    app.seen.forget_caps();
+    if revoked {
         Ok(json_response(
             StatusCode::OK,
             json!({ "revoked": id.to_string() }),
@@ -115,22 +118,41 @@ pub(super) async fn append_credential(
     let hash = token.hash();
     match token.kind {
         TokenKind::Owner => {
-            let info = blocking(app, move |app| app.store.slot_info(slot)).await??;
-            match info {
-                None => Err(unknown_slot()),
-                Some(info) if info.owner.ct_eq(&hash) => Ok(Credential::Owner(hash)),
-                Some(_) => Err(ApiError::unauthorized(
+            let owner = match app.seen.owner(slot) {
+                Some(owner) => owner,
+                None => {
+                    let info = blocking(app, move |app| app.store.slot_info(slot)).await??;
+                    let Some(info) = info else {
+                        return Err(unknown_slot());
+                    };
+                    app.seen.note_owner(slot, info.owner);
+                    info.owner
+                }
+            };
+            if owner.ct_eq(&hash) {
+                Ok(Credential::Owner(hash))
+            } else {
+                Err(ApiError::unauthorized(
                     "bad_token",
                     "this token does not own the slot",
-                )),
+                ))
             }
         }
         TokenKind::Cap => {
-            let found = app.store.cap_slot(hash)?;
+            if app.seen.cap_grants(hash, slot) {
+                return Ok(Credential::Cap(hash));
+            }
+            let found = blocking(app, move |app| app.store.cap_slot(hash)).await??;
             match found {
-                Some((s, _)) if s == slot => Ok(Credential::Cap(hash)),
+                Some((s, _)) if s == slot => {
+                    app.seen.note_cap(hash, slot);
+                    Ok(Credential::Cap(hash))
+                }
                 _ => {
-                    if app.store.slot_info(slot)?.is_none() {
+                    if blocking(app, move |app| app.store.slot_info(slot))
+                        .await??
+                        .is_none()
+                    {
                         Err(unknown_slot())
                     } else {
                         Err(ApiError::unauthorized(

@@ -20,11 +20,11 @@
 //! (instances starting together apply it once); a database newer than this build is refused.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use postgres::{Client, NoTls, Statement, Transaction};
@@ -56,6 +56,8 @@ const CHANNEL: &str = "wire_appends";
 const RANGES_PER_NOTIFY: usize = 64;
 /// Groups' announcements waiting for the notifier before new ones are dropped.
 const NOTIFY_QUEUE: usize = 4096;
+/// How old the notifier's look at who else listens may be (see [`Listeners`]).
+const LOOK_EVERY: Duration = Duration::from_millis(100);
 /// How often the listener looks at `stopping` when nothing arrives.
 const LISTEN_POLL: Duration = Duration::from_millis(250);
 /// Blobs the listener reads at a time for a wake-up.
@@ -98,6 +100,9 @@ pub struct PgStore {
     /// Set when announcements were dropped because the notifier was [`NOTIFY_QUEUE`]
     /// groups behind: it then sends "catch up" instead.
     notify_lost: Arc<AtomicBool>,
+    /// The server pid of this instance's listener connection (0 while it has none), which
+    /// the notifier leaves out when it counts who else listens.
+    listener_pid: Arc<AtomicI32>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -248,6 +253,15 @@ const NOTIFY_BATCH_MAX: usize = 4096;
 /// every 200 ms) with whatever arrived meanwhile; announcements that could not even be queued
 /// (`lost`), or a backlog too big for one statement, become one "catch up" notice
 /// (`instance;*`), on which the others wake every stream they hold (decision (ai)).
+///
+/// While no other instance listens on the database, nothing is announced: one instance alone
+/// paid for a NOTIFY transaction per group and for its own listener waking to skip it. Who
+/// listens is looked up at most every [`LOOK_EVERY`] ([`Listeners`]); after skipping, a fresh
+/// look follows within [`LOOK_EVERY`] even if no append comes, and if another listener has
+/// appeared by then, it gets one "catch up" notice for everything skipped. That closes the
+/// window of a stale look: an instance whose listener came up before that fresh look is woken
+/// by the notice, and one that came up after it read its streams' backlogs from storage after
+/// the skipped appends had committed.
 fn notifier(
     url: String,
     shown: String,
@@ -255,13 +269,31 @@ fn notifier(
     rx: Receiver<Vec<String>>,
     lost: Arc<AtomicBool>,
     stopping: Arc<AtomicBool>,
+    listener_pid: Arc<AtomicI32>,
 ) -> Result<JoinHandle<()>, StoreError> {
     std::thread::Builder::new()
         .name("wire-relay-pg-notify".into())
         .spawn(move || {
             let mut conn: Option<Client> = None;
             let catch_up = format!("{instance};*");
-            while let Ok(first) = rx.recv() {
+            let mut listeners = Listeners::default();
+            loop {
+                let first = if listeners.skipped_at.is_some() {
+                    match rx.recv_timeout(LOOK_EVERY) {
+                        Ok(first) => first,
+                        Err(RecvTimeoutError::Timeout) => {
+                            // No append since the skip: look now, fresh.
+                            listeners.at = None;
+                            Vec::new()
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                } else {
+                    match rx.recv() {
+                        Ok(first) => first,
+                        Err(_) => return,
+                    }
+                };
                 let mut payloads = first;
                 loop {
                     while let Ok(more) = rx.try_recv() {
@@ -282,6 +314,23 @@ fn notifier(
                             })
                             .ok();
                     }
+                    if let Some(c) = conn.as_mut() {
+                        let ours = listener_pid.load(Ordering::Relaxed);
+                        if !listeners.others(c, ours) {
+                            if !payloads.is_empty() {
+                                listeners.skipped_at = Some(Instant::now());
+                            } else if listeners.looked_after_skip() {
+                                listeners.skipped_at = None;
+                            }
+                            break;
+                        }
+                        if listeners.skipped_at.is_some() {
+                            payloads = vec![catch_up.clone()];
+                        }
+                    }
+                    if payloads.is_empty() {
+                        break;
+                    }
                     let sent = conn.as_mut().is_some_and(|c| {
                         c.execute(
                             "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
@@ -290,6 +339,7 @@ fn notifier(
                         .is_ok()
                     });
                     if sent {
+                        listeners.skipped_at = None;
                         break;
                     }
                     if stopping.load(Ordering::Relaxed) {
@@ -302,6 +352,43 @@ fn notifier(
             }
         })
         .map_err(|e| StoreError(format!("cannot start the notifier thread: {e}")))
+}
+
+/// The notifier's last look at who else listens on the database.
+#[derive(Debug, Default)]
+struct Listeners {
+    /// When it looked, and whether another instance's listener was there.
+    at: Option<Instant>,
+    present: bool,
+    /// The last announcement skipped because no one else listened, until a look taken after
+    /// it finds no one still, or the "catch up" notice has gone out.
+    skipped_at: Option<Instant>,
+}
+
+impl Listeners {
+    /// Whether a listener other than ours (`ours`: its server pid, 0 for none) is on this
+    /// database, looked up again when the last look is older than [`LOOK_EVERY`]. A failed
+    /// look counts as "yes": announcing to no one costs little, missing someone a wake-up.
+    fn others(&mut self, c: &mut Client, ours: i32) -> bool {
+        if self.at.is_some_and(|at| at.elapsed() < LOOK_EVERY) {
+            return self.present;
+        }
+        let looked = Instant::now();
+        self.present = c
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name = $1 AND pid <> $2",
+                &[&LISTENER_NAME, &ours],
+            )
+            .map_or(true, |row| row.get::<_, i64>(0) > 0);
+        self.at = Some(looked);
+        self.present
+    }
+
+    /// Whether the last look was taken after the last skip.
+    fn looked_after_skip(&self) -> bool {
+        matches!((self.at, self.skipped_at), (Some(at), Some(skipped)) if at >= skipped)
+    }
 }
 
 impl PgStore {
@@ -344,6 +431,7 @@ impl PgStore {
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicBool::new(false)),
         );
+        let listener_pid = Arc::new(AtomicI32::new(0));
         threads.push(notifier(
             url.to_owned(),
             shown.clone(),
@@ -351,6 +439,7 @@ impl PgStore {
             notify_rx,
             notify_lost.clone(),
             stopping.clone(),
+            listener_pid.clone(),
         )?);
         Ok(PgStore {
             url: shown,
@@ -363,6 +452,7 @@ impl PgStore {
             stopping,
             notify: Some(notify_tx),
             notify_lost,
+            listener_pid,
         })
     }
 
@@ -926,11 +1016,13 @@ fn catch_up(c: &mut Client, wake: &Wake, watched: &Watched) {
 /// slots that someone here streams, read back in pages. Reconnects (every second) when the
 /// connection breaks; the wake-ups sent while it was down are lost, so on every connect it
 /// wakes every stream here with its slot's newest blob ([`catch_up`]).
+#[allow(clippy::too_many_arguments)]
 fn listen(
     url: String,
     shown: String,
     ours: String,
     stopping: Arc<AtomicBool>,
+    pid: Arc<AtomicI32>,
     wake: Wake,
     wanted: Wanted,
     watched: Watched,
@@ -948,6 +1040,10 @@ fn listen(
                 Ok(c)
             }) {
                 Ok(mut c) => {
+                    let backend = c
+                        .query_one("SELECT pg_backend_pid()", &[])
+                        .map_or(0, |row| row.get::<_, i32>(0));
+                    pid.store(backend, Ordering::Relaxed);
                     if warned {
                         eprintln!("wire relay: listening for other relays' appends again");
                     }
@@ -1088,16 +1184,17 @@ impl BlobStore for PgStore {
     }
 
     fn watch_others(&self, wake: Wake, wanted: Wanted, watched: Watched) -> Result<(), StoreError> {
-        let (url, shown, ours, stopping) = (
+        let (url, shown, ours, stopping, pid) = (
             self.secret_url.clone(),
             self.url.clone(),
             self.instance.clone(),
             self.stopping.clone(),
+            self.listener_pid.clone(),
         );
         // Not joined: it ends by itself within LISTEN_POLL of `stopping`.
         std::thread::Builder::new()
             .name("wire-relay-pg-listen".into())
-            .spawn(move || listen(url, shown, ours, stopping, wake, wanted, watched))
+            .spawn(move || listen(url, shown, ours, stopping, pid, wake, wanted, watched))
             .map_err(|e| StoreError(format!("cannot start the listener thread: {e}")))?;
         Ok(())
     }

@@ -539,3 +539,62 @@ async fn pair_slots_are_shared_by_every_instance() {
         .await
         .error(StatusCode::NOT_FOUND, "unknown_pair_slot");
 }
+
+/// Notifications on `wire_appends` that reach a connection listening under the listener's
+/// name, within `wait`.
+fn notices(c: &mut postgres::Client, wait: std::time::Duration) -> Vec<String> {
+    use postgres::fallible_iterator::FallibleIterator;
+    let mut got = Vec::new();
+    let until = std::time::Instant::now() + wait;
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return got;
+        }
+        match c.notifications().timeout_iter(left).next() {
+            Ok(Some(n)) => got.push(n.payload().to_owned()),
+            Ok(None) | Err(_) => return got,
+        }
+    }
+}
+
+/// An instance alone on its database announces nothing (a NOTIFY per group for no one); once
+/// another instance's listener is there, every group is announced. (A listener that comes up
+/// within the notifier's stale look is sent a "catch up" notice instead: see `notifier`.)
+#[test]
+fn an_instance_alone_announces_nothing_and_announces_once_another_listens() {
+    use wire_relay::store::LISTENER_NAME;
+
+    let url = pg::fresh_database();
+    let store = open(&url);
+    let slot = SlotId([9; 16]);
+    store.create_slot(slot, OWNER, 1).expect("slot");
+    // A bystander listening under another name does not count as an instance.
+    let mut bystander = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    bystander
+        .batch_execute("LISTEN wire_appends")
+        .expect("listen");
+    for i in 0..20u8 {
+        store.append(&[item(slot, &[i; 8])]).expect("append");
+    }
+    assert_eq!(
+        notices(&mut bystander, std::time::Duration::from_millis(400)),
+        Vec::<String>::new(),
+        "announced while no other instance listened"
+    );
+    let mut other = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    other
+        .batch_execute(&format!(
+            "SET application_name = '{LISTENER_NAME}'; LISTEN wire_appends"
+        ))
+        .expect("listen");
+    // The notifier's look may be up to its age old: the second append is past it.
+    store.append(&[item(slot, b"heard 1")]).expect("append");
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    store.append(&[item(slot, b"heard 2")]).expect("append");
+    let got = notices(&mut other, std::time::Duration::from_secs(2));
+    assert!(
+        got.iter().any(|p| p.contains(&hex::encode(slot.0))),
+        "the appends after another listener came were not announced: {got:?}"
+    );
+}
