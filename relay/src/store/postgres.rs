@@ -58,6 +58,10 @@ const RANGES_PER_NOTIFY: usize = 64;
 const NOTIFY_QUEUE: usize = 4096;
 /// How old the notifier's look at who else listens may be (see [`Listeners`]).
 const LOOK_EVERY: Duration = Duration::from_millis(100);
+/// An announcement this soon after the last one finds the notifier busy: it lingers for
+/// [`LINGER`] to send the groups behind it in the same NOTIFY.
+const BUSY_WITHIN: Duration = Duration::from_millis(2);
+const LINGER: Duration = Duration::from_millis(1);
 /// How often the listener looks at `stopping` when nothing arrives.
 const LISTEN_POLL: Duration = Duration::from_millis(250);
 /// Blobs the listener reads at a time for a wake-up.
@@ -277,6 +281,7 @@ fn notifier(
             let mut conn: Option<Client> = None;
             let catch_up = format!("{instance};*");
             let mut listeners = Listeners::default();
+            let mut last_sent = Instant::now() - BUSY_WITHIN;
             loop {
                 let first = if listeners.skipped_at.is_some() {
                     match rx.recv_timeout(LOOK_EVERY) {
@@ -295,6 +300,19 @@ fn notifier(
                     }
                 };
                 let mut payloads = first;
+                // Under load (the last announcement went out a moment ago), wait a little for
+                // the groups committing now, so that one NOTIFY carries several: each costs a
+                // transaction here and a wake-up of every other instance's listener. An
+                // occasional append is announced at once.
+                if !payloads.is_empty() && last_sent.elapsed() < BUSY_WITHIN {
+                    let until = Instant::now() + LINGER;
+                    while let Some(left) = until.checked_duration_since(Instant::now()) {
+                        match rx.recv_timeout(left) {
+                            Ok(more) => payloads.extend(more),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 loop {
                     while let Ok(more) = rx.try_recv() {
                         payloads.extend(more);
@@ -340,6 +358,7 @@ fn notifier(
                     });
                     if sent {
                         listeners.skipped_at = None;
+                        last_sent = Instant::now();
                         break;
                     }
                     if stopping.load(Ordering::Relaxed) {
