@@ -299,6 +299,8 @@ impl RedbStore {
             let (mut added_blobs, mut added_bytes) = (0u64, 0u64);
             let (mut removed_blobs, mut removed_bytes) = (0u64, 0u64);
             let mut unhashed = HashSet::new();
+            // Nothing waits in memory at open: every hash replayed is in the table.
+            let nothing_pending = Pending::new();
             log.replay(epoch, |entry| {
                 let (slot, seq, blob) = match entry {
                     Entry::Blob(slot, seq, blob) => (slot, seq, blob),
@@ -321,6 +323,7 @@ impl RedbStore {
                             slot,
                             &mut row,
                             through,
+                            &nothing_pending,
                             &mut unhashed,
                         )?;
                         slots.insert(&slot.0, &row.encode()).map_err(db)?;
@@ -574,8 +577,15 @@ impl BlobStore for RedbStore {
                 let mut removed = 0;
                 if through > row.acked_through {
                     let bytes;
-                    (removed, bytes) =
-                        remove_through(&mut blobs, &mut hashes, slot, row, through, &mut unhashed)?;
+                    (removed, bytes) = remove_through(
+                        &mut blobs,
+                        &mut hashes,
+                        slot,
+                        row,
+                        through,
+                        &pending,
+                        &mut unhashed,
+                    )?;
                     removed_blobs += removed;
                     removed_bytes += bytes;
                     entries.push(Entry::Ack(slot, through));
@@ -1022,14 +1032,16 @@ fn read_range(
 }
 
 /// Acknowledges `slot` (its `row`) through `through`: removes its blobs after the row's
-/// `acked_through` up to `through` and their hashes, noting each hash in `unhashed`, and moves
-/// the row on; returns how many blobs and bytes went.
+/// `acked_through` up to `through` and their hashes (from the table unless `pending` holds
+/// them), noting each hash in `unhashed`, and moves the row on; returns how many blobs and
+/// bytes went.
 fn remove_through(
     blobs: &mut redb::Table<&'static [u8; 24], &'static [u8]>,
     hashes: &mut redb::Table<&'static [u8; 48], u64>,
     slot: SlotId,
     row: &mut SlotRow,
     through: u64,
+    pending: &Pending,
     unhashed: &mut HashSet<[u8; 48]>,
 ) -> Result<(u64, u64), StoreError> {
     let start = seq_key(slot, row.acked_through.saturating_add(1));
@@ -1046,7 +1058,12 @@ fn remove_through(
     let (mut removed, mut bytes) = (0u64, 0u64);
     for (key, hkey, len) in keys {
         blobs.remove(&key).map_err(db)?;
-        hashes.remove(&hkey).map_err(db)?;
+        // A hash still waiting in memory was never written to the table (a checkpoint
+        // writes them all and empties the map): no lookup of a random leaf for it. Most
+        // acknowledgements come within a checkpoint's interval of their appends.
+        if !pending.contains_key(&hkey) {
+            hashes.remove(&hkey).map_err(db)?;
+        }
         unhashed.insert(hkey);
         removed += 1;
         bytes += len;
