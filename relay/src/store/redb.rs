@@ -4,7 +4,8 @@
 //! `intros.redb` holds intro queues: a separate file has a separate writer lock and a separate
 //! fsync, so no number of intros can delay a commit of the main mailbox.
 //!
-//! Appends are made durable by `appends.log` (see `log.rs`): their transaction commits to
+//! Appends and acknowledgements are made durable by `appends.log` (see `log.rs`): their
+//! transaction commits to
 //! `relay.redb` without an fsync once their frame is fsynced, and a checkpoint (a durable commit)
 //! is taken when the log is full. The content hashes of blobs stored since the last checkpoint
 //! wait in memory and are written, in key order, by the checkpoint: the hash index is keyed by
@@ -305,11 +306,7 @@ impl RedbStore {
                 let (slot, seq, blob) = match entry {
                     Entry::Blob(slot, seq, blob) => (slot, seq, blob),
                     Entry::Ack(slot, through) => {
-                        let Some(mut row) = slots
-                            .get(&slot.0)
-                            .map_err(db)?
-                            .map(|v| SlotRow::decode(v.value()))
-                        else {
+                        let Some(mut row) = slot_row(&slots, slot)? else {
                             return Ok(());
                         };
                         // Applied already when the durable state holds it; never past the
@@ -548,22 +545,10 @@ impl BlobStore for RedbStore {
             let mut blobs = txn.open_table(BLOBS).map_err(db)?;
             let mut hashes = txn.open_table(HASHES).map_err(db)?;
             let mut rows: HashMap<SlotId, Option<SlotRow>> = HashMap::new();
-            let row_of = |slot: SlotId| -> Result<Option<SlotRow>, StoreError> {
-                Ok(slots
-                    .get(&slot.0)
-                    .map_err(db)?
-                    .map(|v| SlotRow::decode(v.value())))
-            };
             let (mut added_blobs, mut added_bytes) = (0u64, 0u64);
             let (mut removed_blobs, mut removed_bytes) = (0u64, 0u64);
             for &(slot, through) in acks {
-                let row = match rows.get_mut(&slot) {
-                    Some(row) => row,
-                    None => {
-                        let row = row_of(slot)?;
-                        rows.entry(slot).or_insert(row)
-                    }
-                };
+                let row = cached_row(&mut rows, &slots, slot)?;
                 let Some(row) = row.as_mut() else {
                     acked.push(AckOutcome::UnknownSlot);
                     continue;
@@ -598,13 +583,7 @@ impl BlobStore for RedbStore {
                 });
             }
             for item in items {
-                let row = match rows.get_mut(&item.slot) {
-                    Some(row) => row,
-                    None => {
-                        let row = row_of(item.slot)?;
-                        rows.entry(item.slot).or_insert(row)
-                    }
-                };
+                let row = cached_row(&mut rows, &slots, item.slot)?;
                 let Some(row) = row.as_mut() else {
                     outcomes.push(AppendOutcome::UnknownSlot);
                     continue;
@@ -1029,6 +1008,29 @@ fn read_range(
         }
     }
     Ok(items)
+}
+
+/// The row of `slot` in `slots`, if the slot exists.
+fn slot_row(
+    slots: &impl ReadableTable<&'static [u8; 16], &'static [u8; 80]>,
+    slot: SlotId,
+) -> Result<Option<SlotRow>, StoreError> {
+    Ok(slots
+        .get(&slot.0)
+        .map_err(db)?
+        .map(|v| SlotRow::decode(v.value())))
+}
+
+/// The row of `slot` as this group has changed it so far, read from `slots` the first time.
+fn cached_row<'r>(
+    rows: &'r mut HashMap<SlotId, Option<SlotRow>>,
+    slots: &impl ReadableTable<&'static [u8; 16], &'static [u8; 80]>,
+    slot: SlotId,
+) -> Result<&'r mut Option<SlotRow>, StoreError> {
+    Ok(match rows.entry(slot) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => v.insert(slot_row(slots, slot)?),
+    })
 }
 
 /// Acknowledges `slot` (its `row`) through `through`: removes its blobs after the row's
