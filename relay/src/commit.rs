@@ -11,9 +11,9 @@
 //! ([`BlobStore::append_lanes`], PostgreSQL) gets as many commit threads, so that a group is
 //! formed and sent while the one before is still being flushed.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -28,6 +28,10 @@ use crate::token::SlotId;
 /// Most appends one transaction takes.
 const GROUP_ITEMS_MAX: usize = 16_384;
 /// Most requests waiting for the committer before new ones are told to retry.
+///
+/// Counted, not preallocated: a bounded `sync_channel` would reserve a slot per request up
+/// front (65,536 × 80 bytes, 5 MiB of a fresh relay's memory); the unbounded channel behind
+/// [`Inbox`] holds only what is waiting.
 const QUEUE_REQUESTS_MAX: usize = 65_536;
 
 type Outcomes = (Vec<AckOutcome>, Vec<AppendOutcome>);
@@ -60,7 +64,48 @@ pub enum CommitError {
 /// The handle request handlers use; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Committer {
-    tx: SyncSender<Msg>,
+    tx: Sender<Msg>,
+    /// Jobs sent and not yet taken by a commit thread.
+    depth: Arc<AtomicUsize>,
+    bound: usize,
+}
+
+/// The commit threads' end of the queue: every job taken out is counted off `depth`.
+struct Inbox {
+    rx: Receiver<Msg>,
+    depth: Arc<AtomicUsize>,
+}
+
+impl Inbox {
+    fn taken(&self, msg: Msg) -> Msg {
+        if matches!(msg, Msg::Job(_)) {
+            self.depth.fetch_sub(1, Relaxed);
+        }
+        msg
+    }
+
+    fn recv(&self) -> Option<Msg> {
+        self.rx.recv().ok().map(|m| self.taken(m))
+    }
+
+    fn recv_timeout(&self, wait: Duration) -> Result<Msg, RecvTimeoutError> {
+        self.rx.recv_timeout(wait).map(|m| self.taken(m))
+    }
+
+    fn try_recv(&self) -> Result<Msg, TryRecvError> {
+        self.rx.try_recv().map(|m| self.taken(m))
+    }
+}
+
+/// A committer's handle and the queue behind it, holding at most `bound` jobs.
+fn queue(bound: usize) -> (Committer, Inbox) {
+    let (tx, rx) = channel();
+    let depth = Arc::new(AtomicUsize::new(0));
+    let inbox = Inbox {
+        rx,
+        depth: depth.clone(),
+    };
+    (Committer { tx, depth, bound }, inbox)
 }
 
 impl std::fmt::Debug for Msg {
@@ -80,7 +125,7 @@ impl Committer {
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
     ) -> (Committer, JoinHandle<()>) {
-        let (tx, rx) = sync_channel(QUEUE_REQUESTS_MAX);
+        let (committer, rx) = queue(QUEUE_REQUESTS_MAX);
         let lanes = store.append_lanes().max(1);
         let handle = std::thread::Builder::new()
             .name("wire-relay-commit".into())
@@ -101,7 +146,7 @@ impl Committer {
                 });
             })
             .unwrap_or_else(|e| panic!("cannot start the commit thread: {e}"));
-        (Committer { tx }, handle)
+        (committer, handle)
     }
 
     /// Appends `items` durably; resolves after the commit with one outcome per item.
@@ -135,16 +180,19 @@ impl Committer {
             reply,
             queued: Instant::now(),
         };
-        match self.tx.try_send(Msg::Job(job)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(CommitError::Busy),
-            Err(TrySendError::Disconnected(_)) => return Err(CommitError::Closed),
+        if self.depth.fetch_add(1, Relaxed) >= self.bound {
+            self.depth.fetch_sub(1, Relaxed);
+            return Err(CommitError::Busy);
+        }
+        if self.tx.send(Msg::Job(job)).is_err() {
+            self.depth.fetch_sub(1, Relaxed);
+            return Err(CommitError::Closed);
         }
         Ok(rx.await.map_err(|_| CommitError::Closed)??)
     }
 
     /// Commits everything already queued, then ends the commit thread; later appends get
-    /// [`CommitError::Closed`]. Blocks only while the queue is full.
+    /// [`CommitError::Closed`]. Never blocks.
     pub fn stop(&self) {
         let _ = self.tx.send(Msg::Stop);
     }
@@ -153,7 +201,7 @@ impl Committer {
 /// The requests of several commit threads: whoever holds `rx` forms the next group; a
 /// `Stop` taken by one is seen by the others through `stopping`.
 struct Shared {
-    rx: Mutex<Receiver<Msg>>,
+    rx: Mutex<Inbox>,
     stopping: AtomicBool,
 }
 
@@ -161,10 +209,10 @@ struct Shared {
 const IDLE_LOOK: Duration = Duration::from_millis(100);
 
 /// The next group of the only commit thread (`None`: stop), and whether `Stop` came behind it.
-fn next_alone(rx: &Receiver<Msg>) -> Option<(Vec<Job>, bool)> {
+fn next_alone(rx: &Inbox) -> Option<(Vec<Job>, bool)> {
     match rx.recv() {
-        Ok(Msg::Job(job)) => Some(gather(rx, job, None)),
-        Ok(Msg::Stop) | Err(_) => None,
+        Some(Msg::Job(job)) => Some(gather(rx, job, None)),
+        Some(Msg::Stop) | None => None,
     }
 }
 
@@ -190,7 +238,7 @@ fn next_shared(shared: &Shared) -> Option<(Vec<Job>, bool)> {
 }
 
 /// `first` and every job waiting behind it, up to [`GROUP_ITEMS_MAX`] items.
-fn gather(rx: &Receiver<Msg>, first: Job, stopping: Option<&AtomicBool>) -> (Vec<Job>, bool) {
+fn gather(rx: &Inbox, first: Job, stopping: Option<&AtomicBool>) -> (Vec<Job>, bool) {
     let mut count = first.items.len() + first.acks.len();
     let mut jobs = vec![first];
     while count < GROUP_ITEMS_MAX {
@@ -280,5 +328,53 @@ fn run(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    /// A job handed over without waiting for its commit (the first poll sends it).
+    fn hand_over(c: &Committer) -> Option<Result<Outcomes, CommitError>> {
+        c.submit(Vec::new(), Vec::new()).now_or_never()
+    }
+
+    #[test]
+    fn a_full_queue_says_busy_and_takes_jobs_again_once_one_is_taken() {
+        let (c, inbox) = queue(3);
+        for _ in 0..3 {
+            assert!(
+                hand_over(&c).is_none(),
+                "a job within the bound waits for its commit"
+            );
+        }
+        assert!(matches!(hand_over(&c), Some(Err(CommitError::Busy))));
+        assert!(matches!(hand_over(&c), Some(Err(CommitError::Busy))));
+        assert_eq!(c.depth.load(Relaxed), 3, "a refused job is not counted");
+
+        assert!(matches!(inbox.try_recv(), Ok(Msg::Job(_))));
+        assert_eq!(c.depth.load(Relaxed), 2);
+        assert!(hand_over(&c).is_none(), "room again after a job was taken");
+        assert!(matches!(hand_over(&c), Some(Err(CommitError::Busy))));
+
+        // `Stop` is never refused and never counted.
+        c.stop();
+        let mut jobs = 0;
+        while let Ok(msg) = inbox.try_recv() {
+            jobs += usize::from(matches!(msg, Msg::Job(_)));
+        }
+        assert_eq!(jobs, 3);
+        assert_eq!(c.depth.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn a_job_for_a_stopped_committer_is_refused_and_not_counted() {
+        let (c, inbox) = queue(3);
+        drop(inbox);
+        assert!(matches!(hand_over(&c), Some(Err(CommitError::Closed))));
+        assert_eq!(c.depth.load(Relaxed), 0);
     }
 }
