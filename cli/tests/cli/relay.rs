@@ -63,11 +63,17 @@ impl Relay {
     /// Starts a relay on a free loopback port (unless `args` has its own `--bind`) and waits for
     /// its JSON start line.
     fn start(dir: &Path, args: &[&str]) -> Relay {
+        Relay::start_with(dir, args, &[])
+    }
+
+    /// [`Relay::start`] with `vars` in the relay's environment.
+    fn start_with(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Relay {
         let mut all = args.to_vec();
         if !all.contains(&"--bind") {
             all.extend(["--bind", "127.0.0.1:0"]);
         }
         let (mut cmd, log) = relay_command(dir, &all);
+        cmd.envs(vars.iter().copied());
         let mut child = cmd.spawn().expect("spawn wire relay-server");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -1126,6 +1132,61 @@ fn two_relay_processes_on_one_postgres_database_are_one_relay() {
     drop(s);
     a.stop();
     b.stop();
+}
+
+#[test]
+fn a_postgres_relay_takes_its_append_connections_from_the_environment_and_refuses_a_bad_count() {
+    let url = crate::pg::fresh_database();
+    for bad in ["0", "9", "two"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut cmd, log) = relay_command(dir.path(), &["--store", &url, "--bind", "127.0.0.1:0"]);
+        let status = cmd
+            .env("WIRE_RELAY_PG_APPEND_LANES", bad)
+            .status()
+            .expect("run wire relay-server");
+        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            !status.success(),
+            "{bad}: the relay started ({status}); stderr:\n{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("WIRE_RELAY_PG_APPEND_LANES=\"{bad}\""))
+                && stderr.contains("from 1 to 8")
+                && stderr.contains("unset it"),
+            "{bad}: the error names the variable, the range and what to do:\n{stderr}"
+        );
+    }
+    // One append connection: appends and reads go on as with the default two.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start_with(
+        dir.path(),
+        &["--store", &url],
+        &[("WIRE_RELAY_PG_APPEND_LANES", "1")],
+    );
+    let t = relay.tcp();
+    let (slot, owner) = allocate(&t);
+    let cap = mint_cap(&t, &slot, &owner);
+    let blobs: Vec<Vec<u8>> = (1..=20)
+        .map(|i| filler(&format!("lane {i} "), 300))
+        .collect();
+    let seqs: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = blobs
+            .iter()
+            .map(|b| s.spawn(|| append_new(&t, &slot, &cap, b)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("append"))
+            .collect()
+    });
+    let mut sorted = seqs.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=20).collect::<Vec<u64>>(), "one seq each");
+    let read: BTreeMap<u64, Vec<u8>> = read_all(&t, &slot, &owner).into_iter().collect();
+    for (seq, blob) in seqs.iter().zip(&blobs) {
+        assert_eq!(read.get(seq), Some(blob), "blob {seq}");
+    }
+    relay.stop();
 }
 
 // ---------------------------------------------------------------------------------------------

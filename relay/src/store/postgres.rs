@@ -46,8 +46,11 @@ const MIGRATIONS: &[&str] = &[
 const MIGRATION_LOCK: i64 = 0x7769_7265;
 /// Threads (and connections) for everything but appends.
 const WORKERS: usize = 4;
-/// Threads (and connections) for appends: groups in flight at once (`BlobStore::append_lanes`).
+/// Threads (and connections) for appends: groups in flight at once (`BlobStore::append_lanes`),
+/// unless `WIRE_RELAY_PG_APPEND_LANES` (1 to [`APPEND_LANES_MAX`]) says otherwise.
 const APPEND_LANES: usize = 2;
+const APPEND_LANES_MAX: usize = 8;
+const APPEND_LANES_ENV: &str = "WIRE_RELAY_PG_APPEND_LANES";
 /// Calls waiting for a worker before the caller blocks.
 const QUEUE_MAX: usize = 1024;
 /// The channel appends are announced on, after their commit (see [`notify_payloads`]).
@@ -107,6 +110,22 @@ pub struct PgStore {
     /// The server pid of this instance's listener connection (0 while it has none), which
     /// the notifier leaves out when it counts who else listens.
     listener_pid: Arc<AtomicI32>,
+    /// Connections taking appends ([`APPEND_LANES`]).
+    append_lanes: usize,
+}
+
+/// The number of append lanes: [`APPEND_LANES`], or `WIRE_RELAY_PG_APPEND_LANES`.
+fn append_lanes() -> Result<usize, StoreError> {
+    let Ok(v) = std::env::var(APPEND_LANES_ENV) else {
+        return Ok(APPEND_LANES);
+    };
+    match v.trim().parse::<usize>() {
+        Ok(n) if (1..=APPEND_LANES_MAX).contains(&n) => Ok(n),
+        _ => Err(StoreError(format!(
+            "{APPEND_LANES_ENV}={v:?} is not a number of append connections from 1 to \
+             {APPEND_LANES_MAX}; unset it for the default of {APPEND_LANES}"
+        ))),
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -414,6 +433,7 @@ impl PgStore {
     /// Connects to `url`, applies the schema migrations and starts the connection threads.
     pub fn open(url: &str, quotas: Quotas) -> Result<PgStore, StoreError> {
         let shown = redact(url);
+        let lanes = append_lanes()?;
         // Connecting runs the client's own runtime: never on the caller's (maybe async) thread.
         let url_owned = url.to_owned();
         let shown_owned = shown.clone();
@@ -421,7 +441,7 @@ impl PgStore {
             let mut first = connect(&url_owned, &shown_owned)?;
             migrate(&mut first, &shown_owned)?;
             let mut all = vec![first];
-            for _ in 1..APPEND_LANES + WORKERS {
+            for _ in 1..lanes + WORKERS {
                 all.push(connect(&url_owned, &shown_owned)?);
             }
             Ok(all)
@@ -435,7 +455,7 @@ impl PgStore {
         let call_rx = Arc::new(Mutex::new(call_rx));
         let mut threads = Vec::new();
         for (i, client) in clients.by_ref().enumerate() {
-            let (name, rx) = if i < APPEND_LANES {
+            let (name, rx) = if i < lanes {
                 (format!("wire-relay-pg-append-{i}"), append_rx.clone())
             } else {
                 (format!("wire-relay-pg-{i}"), call_rx.clone())
@@ -472,6 +492,7 @@ impl PgStore {
             notify: Some(notify_tx),
             notify_lost,
             listener_pid,
+            append_lanes: lanes,
         })
     }
 
@@ -1151,7 +1172,7 @@ fn listen(
 
 impl BlobStore for PgStore {
     fn append_lanes(&self) -> usize {
-        APPEND_LANES
+        self.append_lanes
     }
 
     fn shares_rate_limits(&self) -> bool {
