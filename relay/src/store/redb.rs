@@ -5,11 +5,11 @@
 //! fsync, so no number of intros can delay a commit of the main mailbox.
 //!
 //! Appends and acknowledgements are made durable by `appends.log` (see `log.rs`): their
-//! transaction commits to
-//! `relay.redb` without an fsync once their frame is fsynced, and a checkpoint (a durable commit)
-//! is taken when the log is full. The content hashes of blobs stored since the last checkpoint
-//! wait in memory and are written, in key order, by the checkpoint: the hash index is keyed by
-//! blake3, so writing it per commit copied one random leaf per blob.
+//! transaction commits to `relay.redb` without an fsync once their frame is fsynced, and a
+//! checkpoint (a durable commit) is taken when the log is full. The content hashes of blobs
+//! stored since the last checkpoint wait in memory and are written, in key order, by the
+//! checkpoint: the hash index is keyed by blake3, so writing it per commit copied one random
+//! leaf per blob.
 //!
 //! Keys are fixed-width byte arrays: a slot id (16) followed by a big-endian sequence number (8)
 //! sorts a slot's blobs in order, so a read after `n` is one range scan whatever the slot's size.
@@ -329,11 +329,7 @@ impl RedbStore {
                         return Ok(());
                     }
                 };
-                let Some(mut row) = slots
-                    .get(&slot.0)
-                    .map_err(db)?
-                    .map(|v| SlotRow::decode(v.value()))
-                else {
+                let Some(mut row) = slot_row(&slots, slot)? else {
                     return Ok(());
                 };
                 if seq <= row.last_seq {
@@ -387,10 +383,7 @@ impl RedbStore {
     fn read_slot(&self, slot: SlotId) -> Result<Option<SlotRow>, StoreError> {
         let txn = self.main.begin_read().map_err(db)?;
         let slots = txn.open_table(SLOTS).map_err(db)?;
-        Ok(slots
-            .get(&slot.0)
-            .map_err(db)?
-            .map(|v| SlotRow::decode(v.value())))
+        slot_row(&slots, slot)
     }
 }
 
@@ -433,11 +426,7 @@ impl BlobStore for RedbStore {
         let txn = self.main.begin_write().map_err(db)?;
         {
             let mut slots = txn.open_table(SLOTS).map_err(db)?;
-            let Some(mut row) = slots
-                .get(&slot.0)
-                .map_err(db)?
-                .map(|v| SlotRow::decode(v.value()))
-            else {
+            let Some(mut row) = slot_row(&slots, slot)? else {
                 return Ok(MintOutcome::UnknownSlot);
             };
             if row.caps >= self.quotas.caps_per_slot_max {
@@ -483,10 +472,7 @@ impl BlobStore for RedbStore {
                 .remove(&hash)
                 .map_err(db)?;
             let mut slots = txn.open_table(SLOTS).map_err(db)?;
-            let row = slots
-                .get(&slot.0)
-                .map_err(db)?
-                .map(|v| SlotRow::decode(v.value()));
+            let row = slot_row(&slots, slot)?;
             if let Some(mut row) = row {
                 row.caps = row.caps.saturating_sub(1);
                 slots.insert(&slot.0, &row.encode()).map_err(db)?;
@@ -702,10 +688,7 @@ impl BlobStore for RedbStore {
     ) -> Result<Page, StoreError> {
         let txn = self.main.begin_read().map_err(db)?;
         let slots = txn.open_table(SLOTS).map_err(db)?;
-        let last_seq = slots
-            .get(&slot.0)
-            .map_err(db)?
-            .map_or(0, |v| SlotRow::decode(v.value()).last_seq);
+        let last_seq = slot_row(&slots, slot)?.map_or(0, |r| r.last_seq);
         let blobs = txn.open_table(BLOBS).map_err(db)?;
         let items = read_range(&blobs, slot, after, limit, bytes_max, 0)?;
         Ok(Page { items, last_seq })
@@ -741,11 +724,7 @@ impl BlobStore for RedbStore {
         {
             let mut handles = txn.open_table(HANDLES).map_err(db)?;
             let mut slots = txn.open_table(SLOTS).map_err(db)?;
-            let Some(new_row) = slots
-                .get(&record.slot.0)
-                .map_err(db)?
-                .map(|v| SlotRow::decode(v.value()))
-            else {
+            let Some(new_row) = slot_row(&slots, record.slot)? else {
                 return Ok(ClaimOutcome::UnknownSlot);
             };
             let max = self.quotas.handles_per_slot_max;
@@ -968,10 +947,7 @@ fn count_handles(
     slot: SlotId,
     delta: i32,
 ) -> Result<(), StoreError> {
-    let row = slots
-        .get(&slot.0)
-        .map_err(db)?
-        .map(|v| SlotRow::decode(v.value()));
+    let row = slot_row(&*slots, slot)?;
     if let Some(mut row) = row {
         row.handles = row.handles.saturating_add_signed(delta);
         slots.insert(&slot.0, &row.encode()).map_err(db)?;
