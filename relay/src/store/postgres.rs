@@ -4,8 +4,8 @@
 //! Connections are owned by threads of this module, never by the caller: the `postgres` client
 //! drives a runtime of its own and must not be created, used or dropped on an async worker.
 //! [`APPEND_LANES`] threads with a connection each take appends (the committer's groups: a
-//! group is one call of `wire_append_v1`, one statement and its own transaction); a few more
-//! share the other calls; one announces committed appends (`NOTIFY`, [`notifier`]) and one
+//! group is one transaction of prepared statements in two pipelined round trips, [`append`]);
+//! a few more share the other calls; one announces committed appends (`NOTIFY`, [`notifier`]) and one
 //! listens for the other instances' ([`listen`]). A caller hands its work over a bounded
 //! channel and blocks on the reply, as it would on redb.
 //!
@@ -19,6 +19,8 @@
 //! The schema is versioned SQL in `relay/migrations/`, applied at open under an advisory lock
 //! (instances starting together apply it once); a database newer than this build is refused.
 
+mod append;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
@@ -27,11 +29,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use postgres::{Client, NoTls, Statement, Transaction};
+use postgres::{Client, NoTls, Transaction};
 
 use super::{
-    AckOutcome, AppendItem, AppendOutcome, BlobStore, ClaimOutcome, Credential, HandleRecord,
-    IntroOutcome, MintOutcome, Page, Quotas, SlotInfo, StoreError, Totals, Wake, Wanted, Watched,
+    AckOutcome, AppendItem, AppendOutcome, BlobStore, ClaimOutcome, HandleRecord, IntroOutcome,
+    MintOutcome, Page, Quotas, SlotInfo, StoreError, Totals, Wake, Wanted, Watched,
 };
 use crate::limits::{Rate, wait_secs};
 use crate::pairs::{Cell, PAIR_IDLE, PAIR_LIFETIME, PAIR_SLOTS_MAX, PairError, Written};
@@ -70,21 +72,18 @@ const LISTEN_POLL: Duration = Duration::from_millis(250);
 /// Blobs the listener reads at a time for a wake-up.
 const WAKE_PAGE: i64 = 256;
 
-type Job = Box<dyn FnOnce(&mut Conn) + Send>;
+/// Work for a thread that owns a connection of kind `C`.
+type JobFor<C> = Box<dyn FnOnce(&mut C) + Send>;
+type Job = JobFor<Conn>;
 
-/// One connection and the statements prepared on it (the append path's, so that each of its
-/// queries is one round trip rather than a parse and an execute).
+/// One connection of the threads that take everything but appends.
 struct Conn {
     client: Client,
-    prepared: HashMap<&'static str, Statement>,
 }
 
 impl Conn {
     fn new(client: Client) -> Conn {
-        Conn {
-            client,
-            prepared: HashMap::new(),
-        }
+        Conn { client }
     }
 }
 
@@ -92,7 +91,7 @@ impl Conn {
 pub struct PgStore {
     /// Shown in errors: the URL without its password.
     url: String,
-    appends: Option<SyncSender<Job>>,
+    appends: Option<SyncSender<append::AppendJob>>,
     calls: Option<SyncSender<Job>>,
     threads: Vec<JoinHandle<()>>,
     quotas: Quotas,
@@ -441,7 +440,7 @@ impl PgStore {
             let mut first = connect(&url_owned, &shown_owned)?;
             migrate(&mut first, &shown_owned)?;
             let mut all = vec![first];
-            for _ in 1..lanes + WORKERS {
+            for _ in 1..WORKERS {
                 all.push(connect(&url_owned, &shown_owned)?);
             }
             Ok(all)
@@ -449,19 +448,22 @@ impl PgStore {
         .join()
         .map_err(|_| StoreError("the thread connecting to PostgreSQL panicked".into()))??;
         let mut clients = clients.into_iter();
-        let (append_tx, append_rx) = sync_channel::<Job>(QUEUE_MAX);
+        let (append_tx, append_rx) = sync_channel::<append::AppendJob>(QUEUE_MAX);
         let (call_tx, call_rx) = sync_channel::<Job>(QUEUE_MAX);
-        let append_rx = Arc::new(Mutex::new(append_rx));
         let call_rx = Arc::new(Mutex::new(call_rx));
         let mut threads = Vec::new();
         for (i, client) in clients.by_ref().enumerate() {
-            let (name, rx) = if i < lanes {
-                (format!("wire-relay-pg-append-{i}"), append_rx.clone())
-            } else {
-                (format!("wire-relay-pg-{i}"), call_rx.clone())
-            };
-            threads.push(worker(name, url.to_owned(), shown.clone(), client, rx)?);
+            let name = format!("wire-relay-pg-{i}");
+            threads.push(worker(
+                name,
+                url.to_owned(),
+                shown.clone(),
+                client,
+                call_rx.clone(),
+            )?);
         }
+        // After the migration: the lanes prepare their statements on the schema.
+        threads.extend(append::start(lanes, url, &shown, append_rx)?);
         let mut id = [0u8; 8];
         rand::fill(&mut id[..]);
         let instance = hex::encode(id);
@@ -496,13 +498,13 @@ impl PgStore {
         })
     }
 
-    fn run<T: Send + 'static>(
+    fn run<C, T: Send + 'static>(
         &self,
-        lane: &Option<SyncSender<Job>>,
-        f: impl FnOnce(&mut Conn) -> Result<T, StoreError> + Send + 'static,
+        lane: &Option<SyncSender<JobFor<C>>>,
+        f: impl FnOnce(&mut C) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = sync_channel(1);
-        let job: Job = Box::new(move |client| {
+        let job: JobFor<C> = Box::new(move |client| {
             let _ = tx.send(f(client));
         });
         let closed = || {
@@ -603,97 +605,6 @@ fn handles_delta(txn: &mut Transaction<'_>, slot: SlotId, delta: i32) -> Result<
     .map_err(pg)?;
     Ok(())
 }
-
-/// The appends of one group, in one statement that is its own transaction (see
-/// `wire_append_v1` in `migrations/0002_append_function.sql`): one round trip, answered by
-/// the server only after the commit is flushed (`synchronous_commit = on`).
-fn append_group(
-    conn: &mut Conn,
-    items: &[AppendItem],
-    quotas: &Quotas,
-) -> Result<Vec<AppendOutcome>, StoreError> {
-    if items.is_empty() {
-        return Ok(Vec::new());
-    }
-    let stmt = match conn.prepared.get(APPEND_SQL) {
-        Some(s) => s.clone(),
-        None => {
-            let s = conn.client.prepare(APPEND_SQL).map_err(pg)?;
-            conn.prepared.insert(APPEND_SQL, s.clone());
-            s
-        }
-    };
-    let hashes: Vec<[u8; 32]> = items
-        .iter()
-        .map(|i| *blake3::hash(&i.blob).as_bytes())
-        .collect();
-    let slots: Vec<&[u8]> = items.iter().map(|i| &i.slot.0[..]).collect();
-    let owners: Vec<Option<&[u8]>> = items
-        .iter()
-        .map(|i| match &i.credential {
-            Credential::Owner(h) => Some(&h.0[..]),
-            Credential::Cap(_) => None,
-        })
-        .collect();
-    let caps: Vec<Option<&[u8]>> = items
-        .iter()
-        .map(|i| match &i.credential {
-            Credential::Cap(h) => Some(&h.0[..]),
-            Credential::Owner(_) => None,
-        })
-        .collect();
-    let hs: Vec<&[u8]> = hashes.iter().map(|h| &h[..]).collect();
-    let lens: Vec<i64> = items.iter().map(|i| big(i.blob.len() as u64)).collect();
-    let bodies: Vec<&[u8]> = items.iter().map(|i| i.blob.as_ref()).collect();
-    let rows = conn
-        .client
-        .query(
-            &stmt,
-            &[
-                &slots,
-                &owners,
-                &caps,
-                &hs,
-                &lens,
-                &bodies,
-                &big(quotas.slot_blobs_max),
-                &big(quotas.slot_bytes_max),
-                &shard(),
-            ],
-        )
-        .map_err(pg)?;
-    if rows.len() != items.len() {
-        return Err(StoreError(format!(
-            "the append function answered {} outcomes for {} items; nothing is known to be stored",
-            rows.len(),
-            items.len()
-        )));
-    }
-    rows.iter()
-        .map(|r| {
-            let seq = small(r.get(1));
-            Ok(match r.get::<_, i16>(0) {
-                0 => AppendOutcome::Stored { seq },
-                1 => AppendOutcome::Duplicate { seq },
-                2 => AppendOutcome::UnknownSlot,
-                3 => AppendOutcome::Unauthorized,
-                4 => AppendOutcome::SlotFull {
-                    blobs: small(r.get(2)),
-                    bytes: small(r.get(3)),
-                },
-                other => {
-                    return Err(StoreError(format!(
-                        "the append function answered an unknown outcome {other}"
-                    )));
-                }
-            })
-        })
-        .collect()
-}
-
-/// The call of one group's appends.
-const APPEND_SQL: &str = "SELECT outcome, seq, held_blobs, held_bytes FROM \
-     wire_append_v1($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// Rows of `counters` (migration 0002): each writer adds to one picked at random.
 const SHARDS: u32 = 64;
@@ -1342,8 +1253,8 @@ impl BlobStore for PgStore {
         let quotas = self.quotas.clone();
         let instance = self.instance.clone();
         let notify = self.notify.clone();
-        let outcomes = self.run(&self.appends, move |conn| {
-            append_group(conn, &items, &quotas).map(|o| (o, items))
+        let outcomes = self.run(&self.appends, move |lane: &mut append::Lane| {
+            lane.append(&items, &quotas).map(|o| (o, items))
         });
         let (outcomes, items) = outcomes?;
         // Committed: now the other instances may hear of it.

@@ -8,8 +8,9 @@ use std::sync::{Arc, Barrier};
 use bytes::Bytes;
 use wire_relay::store::{
     AppendItem, AppendOutcome, BlobStore, ClaimOutcome, Credential, HandleRecord, PgStore, Quotas,
+    RedbStore,
 };
-use wire_relay::token::{SlotId, TokenHash};
+use wire_relay::token::{CapId, SlotId, TokenHash};
 
 use crate::pg;
 
@@ -142,6 +143,119 @@ fn two_stores_on_one_database_are_one_mailbox() {
         .count();
     assert_eq!((won, lost), (1, 1), "{claims:?}");
     assert_eq!(stores[1].totals().expect("totals").handles, 1);
+}
+
+/// Every rule of one group's outcomes, on both stores: the PostgreSQL store decides a group
+/// (from the rows its first round trip locked and read) as the redb store does.
+#[test]
+fn one_group_is_decided_as_the_redb_store_decides_it() {
+    let quotas = Quotas {
+        slot_blobs_max: 5,
+        slot_bytes_max: 64,
+        ..Quotas::default()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redb = RedbStore::open(dir.path(), quotas.clone(), 1 << 20).expect("redb");
+    let postgres = PgStore::open(&pg::fresh_database(), quotas).expect("postgres");
+    let stores: [&dyn BlobStore; 2] = [&redb, &postgres];
+    let (a, b, full, nowhere) = (
+        SlotId([0xa; 16]),
+        SlotId([0xb; 16]),
+        SlotId([0xf; 16]),
+        SlotId([0xe; 16]),
+    );
+    let (cap_a, cap_b, revoked) = (TokenHash([1; 32]), TokenHash([2; 32]), TokenHash([3; 32]));
+    let with = |slot, credential, blob: &[u8]| AppendItem {
+        slot,
+        credential,
+        blob: Bytes::copy_from_slice(blob),
+    };
+    let owner = Credential::Owner(OWNER);
+    let mut results = Vec::new();
+    for store in stores {
+        for slot in [a, b, full] {
+            store.create_slot(slot, OWNER, 1).expect("slot");
+        }
+        store.mint_cap(a, CapId([1; 8]), cap_a).expect("cap a");
+        store.mint_cap(b, CapId([2; 8]), cap_b).expect("cap b");
+        store.mint_cap(a, CapId([3; 8]), revoked).expect("cap");
+        assert!(store.revoke_cap(a, CapId([3; 8])).expect("revoke"));
+        // Held before the group: "old" in a; `full` four blobs and 50 of its 64 bytes.
+        let before = store
+            .append(&[
+                with(a, owner, b"old"),
+                with(full, owner, &[1; 20]),
+                with(full, owner, &[2; 20]),
+                with(full, owner, &[3; 5]),
+                with(full, owner, &[4; 5]),
+            ])
+            .expect("before");
+        assert!(
+            before
+                .iter()
+                .all(|o| matches!(o, AppendOutcome::Stored { .. }))
+        );
+        let group = vec![
+            with(b, owner, b"one"),                                  // stored, b 1
+            with(a, Credential::Cap(cap_a), b"two"),                 // stored by a capability, a 2
+            with(a, Credential::Cap(cap_b), b"three"),               // another slot's capability
+            with(a, Credential::Cap(revoked), b"four"),              // a revoked capability
+            with(a, Credential::Owner(TokenHash([9; 32])), b"five"), // not the owner
+            with(nowhere, owner, b"six"),                            // no such slot
+            with(a, owner, b"old"), // held before: duplicate of a 1
+            with(a, owner, b"two"), // stored in this group: a 2
+            with(b, Credential::Cap(cap_b), b"one"), // the same, by a capability
+            with(full, owner, &[5; 20]), // does not fit the bytes
+            with(full, owner, &[6; 10]), // fits: full 5
+            with(full, owner, &[5; 20]), // still does not fit
+            with(full, owner, &[7; 1]), // five blobs now: full
+            with(a, owner, b"seven"), // stored, a 3
+            with(a, Credential::Cap(TokenHash([9; 32])), b"one"), // an unknown capability
+        ];
+        let outcomes = store.append(&group).expect("group");
+        let held = store.read_after(a, 0, 100, usize::MAX).expect("read a");
+        let counted = store.slot_info(full).expect("info").expect("full exists");
+        results.push((
+            outcomes,
+            held.items,
+            held.last_seq,
+            counted.blobs,
+            counted.bytes,
+        ));
+    }
+    use AppendOutcome::*;
+    assert_eq!(
+        results[0].0,
+        vec![
+            Stored { seq: 1 },
+            Stored { seq: 2 },
+            Unauthorized,
+            Unauthorized,
+            Unauthorized,
+            UnknownSlot,
+            Duplicate { seq: 1 },
+            Duplicate { seq: 2 },
+            Duplicate { seq: 1 },
+            SlotFull {
+                blobs: 4,
+                bytes: 50
+            },
+            Stored { seq: 5 },
+            SlotFull {
+                blobs: 5,
+                bytes: 60
+            },
+            SlotFull {
+                blobs: 5,
+                bytes: 60
+            },
+            Stored { seq: 3 },
+            Unauthorized,
+        ],
+        "redb"
+    );
+    assert_eq!(results[1], results[0], "PostgreSQL as redb");
+    assert_eq!(postgres.totals().expect("totals").blobs, 9);
 }
 
 /// Appends `items(i)` through store `i`, all stores at once; every outcome, in any order.

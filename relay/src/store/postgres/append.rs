@@ -1,0 +1,414 @@
+//! The append lanes of the PostgreSQL store: a group of appends (the committer's) is one
+//! transaction of six prepared statements, sent in two pipelined round trips on an async
+//! `tokio-postgres` connection that the lane's thread drives with a runtime of its own
+//! (ARCHITECTURE decision (ap)).
+//!
+//! 1. `BEGIN`; lock the group's slots (`FOR UPDATE`, in id order) and read them; lock its
+//!    capabilities (`FOR SHARE`, in hash order, so a revocation waits for this commit,
+//!    decision (j)); look up the blobs the slots already hold with the same bytes. The
+//!    look-up is its own statement after the locks, so under READ COMMITTED it sees whatever
+//!    the previous holder of those locks (another instance) committed.
+//! 2. This module decides every item's outcome from those rows, as the redb store does
+//!    (`redb.rs`, `commit_group`), then: insert the blobs; update the slots; add to one of the
+//!    totals' shards; `COMMIT`, answered after the WAL flush (`synchronous_commit = on`).
+//!    A group that stores nothing rolls back instead: it has nothing to make durable.
+//!
+//! It replaces the call of `wire_append_v1` (migration 0002, kept for instances of older
+//! builds on the same database; both lock in the same order): PL/pgSQL re-initialises every
+//! expression of a function in each transaction and plans its statements for arrays of a
+//! hundred, which cost the server about three times the instructions of these statements for
+//! the same group (callgrind, docs/BENCHMARKS.md).
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls, Statement};
+
+use super::{CONNECT_TIMEOUT, big, pg, shard, small};
+use crate::store::{AppendItem, AppendOutcome, Credential, Quotas, StoreError};
+use crate::token::{SlotId, TokenHash};
+
+/// Work for an append lane.
+pub(super) type AppendJob = super::JobFor<Lane>;
+
+/// One append connection, the runtime that drives it, and its prepared statements.
+pub(super) struct Lane {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+    statements: Statements,
+}
+
+struct Statements {
+    lock_slots: Statement,
+    lock_caps: Statement,
+    held: Statement,
+    insert: Statement,
+    update_slots: Statement,
+    add_totals: Statement,
+}
+
+const LOCK_SLOTS: &str = "SELECT id, owner, last_seq, blobs, bytes FROM slots \
+     WHERE id = ANY ($1) ORDER BY id FOR UPDATE";
+const LOCK_CAPS: &str = "SELECT hash, slot FROM caps WHERE hash = ANY ($1) ORDER BY hash FOR SHARE";
+/// A scalar subquery per item, so the plan is an index probe of `blobs_slot_hash` each,
+/// however few rows the table had when the plan was made.
+const HELD: &str = "SELECT x.i, x.seq FROM (\
+     SELECT u.i, (SELECT b.seq FROM blobs b WHERE b.slot = u.slot AND b.hash = u.hash) AS seq \
+     FROM unnest($1::bytea[], $2::bytea[]) WITH ORDINALITY AS u (slot, hash, i)) x \
+     WHERE x.seq IS NOT NULL";
+const INSERT: &str = "INSERT INTO blobs (slot, seq, hash, body) \
+     SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $4::bytea[])";
+const UPDATE_SLOTS: &str = "UPDATE slots SET last_seq = v.last_seq, blobs = v.blobs, bytes = v.bytes \
+     FROM unnest($1::bytea[], $2::bigint[], $3::bigint[], $4::bigint[]) AS v (id, last_seq, blobs, bytes) \
+     WHERE slots.id = v.id";
+const ADD_TOTALS: &str = "UPDATE counters SET blobs = blobs + $1, bytes = bytes + $2 WHERE id = $3";
+
+impl Lane {
+    /// Connects, sets the session up and prepares the statements (the schema is migrated).
+    fn connect(url: &str, shown: &str) -> Result<Lane, StoreError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError(format!("cannot start an append lane's runtime: {e}")))?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError(format!(
+                "{shown} is not a PostgreSQL URL ({e}); expected postgres://user[:password]@host[:port]/database"
+            ))
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let (client, statements) = runtime.block_on(async {
+            let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+                StoreError(format!(
+                    "cannot connect to PostgreSQL at {shown}: {e}; check that the server is \
+                     running and reachable from here, that the database exists and that this \
+                     user may log in"
+                ))
+            })?;
+            // Driven whenever the lane runs a job (block_on); it ends when the client does.
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            // Plans made once per connection, not again for each group's array lengths.
+            client
+                .batch_execute(
+                    "SET synchronous_commit = on; SET plan_cache_mode = force_generic_plan",
+                )
+                .await
+                .map_err(pg)?;
+            let statements = Statements {
+                lock_slots: client.prepare(LOCK_SLOTS).await.map_err(pg)?,
+                lock_caps: client.prepare(LOCK_CAPS).await.map_err(pg)?,
+                held: client.prepare(HELD).await.map_err(pg)?,
+                insert: client.prepare(INSERT).await.map_err(pg)?,
+                update_slots: client.prepare(UPDATE_SLOTS).await.map_err(pg)?,
+                add_totals: client.prepare(ADD_TOTALS).await.map_err(pg)?,
+            };
+            Ok::<_, StoreError>((client, statements))
+        })?;
+        Ok(Lane {
+            runtime,
+            client,
+            statements,
+        })
+    }
+
+    /// The appends of one group, in one transaction (see the module doc).
+    pub(super) fn append(
+        &mut self,
+        items: &[AppendItem],
+        quotas: &Quotas,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Lane {
+            runtime,
+            client,
+            statements,
+        } = self;
+        let out = runtime.block_on(append_group(client, statements, items, quotas));
+        if out.is_err() && !client.is_closed() {
+            // Whatever failed, leave no transaction open for the next group.
+            let _ = runtime.block_on(client.batch_execute("ROLLBACK"));
+        }
+        out
+    }
+}
+
+type Param<'a> = dyn tokio_postgres::types::ToSql + Sync + 'a;
+
+/// A slot's row as the group found it, and as the group leaves it.
+struct SlotRow {
+    owner: TokenHash,
+    last_seq: u64,
+    blobs: u64,
+    bytes: u64,
+    touched: bool,
+}
+
+async fn append_group(
+    client: &Client,
+    st: &Statements,
+    items: &[AppendItem],
+    quotas: &Quotas,
+) -> Result<Vec<AppendOutcome>, StoreError> {
+    let hashes: Vec<[u8; 32]> = items
+        .iter()
+        .map(|i| *blake3::hash(&i.blob).as_bytes())
+        .collect();
+    let mut slot_ids: Vec<&[u8]> = items.iter().map(|i| &i.slot.0[..]).collect();
+    slot_ids.sort_unstable();
+    slot_ids.dedup();
+    let mut cap_ids: Vec<&[u8]> = items
+        .iter()
+        .filter_map(|i| match &i.credential {
+            Credential::Cap(h) => Some(&h.0[..]),
+            Credential::Owner(_) => None,
+        })
+        .collect();
+    cap_ids.sort_unstable();
+    cap_ids.dedup();
+    let item_slots: Vec<&[u8]> = items.iter().map(|i| &i.slot.0[..]).collect();
+    let item_hashes: Vec<&[u8]> = hashes.iter().map(|h| &h[..]).collect();
+
+    // Round trip 1: sent together, run by the server in this order.
+    let lock_params: [&Param<'_>; 1] = [&slot_ids];
+    let cap_params: [&Param<'_>; 1] = [&cap_ids];
+    let held_params: [&Param<'_>; 2] = [&item_slots, &item_hashes];
+    let (begun, slot_rows, cap_rows, held_rows) = tokio::join!(
+        client.batch_execute("BEGIN"),
+        client.query(&st.lock_slots, &lock_params),
+        async {
+            if cap_ids.is_empty() {
+                Ok(Vec::new())
+            } else {
+                client.query(&st.lock_caps, &cap_params).await
+            }
+        },
+        client.query(&st.held, &held_params),
+    );
+    begun.map_err(pg)?;
+    let mut rows: HashMap<SlotId, SlotRow> = HashMap::new();
+    for r in slot_rows.map_err(pg)? {
+        let (id, owner): (&[u8], &[u8]) = (r.get(0), r.get(1));
+        rows.insert(
+            SlotId(fixed(id, "a slot id")?),
+            SlotRow {
+                owner: TokenHash(fixed(owner, "an owner token hash")?),
+                last_seq: small(r.get(2)),
+                blobs: small(r.get(3)),
+                bytes: small(r.get(4)),
+                touched: false,
+            },
+        );
+    }
+    let mut caps: HashMap<[u8; 32], SlotId> = HashMap::new();
+    for r in cap_rows.map_err(pg)? {
+        let (hash, slot): (&[u8], &[u8]) = (r.get(0), r.get(1));
+        caps.insert(
+            fixed(hash, "a capability hash")?,
+            SlotId(fixed(slot, "a slot id")?),
+        );
+    }
+    let mut held: Vec<Option<u64>> = vec![None; items.len()];
+    for r in held_rows.map_err(pg)? {
+        let at = usize::try_from(r.get::<_, i64>(0) - 1)
+            .ok()
+            .filter(|&at| at < items.len())
+            .ok_or_else(|| StoreError("the blob look-up answered an item not asked".into()))?;
+        held[at] = Some(small(r.get(1)));
+    }
+
+    // The outcomes, item by item in request order, as the redb store decides them.
+    let mut outcomes = Vec::with_capacity(items.len());
+    // What this group stores, by slot and content hash: the same bytes again are a duplicate.
+    let mut fresh: HashMap<(SlotId, [u8; 32]), u64> = HashMap::new();
+    let mut stored: Vec<(usize, u64)> = Vec::new();
+    let (mut add_blobs, mut add_bytes) = (0u64, 0u64);
+    for (i, item) in items.iter().enumerate() {
+        let Some(row) = rows.get_mut(&item.slot) else {
+            outcomes.push(AppendOutcome::UnknownSlot);
+            continue;
+        };
+        let allowed = match &item.credential {
+            Credential::Owner(h) => h.ct_eq(&row.owner),
+            Credential::Cap(h) => caps.get(&h.0) == Some(&item.slot),
+        };
+        if !allowed {
+            outcomes.push(AppendOutcome::Unauthorized);
+            continue;
+        }
+        if let Some(seq) = held[i].or_else(|| fresh.get(&(item.slot, hashes[i])).copied()) {
+            outcomes.push(AppendOutcome::Duplicate { seq });
+            continue;
+        }
+        let len = item.blob.len() as u64;
+        if row.blobs + 1 > quotas.slot_blobs_max || row.bytes + len > quotas.slot_bytes_max {
+            outcomes.push(AppendOutcome::SlotFull {
+                blobs: row.blobs,
+                bytes: row.bytes,
+            });
+            continue;
+        }
+        row.last_seq += 1;
+        row.blobs += 1;
+        row.bytes += len;
+        row.touched = true;
+        fresh.insert((item.slot, hashes[i]), row.last_seq);
+        stored.push((i, row.last_seq));
+        add_blobs += 1;
+        add_bytes += len;
+        outcomes.push(AppendOutcome::Stored { seq: row.last_seq });
+    }
+    if stored.is_empty() {
+        // Nothing to make durable: let the locks go without a WAL flush.
+        client.batch_execute("ROLLBACK").await.map_err(pg)?;
+        return Ok(outcomes);
+    }
+
+    // Round trip 2: the writes and the commit, together.
+    let ins_slots: Vec<&[u8]> = stored.iter().map(|&(i, _)| &items[i].slot.0[..]).collect();
+    let ins_seqs: Vec<i64> = stored.iter().map(|&(_, seq)| big(seq)).collect();
+    let ins_hashes: Vec<&[u8]> = stored.iter().map(|&(i, _)| &hashes[i][..]).collect();
+    let ins_bodies: Vec<&[u8]> = stored
+        .iter()
+        .map(|&(i, _)| items[i].blob.as_ref())
+        .collect();
+    let touched: Vec<(&SlotId, &SlotRow)> = rows.iter().filter(|(_, r)| r.touched).collect();
+    let up_ids: Vec<&[u8]> = touched.iter().map(|(id, _)| &id.0[..]).collect();
+    let up_last: Vec<i64> = touched.iter().map(|(_, r)| big(r.last_seq)).collect();
+    let up_blobs: Vec<i64> = touched.iter().map(|(_, r)| big(r.blobs)).collect();
+    let up_bytes: Vec<i64> = touched.iter().map(|(_, r)| big(r.bytes)).collect();
+    let (add_b, add_n, shard) = (big(add_blobs), big(add_bytes), shard());
+    let insert_params: [&Param<'_>; 4] = [&ins_slots, &ins_seqs, &ins_hashes, &ins_bodies];
+    let update_params: [&Param<'_>; 4] = [&up_ids, &up_last, &up_blobs, &up_bytes];
+    let totals_params: [&Param<'_>; 3] = [&add_b, &add_n, &shard];
+    let (inserted, updated, totals, committed) = tokio::join!(
+        client.execute(&st.insert, &insert_params),
+        client.execute(&st.update_slots, &update_params),
+        client.execute(&st.add_totals, &totals_params),
+        client.batch_execute("COMMIT"),
+    );
+    // A statement that failed aborted the transaction, and the COMMIT behind it then rolled
+    // it back (and says so only by its tag): every result is checked before the commit's.
+    match inserted {
+        Ok(n) if n == stored.len() as u64 => {}
+        Ok(n) => {
+            return Err(StoreError(format!(
+                "{n} of {} blobs were inserted; nothing was stored, retry",
+                stored.len()
+            )));
+        }
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            // Every appender holds the slot's row lock, so no one else can have inserted these.
+            return Err(StoreError(
+                "an append raced another writer on a locked slot; nothing was stored, retry".into(),
+            ));
+        }
+        Err(e) => return Err(pg(e)),
+    }
+    match updated {
+        Ok(n) if n == up_ids.len() as u64 => {}
+        Ok(n) => {
+            return Err(StoreError(format!(
+                "{n} of {} slots were updated; nothing was stored, retry",
+                up_ids.len()
+            )));
+        }
+        Err(e) => return Err(pg(e)),
+    }
+    totals.map_err(pg)?;
+    committed.map_err(pg)?;
+    Ok(outcomes)
+}
+
+/// A fixed-length key read back from a `bytea` column.
+fn fixed<const N: usize>(v: &[u8], what: &str) -> Result<[u8; N], StoreError> {
+    v.try_into().map_err(|_| {
+        StoreError(format!(
+            "the database holds {what} of {} bytes where {N} belong",
+            v.len()
+        ))
+    })
+}
+
+/// Starts `lanes` append lanes on `rx`, each connected (and its statements prepared) before
+/// this returns, so that a store that opened can append.
+pub(super) fn start(
+    lanes: usize,
+    url: &str,
+    shown: &str,
+    rx: Receiver<AppendJob>,
+) -> Result<Vec<JoinHandle<()>>, StoreError> {
+    let rx = Arc::new(Mutex::new(rx));
+    let mut threads = Vec::new();
+    let (ready_tx, ready_rx) = sync_channel::<Result<(), StoreError>>(lanes);
+    for i in 0..lanes {
+        threads.push(spawn(
+            format!("wire-relay-pg-append-{i}"),
+            url.to_owned(),
+            shown.to_owned(),
+            rx.clone(),
+            ready_tx.clone(),
+        )?);
+    }
+    drop(ready_tx);
+    for _ in 0..lanes {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(StoreError("an append lane stopped while connecting".into())),
+        }
+    }
+    Ok(threads)
+}
+
+/// A lane's thread: connects (telling `ready` how that went), then runs jobs until every
+/// sender is gone, reconnecting before the next job when the connection broke. The
+/// connection and its runtime live and die on this thread, never on an async worker's.
+fn spawn(
+    name: String,
+    url: String,
+    shown: String,
+    rx: Arc<Mutex<Receiver<AppendJob>>>,
+    ready: SyncSender<Result<(), StoreError>>,
+) -> Result<JoinHandle<()>, StoreError> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            let mut lane = match Lane::connect(&url, &shown) {
+                Ok(lane) => {
+                    let _ = ready.send(Ok(()));
+                    Some(lane)
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+            };
+            drop(ready);
+            loop {
+                let job = {
+                    let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match rx.recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
+                    }
+                };
+                if lane.as_ref().is_none_or(|l| l.client.is_closed()) {
+                    lane = Lane::connect(&url, &shown).ok();
+                }
+                match lane.as_mut() {
+                    Some(l) => job(l),
+                    // The job's reply sender is dropped with it: the caller sees the outage.
+                    None => drop(job),
+                }
+            }
+        })
+        .map_err(|e| StoreError(format!("cannot start an append lane: {e}")))
+}
