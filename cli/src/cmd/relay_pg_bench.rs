@@ -21,8 +21,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::{
-    Args, Client, Probe, Relay, clock_ticks, fsync_floor, healthz_floor, machine, ms, pick,
-    progress, random_blob, row, thousands, timed_on, us,
+    Args, Client, Probe, Relay, clock_ticks, cpu_ticks, fsync_floor, healthz_floor, machine, ms,
+    pick, progress, random_blob, row, thousands, timed_on, us,
 };
 
 pub(super) async fn bench(args: &Args, server: &str, root: &Path) -> anyhow::Result<()> {
@@ -72,6 +72,7 @@ pub(super) async fn bench(args: &Args, server: &str, root: &Path) -> anyhow::Res
         us(rt50),
         us(c50)
     );
+    let cpu = ServerCpu::start();
     let one = appends(args, &[a.addr], Some(Probe::of(&a, clk)), warmup, window).await?;
     row(
         &format!(
@@ -89,8 +90,12 @@ pub(super) async fn bench(args: &Args, server: &str, root: &Path) -> anyhow::Res
     if let Some(w) = &one.window {
         w.row("the commits in that run");
     }
+    cpu.row(
+        "  the PostgreSQL server's CPU in that run (warm-up included; 100% = one core)",
+        &one,
+        clk,
+    );
     drop(a);
-    function_row(&db1, "one instance")?;
 
     // ---- Two instances on one database.
     let db2 = fresh_database(server, &format!("wire_bench_{run}_two"))?;
@@ -100,6 +105,7 @@ pub(super) async fn bench(args: &Args, server: &str, root: &Path) -> anyhow::Res
         "two instances: pids {} and {} on {} and {}",
         a.pid, b.pid, a.addr, b.addr
     ));
+    let cpu = ServerCpu::start();
     let two = appends(
         args,
         &[a.addr, b.addr],
@@ -124,6 +130,11 @@ pub(super) async fn bench(args: &Args, server: &str, root: &Path) -> anyhow::Res
     if let Some(w) = &two.window {
         w.row("the commits of instance A in that run");
     }
+    cpu.row(
+        "  the PostgreSQL server's CPU in that run (warm-up included; 100% = one core)",
+        &two,
+        clk,
+    );
 
     // ---- Wake-ups.
     let samples = args.wake_samples.max(1);
@@ -149,7 +160,6 @@ pub(super) async fn bench(args: &Args, server: &str, root: &Path) -> anyhow::Res
     );
     drop(a);
     drop(b);
-    function_row(&db2, "two instances and the wake-ups")?;
     drop_database(server, &format!("wire_bench_{run}_one"))?;
     drop_database(server, &format!("wire_bench_{run}_two"))?;
     Ok(())
@@ -353,38 +363,63 @@ fn select_one(server: &str, n: usize) -> anyhow::Result<(Duration, Duration)> {
     })
 }
 
-/// The server's own time in `wire_append_v1` per call (`track_functions = pl`, which the
-/// script sets), read once the instances are gone (a backend reports as it ends).
-fn function_row(db: &str, what: &str) -> anyhow::Result<()> {
-    let db = db.to_owned();
-    let stats = on_thread(move || {
-        std::thread::sleep(Duration::from_millis(1500));
-        let mut c = admin(&db)?;
-        let row = c.query_opt(
-            "SELECT calls, total_time FROM pg_stat_user_functions WHERE funcname = 'wire_append_v1'",
-            &[],
-        )?;
-        Ok(row.map(|r| (r.get::<_, i64>(0), r.get::<_, f64>(1))))
-    })?;
-    match stats {
-        Some((calls, ms_total)) if calls > 0 => row(
-            &format!(
-                "  {what}: time inside wire_append_v1 per group, server side (pg_stat_user_functions)"
-            ),
-            &format!(
-                "{:.3} ms over {} groups",
-                ms_total / calls as f64,
-                thousands(calls as f64)
-            ),
-            "",
-        ),
-        _ => row(
-            &format!("  {what}: time inside wire_append_v1 per group"),
-            "not tracked (run the server with track_functions = pl)",
-            "",
-        ),
+/// CPU ticks of every PostgreSQL process on this machine (`None`: none runs here, the server
+/// is elsewhere). The relay instances' connections live through a load, so their backends'
+/// time is all counted.
+fn server_ticks() -> Option<u64> {
+    let mut total = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let pid = entry.file_name();
+        let Some(pid) = pid
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim_end() == "postgres" {
+            *total.get_or_insert(0) += cpu_ticks(pid);
+        }
     }
-    Ok(())
+    total
+}
+
+/// The server's CPU over a load: (cores busy, per append), from [`server_ticks`] before and
+/// after it (its warm-up included).
+struct ServerCpu {
+    ticks: Option<u64>,
+    at: Instant,
+}
+
+impl ServerCpu {
+    fn start() -> ServerCpu {
+        ServerCpu {
+            ticks: server_ticks(),
+            at: Instant::now(),
+        }
+    }
+
+    fn row(self, what: &str, load: &super::Load, clk: f64) {
+        let (Some(before), Some(after)) = (self.ticks, server_ticks()) else {
+            row(
+                what,
+                "not measured (the server does not run on this machine)",
+                "",
+            );
+            return;
+        };
+        let secs = (after.saturating_sub(before)) as f64 / clk;
+        let busy = secs / self.at.elapsed().as_secs_f64();
+        row(
+            what,
+            &format!(
+                "{:.0}% of a core; {} µs per append",
+                busy * 100.0,
+                thousands(busy / load.rate().max(1.0) * 1e6)
+            ),
+            "",
+        );
+    }
 }
 
 /// `n` one-row INSERTs, each its own durable transaction, in a scratch database: (p50, p99).

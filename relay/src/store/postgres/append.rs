@@ -1,5 +1,5 @@
 //! The append lanes of the PostgreSQL store: a group of appends (the committer's) is one
-//! transaction of six prepared statements, sent in two pipelined round trips on an async
+//! transaction of four or five prepared statements, sent in two pipelined round trips on an async
 //! `tokio-postgres` connection that the lane's thread drives with a runtime of its own
 //! (ARCHITECTURE decision (ap)).
 //!
@@ -9,8 +9,9 @@
 //!    look-up is its own statement after the locks, so under READ COMMITTED it sees whatever
 //!    the previous holder of those locks (another instance) committed.
 //! 2. This module decides every item's outcome from those rows, as the redb store does
-//!    (`redb.rs`, `commit_group`), then: insert the blobs; update the slots; add to one of the
-//!    totals' shards; `COMMIT`, answered after the WAL flush (`synchronous_commit = on`).
+//!    (`redb.rs`, `commit_group`), then, in one statement, inserts the blobs, updates the
+//!    slots and adds to one of the totals' shards; then `COMMIT`, answered after the WAL
+//!    flush (`synchronous_commit = on`).
 //!    A group that stores nothing rolls back instead: it has nothing to make durable.
 //!
 //! It replaces the call of `wire_append_v1` (migration 0002, kept for instances of older
@@ -45,9 +46,7 @@ struct Statements {
     lock_slots: Statement,
     lock_caps: Statement,
     held: Statement,
-    insert: Statement,
-    update_slots: Statement,
-    add_totals: Statement,
+    write: Statement,
 }
 
 const LOCK_SLOTS: &str = "SELECT id, owner, last_seq, blobs, bytes FROM slots \
@@ -59,12 +58,18 @@ const HELD: &str = "SELECT x.i, x.seq FROM (\
      SELECT u.i, (SELECT b.seq FROM blobs b WHERE b.slot = u.slot AND b.hash = u.hash) AS seq \
      FROM unnest($1::bytea[], $2::bytea[]) WITH ORDINALITY AS u (slot, hash, i)) x \
      WHERE x.seq IS NOT NULL";
-const INSERT: &str = "INSERT INTO blobs (slot, seq, hash, body) \
-     SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $4::bytea[])";
-const UPDATE_SLOTS: &str = "UPDATE slots SET last_seq = v.last_seq, blobs = v.blobs, bytes = v.bytes \
-     FROM unnest($1::bytea[], $2::bigint[], $3::bigint[], $4::bigint[]) AS v (id, last_seq, blobs, bytes) \
-     WHERE slots.id = v.id";
-const ADD_TOTALS: &str = "UPDATE counters SET blobs = blobs + $1, bytes = bytes + $2 WHERE id = $3";
+/// The group's writes in one statement (its parts see one snapshot, and none reads what
+/// another writes): the blobs, the slots' rows, one totals shard, each counted back.
+const WRITE: &str = "WITH ins AS (\
+     INSERT INTO blobs (slot, seq, hash, body) \
+     SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $4::bytea[]) RETURNING 1\
+     ), up AS (\
+     UPDATE slots SET last_seq = v.last_seq, blobs = v.blobs, bytes = v.bytes \
+     FROM unnest($5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[]) \
+     AS v (id, last_seq, blobs, bytes) WHERE slots.id = v.id RETURNING 1\
+     ), tot AS (\
+     UPDATE counters SET blobs = blobs + $9, bytes = bytes + $10 WHERE id = $11 RETURNING 1\
+     ) SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM up), (SELECT count(*) FROM tot)";
 
 impl Lane {
     /// Connects, sets the session up and prepares the statements (the schema is migrated).
@@ -104,9 +109,7 @@ impl Lane {
                 lock_slots: client.prepare(LOCK_SLOTS).await.map_err(pg)?,
                 lock_caps: client.prepare(LOCK_CAPS).await.map_err(pg)?,
                 held: client.prepare(HELD).await.map_err(pg)?,
-                insert: client.prepare(INSERT).await.map_err(pg)?,
-                update_slots: client.prepare(UPDATE_SLOTS).await.map_err(pg)?,
-                add_totals: client.prepare(ADD_TOTALS).await.map_err(pg)?,
+                write: client.prepare(WRITE).await.map_err(pg)?,
             };
             Ok::<_, StoreError>((client, statements))
         })?;
@@ -285,25 +288,31 @@ async fn append_group(
     let up_blobs: Vec<i64> = touched.iter().map(|(_, r)| big(r.blobs)).collect();
     let up_bytes: Vec<i64> = touched.iter().map(|(_, r)| big(r.bytes)).collect();
     let (add_b, add_n, shard) = (big(add_blobs), big(add_bytes), shard());
-    let insert_params: [&Param<'_>; 4] = [&ins_slots, &ins_seqs, &ins_hashes, &ins_bodies];
-    let update_params: [&Param<'_>; 4] = [&up_ids, &up_last, &up_blobs, &up_bytes];
-    let totals_params: [&Param<'_>; 3] = [&add_b, &add_n, &shard];
-    let (inserted, updated, totals, committed) = tokio::join!(
-        client.execute(&st.insert, &insert_params),
-        client.execute(&st.update_slots, &update_params),
-        client.execute(&st.add_totals, &totals_params),
+    let write_params: [&Param<'_>; 11] = [
+        &ins_slots,
+        &ins_seqs,
+        &ins_hashes,
+        &ins_bodies,
+        &up_ids,
+        &up_last,
+        &up_blobs,
+        &up_bytes,
+        &add_b,
+        &add_n,
+        &shard,
+    ];
+    let (written, committed) = tokio::join!(
+        client.query_one(&st.write, &write_params),
         client.batch_execute("COMMIT"),
     );
-    // A statement that failed aborted the transaction, and the COMMIT behind it then rolled
-    // it back (and says so only by its tag): every result is checked before the commit's.
-    match inserted {
-        Ok(n) if n == stored.len() as u64 => {}
-        Ok(n) => {
-            return Err(StoreError(format!(
-                "{n} of {} blobs were inserted; nothing was stored, retry",
-                stored.len()
-            )));
-        }
+    // A failed write aborted the transaction, and the COMMIT behind it then rolled it back
+    // (saying so only by its tag): the write's result is checked before the commit's.
+    let counts = match written {
+        Ok(row) => (
+            row.get::<_, i64>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, i64>(2),
+        ),
         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
             // Every appender holds the slot's row lock, so no one else can have inserted these.
             return Err(StoreError(
@@ -311,18 +320,17 @@ async fn append_group(
             ));
         }
         Err(e) => return Err(pg(e)),
+    };
+    let wanted = (big(stored.len() as u64), big(up_ids.len() as u64), 1);
+    if counts != wanted {
+        // Not expected under the row locks. The COMMIT may have gone through: an error is
+        // still safe, since a retry of the same bytes finds what was stored (idempotency by
+        // content hash) instead of storing it twice.
+        return Err(StoreError(format!(
+            "the group's write touched {counts:?} rows (blobs, slots, totals) where {wanted:?} \
+             were meant; retry, and what was stored is found as a duplicate"
+        )));
     }
-    match updated {
-        Ok(n) if n == up_ids.len() as u64 => {}
-        Ok(n) => {
-            return Err(StoreError(format!(
-                "{n} of {} slots were updated; nothing was stored, retry",
-                up_ids.len()
-            )));
-        }
-        Err(e) => return Err(pg(e)),
-    }
-    totals.map_err(pg)?;
     committed.map_err(pg)?;
     Ok(outcomes)
 }
