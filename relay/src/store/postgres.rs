@@ -237,26 +237,41 @@ fn worker(
     std::thread::Builder::new()
         .name(name)
         .spawn(move || {
-            let mut conn = Some(Conn::new(first));
-            loop {
-                let job = {
-                    let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    match rx.recv() {
-                        Ok(job) => job,
-                        Err(_) => return,
-                    }
-                };
-                if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
-                    conn = connect(&url, &shown).ok().map(Conn::new);
-                }
-                match conn.as_mut() {
-                    Some(c) => job(c),
-                    // The job's reply sender is dropped with it: the caller sees the outage.
-                    None => drop(job),
-                }
-            }
+            serve(
+                &rx,
+                Some(Conn::new(first)),
+                |c| c.client.is_closed(),
+                || connect(&url, &shown).ok().map(Conn::new),
+            );
         })
         .map_err(|e| StoreError(format!("cannot start a storage thread: {e}")))
+}
+
+/// A connection thread's loop: runs jobs from `rx` on `conn` until every sender is gone,
+/// replacing a connection that is `closed` with `reconnect()` before the next job. A job that
+/// finds no connection is dropped, and its reply sender with it: the caller sees the outage.
+fn serve<C>(
+    rx: &Mutex<Receiver<JobFor<C>>>,
+    mut conn: Option<C>,
+    closed: impl Fn(&C) -> bool,
+    reconnect: impl Fn() -> Option<C>,
+) {
+    loop {
+        let job = {
+            let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        if conn.as_ref().is_none_or(&closed) {
+            conn = reconnect();
+        }
+        match conn.as_mut() {
+            Some(c) => job(c),
+            None => drop(job),
+        }
+    }
 }
 
 /// The `application_name` of the notifier's connection.

@@ -28,7 +28,7 @@ use std::thread::JoinHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Statement};
 
-use super::{CONNECT_TIMEOUT, big, pg, shard, small};
+use super::{CONNECT_TIMEOUT, big, pg, serve, shard, small};
 use crate::store::{AppendItem, AppendOutcome, Credential, Quotas, StoreError};
 use crate::token::{SlotId, TokenHash};
 
@@ -389,7 +389,7 @@ fn spawn(
     std::thread::Builder::new()
         .name(name)
         .spawn(move || {
-            let mut lane = match Lane::connect(&url, &shown) {
+            let lane = match Lane::connect(&url, &shown) {
                 Ok(lane) => {
                     let _ = ready.send(Ok(()));
                     Some(lane)
@@ -400,23 +400,12 @@ fn spawn(
                 }
             };
             drop(ready);
-            loop {
-                let job = {
-                    let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    match rx.recv() {
-                        Ok(job) => job,
-                        Err(_) => return,
-                    }
-                };
-                if lane.as_ref().is_none_or(|l| l.client.is_closed()) {
-                    lane = Lane::connect(&url, &shown).ok();
-                }
-                match lane.as_mut() {
-                    Some(l) => job(l),
-                    // The job's reply sender is dropped with it: the caller sees the outage.
-                    None => drop(job),
-                }
-            }
+            serve(
+                &rx,
+                lane,
+                |l| l.client.is_closed(),
+                || Lane::connect(&url, &shown).ok(),
+            );
         })
         .map_err(|e| StoreError(format!("cannot start an append lane: {e}")))
 }
