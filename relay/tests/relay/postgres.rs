@@ -258,6 +258,47 @@ fn one_group_is_decided_as_the_redb_store_decides_it() {
     assert_eq!(postgres.totals().expect("totals").blobs, 9);
 }
 
+/// A group whose write fails is the group's error, and the COMMIT pipelined behind the write
+/// stores none of it: not the other slot's blob, not a slot row moved on, not the totals.
+#[test]
+fn a_group_whose_write_fails_stores_nothing() {
+    let url = pg::fresh_database();
+    let store = open(&url);
+    let (clash, fine) = (SlotId([4; 16]), SlotId([5; 16]));
+    store.create_slot(clash, OWNER, 1).expect("slot");
+    store.create_slot(fine, OWNER, 1).expect("slot");
+    // A row the relay did not write, where the slot's next blob goes.
+    pg::execute(
+        &url,
+        "INSERT INTO blobs (slot, seq, hash, body) \
+         VALUES (decode(repeat('04', 16), 'hex'), 1, '\\x00', '\\x00')",
+    );
+    let group = [item(fine, b"fine"), item(clash, b"clash")];
+    let e = store.append(&group).expect_err("the insert fails");
+    assert!(e.0.contains("nothing was stored"), "{e}");
+    for slot in [fine, clash] {
+        let info = store.slot_info(slot).expect("info").expect("slot");
+        assert_eq!((info.last_seq, info.blobs), (0, 0), "{slot:?}");
+    }
+    assert!(
+        store
+            .read_after(fine, 0, 10, usize::MAX)
+            .expect("read")
+            .items
+            .is_empty()
+    );
+    assert_eq!(store.totals().expect("totals").blobs, 0);
+    // The lane's connection is usable again, and the same group stores once the row is gone.
+    pg::execute(&url, "DELETE FROM blobs");
+    assert_eq!(
+        store.append(&group).expect("append"),
+        vec![
+            AppendOutcome::Stored { seq: 1 },
+            AppendOutcome::Stored { seq: 1 }
+        ]
+    );
+}
+
 /// Appends `items(i)` through store `i`, all stores at once; every outcome, in any order.
 fn race(
     stores: &[Arc<PgStore>],
