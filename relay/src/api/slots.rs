@@ -517,6 +517,13 @@ pub(super) async fn next_chunk(
                 // Subscribe, then read once more: anything committed between the last read and
                 // the subscription is in storage, anything after reaches the queue.
                 st.sub = Some(st.app.hub.subscribe(st.slot).ok()?);
+                // Then registered where other instances' appends must be announced to us,
+                // before the read that follows (a store of one process does nothing).
+                let (app, slot) = (st.app.clone(), st.slot);
+                tokio::task::spawn_blocking(move || app.store.watch(slot))
+                    .await
+                    .ok()?
+                    .ok()?;
                 continue;
             }
             st.caught_up = true;

@@ -217,6 +217,15 @@ pub trait BlobStore: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Says that a stream here now waits for `slot`'s new blobs; called after the stream
+    /// subscribed and before it reads what is stored. A store that other processes append to
+    /// (PostgreSQL) makes sure that their appends from here on are announced to this one
+    /// (decision (aq)); a store only this process writes does nothing.
+    fn watch(&self, slot: SlotId) -> Result<(), StoreError> {
+        let _ = slot;
+        Ok(())
+    }
+
     /// How many [`append`](Self::append) calls may run at once (each its own transaction).
     /// The committer runs that many groups in flight. redb has one writer: 1.
     fn append_lanes(&self) -> usize {

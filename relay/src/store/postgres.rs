@@ -23,17 +23,20 @@
 mod append;
 mod notify;
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use postgres::{Client, NoTls, Transaction};
 
 pub use self::notify::{LISTENER_NAME, NOTIFIER_NAME};
-use self::notify::{listen, notifier, notify_payloads};
+use self::notify::{
+    PEERS_NONE, PEERS_REGISTERING, Peers, Registered, WATCH_REFRESH, listen, lock, notifier,
+    notify_payloads, register,
+};
 use super::{
     AckOutcome, AppendItem, AppendOutcome, BlobStore, ClaimOutcome, HandleRecord, IntroOutcome,
     MintOutcome, Page, Quotas, SlotInfo, StoreError, Totals, Wake, Wanted, Watched,
@@ -46,6 +49,7 @@ use crate::token::{CapId, SlotId, TokenHash};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_append_function.sql"),
+    include_str!("../../migrations/0003_watches.sql"),
 ];
 /// Taken (per transaction) while migrating: "wire" in ASCII.
 const MIGRATION_LOCK: i64 = 0x7769_7265;
@@ -100,6 +104,11 @@ pub struct PgStore {
     listener_pid: Arc<AtomicI32>,
     /// Connections taking appends ([`APPEND_LANES`]).
     append_lanes: usize,
+    /// Who else the notifier last saw listening ([`Peers`]): whether a group asks who
+    /// streams its slots elsewhere.
+    peers: Peers,
+    /// The slots this instance registered as streamed here ([`Registered`]).
+    registered: Registered,
 }
 
 /// The number of append lanes: [`APPEND_LANES`], or `WIRE_RELAY_PG_APPEND_LANES`.
@@ -297,17 +306,18 @@ impl PgStore {
                 call_rx.clone(),
             )?);
         }
-        // After the migration: the lanes prepare their statements on the schema.
-        threads.extend(append::start(lanes, url, &shown, append_rx)?);
         let mut id = [0u8; 8];
         rand::fill(&mut id[..]);
         let instance = hex::encode(id);
+        // After the migration: the lanes prepare their statements on the schema.
+        threads.extend(append::start(lanes, url, &shown, append_rx)?);
         let (notify_tx, notify_rx) = sync_channel::<Vec<String>>(NOTIFY_QUEUE);
         let (notify_lost, stopping) = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicBool::new(false)),
         );
         let listener_pid = Arc::new(AtomicI32::new(0));
+        let peers: Peers = Arc::new(AtomicU8::new(PEERS_NONE));
         threads.push(notifier(
             url.to_owned(),
             shown.clone(),
@@ -316,6 +326,7 @@ impl PgStore {
             notify_lost.clone(),
             stopping.clone(),
             listener_pid.clone(),
+            peers.clone(),
         )?);
         Ok(PgStore {
             url: shown,
@@ -330,6 +341,8 @@ impl PgStore {
             notify_lost,
             listener_pid,
             append_lanes: lanes,
+            peers,
+            registered: Registered::default(),
         })
     }
 
@@ -780,18 +793,38 @@ impl BlobStore for PgStore {
     }
 
     fn watch_others(&self, wake: Wake, wanted: Wanted, watched: Watched) -> Result<(), StoreError> {
-        let (url, shown, ours, stopping, pid) = (
+        let (url, shown, ours, stopping, pid, registered) = (
             self.secret_url.clone(),
             self.url.clone(),
             self.instance.clone(),
             self.stopping.clone(),
             self.listener_pid.clone(),
+            self.registered.clone(),
         );
         // Not joined: it ends by itself within LISTEN_POLL of `stopping`.
         std::thread::Builder::new()
             .name("wire-relay-pg-listen".into())
-            .spawn(move || listen(url, shown, ours, stopping, pid, wake, wanted, watched))
+            .spawn(move || {
+                listen(
+                    url, shown, ours, stopping, pid, registered, wake, wanted, watched,
+                );
+            })
             .map_err(|e| StoreError(format!("cannot start the listener thread: {e}")))?;
+        Ok(())
+    }
+
+    fn watch(&self, slot: SlotId) -> Result<(), StoreError> {
+        let fresh = lock(&self.registered)
+            .get(&slot)
+            .is_some_and(|at| at.elapsed() < WATCH_REFRESH);
+        if fresh {
+            return Ok(());
+        }
+        let instance = self.instance.clone();
+        self.run(&self.calls, move |conn| {
+            register(&mut conn.client, &instance, &[slot]).map_err(pg)
+        })?;
+        lock(&self.registered).insert(slot, Instant::now());
         Ok(())
     }
 
@@ -898,13 +931,20 @@ impl BlobStore for PgStore {
         let quotas = self.quotas.clone();
         let instance = self.instance.clone();
         let notify = self.notify.clone();
-        let outcomes = self.run(&self.appends, move |lane: &mut append::Lane| {
-            lane.append(&items, &quotas).map(|o| (o, items))
+        // Only while every other listener registers its streams: then the group looks up
+        // which of its slots are streamed elsewhere, and only those are announced.
+        let ask = self.peers.load(Ordering::Relaxed) == PEERS_REGISTERING;
+        let outcomes = self.run(&self.appends, {
+            let instance = instance.clone();
+            move |lane: &mut append::Lane| {
+                let ask = ask.then_some(instance.as_str());
+                lane.append(&items, &quotas, ask).map(|o| (o, items))
+            }
         });
-        let (outcomes, items) = outcomes?;
+        let ((outcomes, streamed), items) = outcomes?;
         // Committed: now the other instances may hear of it.
         if let Some(tx) = notify {
-            let payloads = notify_payloads(&instance, &items, &outcomes);
+            let payloads = notify_payloads(&instance, &items, &outcomes, streamed.as_ref());
             if !payloads.is_empty() && tx.try_send(payloads).is_err() {
                 // The notifier is this far behind (the database unreachable for a while):
                 // it tells the others to catch up on everything once it can.

@@ -714,8 +714,10 @@ fn notices(c: &mut postgres::Client, wait: std::time::Duration) -> Vec<String> {
 }
 
 /// An instance alone on its database announces nothing (a NOTIFY per group for no one); once
-/// another instance's listener is there, every group is announced. (A listener that comes up
-/// within the notifier's stale look is sent a "catch up" notice instead: see `notifier`.)
+/// another instance's listener is there, every group is announced: this one does not say that
+/// it registers its streams (`watch_listeners`), as an instance of an older build would not.
+/// (A listener that comes up within the notifier's stale look is sent a "catch up" notice
+/// instead: see `notifier`.)
 #[test]
 fn an_instance_alone_announces_nothing_and_announces_once_another_listens() {
     use wire_relay::store::LISTENER_NAME;
@@ -752,4 +754,74 @@ fn an_instance_alone_announces_nothing_and_announces_once_another_listens() {
         got.iter().any(|p| p.contains(&hex::encode(slot.0))),
         "the appends after another listener came were not announced: {got:?}"
     );
+}
+
+/// While every other instance registers its streams, a group announces only the slots that
+/// another instance streams (decision (aq)): a slot streamed nowhere else costs no
+/// notification, and the one streamed on B still wakes B with every blob, in order.
+#[test]
+fn only_slots_streamed_on_another_instance_are_announced() {
+    use std::time::Duration;
+
+    let url = pg::fresh_database();
+    let a = open(&url);
+    let b = open(&url);
+    let (streamed, quiet) = (SlotId([11; 16]), SlotId([12; 16]));
+    for slot in [streamed, quiet] {
+        a.create_slot(slot, OWNER, 1).expect("slot");
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<(SlotId, u64)>();
+    b.watch_others(
+        Arc::new(move |blobs: &[(SlotId, u64, Bytes)]| {
+            for (slot, seq, _) in blobs {
+                let _ = tx.send((*slot, *seq));
+            }
+        }),
+        Arc::new(move |slot| slot == streamed),
+        Arc::new(move || vec![streamed]),
+    )
+    .expect("listen");
+    b.watch(streamed).expect("register the stream");
+    let mut bystander = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    bystander
+        .batch_execute("LISTEN wire_appends")
+        .expect("listen");
+    // B's listener has said that it registers its streams; A's notifier then looks once.
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while admin
+        .query_one("SELECT count(*) FROM watch_listeners", &[])
+        .expect("count")
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(std::time::Instant::now() < until, "B's listener never registered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    a.append(&[item(quiet, b"warm-up")]).expect("append");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = notices(&mut bystander, Duration::from_millis(200));
+
+    for i in 0..10u8 {
+        a.append(&[item(quiet, &[i; 4]), item(streamed, &[i; 4])])
+            .expect("append");
+    }
+    let got = notices(&mut bystander, Duration::from_millis(600));
+    assert!(
+        got.iter().any(|p| p.contains(&hex::encode(streamed.0))),
+        "the slot streamed on B was not announced: {got:?}"
+    );
+    assert!(
+        !got.iter().any(|p| p.contains(&hex::encode(quiet.0))),
+        "a slot nobody else streams was announced: {got:?}"
+    );
+    let mut seqs = Vec::new();
+    while seqs.len() < 10 {
+        let (slot, seq) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("B woken within 5 s");
+        assert_eq!(slot, streamed);
+        seqs.push(seq);
+    }
+    assert_eq!(seqs, (1..=10).collect::<Vec<u64>>());
 }

@@ -1,5 +1,5 @@
 //! The append lanes of the PostgreSQL store: a group of appends (the committer's) is one
-//! transaction of four or five prepared statements, sent in two pipelined round trips on an async
+//! transaction of four to six prepared statements, sent in two pipelined round trips on an async
 //! `tokio-postgres` connection that the lane's thread drives with a runtime of its own
 //! (ARCHITECTURE decision (ap)).
 //!
@@ -7,7 +7,9 @@
 //!    capabilities (`FOR SHARE`, in hash order, so a revocation waits for this commit,
 //!    decision (j)); look up the blobs the slots already hold with the same bytes. The
 //!    look-up is its own statement after the locks, so under READ COMMITTED it sees whatever
-//!    the previous holder of those locks (another instance) committed.
+//!    the previous holder of those locks (another instance) committed. While every other
+//!    instance registers its streams, the group also looks up which of its slots another
+//!    instance streams (`watches`, decision (aq)): only those are announced.
 //! 2. This module decides every item's outcome from those rows, as the redb store does
 //!    (`redb.rs`, `commit_group`), then, in one statement, inserts the blobs, updates the
 //!    slots and adds to one of the totals' shards; then `COMMIT`, answered after the WAL
@@ -20,7 +22,7 @@
 //! hundred, which cost the server about three times the instructions of these statements for
 //! the same group (callgrind, docs/BENCHMARKS.md).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -46,6 +48,7 @@ struct Statements {
     lock_slots: Statement,
     lock_caps: Statement,
     held: Statement,
+    streamed: Statement,
     write: Statement,
 }
 
@@ -58,6 +61,10 @@ const HELD: &str = "SELECT x.i, x.seq FROM (\
      SELECT u.i, (SELECT b.seq FROM blobs b WHERE b.slot = u.slot AND b.hash = u.hash) AS seq \
      FROM unnest($1::bytea[], $2::bytea[]) WITH ORDINALITY AS u (slot, hash, i)) x \
      WHERE x.seq IS NOT NULL";
+/// The group's slots that another instance streams (`watches`, migration 0003). Its own
+/// statement after the slot locks: a registration holds a share lock on the slot's row until
+/// its commit, so under READ COMMITTED this sees every registration that the locks waited for.
+const STREAMED: &str = "SELECT DISTINCT slot FROM watches WHERE slot = ANY ($1) AND instance <> $2";
 /// The group's writes in one statement (its parts see one snapshot, and none reads what
 /// another writes): the blobs, the slots' rows, one totals shard, each counted back.
 const WRITE: &str = "WITH ins AS (\
@@ -109,6 +116,7 @@ impl Lane {
                 lock_slots: client.prepare(LOCK_SLOTS).await.map_err(pg)?,
                 lock_caps: client.prepare(LOCK_CAPS).await.map_err(pg)?,
                 held: client.prepare(HELD).await.map_err(pg)?,
+                streamed: client.prepare(STREAMED).await.map_err(pg)?,
                 write: client.prepare(WRITE).await.map_err(pg)?,
             };
             Ok::<_, StoreError>((client, statements))
@@ -120,21 +128,24 @@ impl Lane {
         })
     }
 
-    /// The appends of one group, in one transaction (see the module doc).
+    /// The appends of one group, in one transaction (see the module doc), with (when `ask`
+    /// names this instance) the group's slots that another instance streams, the only ones
+    /// to announce; `None`: not asked, announce every slot.
     pub(super) fn append(
         &mut self,
         items: &[AppendItem],
         quotas: &Quotas,
-    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        ask: Option<&str>,
+    ) -> Result<Grouped, StoreError> {
         if items.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), ask.map(|_| HashSet::new())));
         }
         let Lane {
             runtime,
             client,
             statements,
         } = self;
-        let out = runtime.block_on(append_group(client, statements, items, quotas));
+        let out = runtime.block_on(append_group(client, statements, items, quotas, ask));
         if out.is_err() && !client.is_closed() {
             // Whatever failed, leave no transaction open for the next group.
             let _ = runtime.block_on(client.batch_execute("ROLLBACK"));
@@ -144,6 +155,9 @@ impl Lane {
 }
 
 type Param<'a> = dyn tokio_postgres::types::ToSql + Sync + 'a;
+
+/// A group's outcomes, and the slots to announce (see [`Lane::append`]).
+pub(super) type Grouped = (Vec<AppendOutcome>, Option<HashSet<SlotId>>);
 
 /// A slot's row as the group found it, and as the group leaves it.
 struct SlotRow {
@@ -159,7 +173,8 @@ async fn append_group(
     st: &Statements,
     items: &[AppendItem],
     quotas: &Quotas,
-) -> Result<Vec<AppendOutcome>, StoreError> {
+    ask: Option<&str>,
+) -> Result<Grouped, StoreError> {
     let hashes: Vec<[u8; 32]> = items
         .iter()
         .map(|i| *blake3::hash(&i.blob).as_bytes())
@@ -183,7 +198,8 @@ async fn append_group(
     let lock_params: [&Param<'_>; 1] = [&slot_ids];
     let cap_params: [&Param<'_>; 1] = [&cap_ids];
     let held_params: [&Param<'_>; 2] = [&item_slots, &item_hashes];
-    let (begun, slot_rows, cap_rows, held_rows) = tokio::join!(
+    let streamed_params: [&Param<'_>; 2] = [&slot_ids, &ask.unwrap_or_default()];
+    let (begun, slot_rows, cap_rows, held_rows, streamed_rows) = tokio::join!(
         client.batch_execute("BEGIN"),
         client.query(&st.lock_slots, &lock_params),
         async {
@@ -194,6 +210,13 @@ async fn append_group(
             }
         },
         client.query(&st.held, &held_params),
+        async {
+            if ask.is_none() {
+                Ok(Vec::new())
+            } else {
+                client.query(&st.streamed, &streamed_params).await
+            }
+        },
     );
     begun.map_err(pg)?;
     let mut rows: HashMap<SlotId, SlotRow> = HashMap::new();
@@ -218,6 +241,16 @@ async fn append_group(
             SlotId(fixed(slot, "a slot id")?),
         );
     }
+    let streamed = match ask {
+        None => None,
+        Some(_) => {
+            let mut set = HashSet::new();
+            for r in streamed_rows.map_err(pg)? {
+                set.insert(SlotId(fixed(r.get(0), "a slot id")?));
+            }
+            Some(set)
+        }
+    };
     let mut held: Vec<Option<u64>> = vec![None; items.len()];
     for r in held_rows.map_err(pg)? {
         let at = usize::try_from(r.get::<_, i64>(0) - 1)
@@ -271,7 +304,7 @@ async fn append_group(
     if stored.is_empty() {
         // Nothing to make durable: let the locks go without a WAL flush.
         client.batch_execute("ROLLBACK").await.map_err(pg)?;
-        return Ok(outcomes);
+        return Ok((outcomes, streamed));
     }
 
     // Round trip 2: the writes and the commit, together.
@@ -332,7 +365,7 @@ async fn append_group(
         )));
     }
     committed.map_err(pg)?;
-    Ok(outcomes)
+    Ok((outcomes, streamed))
 }
 
 /// A fixed-length key read back from a `bytea` column.

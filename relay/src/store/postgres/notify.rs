@@ -3,15 +3,15 @@
 //! the listener thread hands the hub what other instances stored in slots streamed here
 //! (decisions (ag), (ai), (ao)).
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use postgres::Client;
+use postgres::{Client, Statement, Transaction};
 
 use super::{big, connect, pg, small};
 use crate::store::{AppendItem, AppendOutcome, StoreError, Wake, Wanted, Watched};
@@ -27,6 +27,76 @@ const LOOK_EVERY: Duration = Duration::from_millis(100);
 /// [`LINGER`] to send the groups behind it in the same NOTIFY.
 const BUSY_WITHIN: Duration = Duration::from_millis(2);
 const LINGER: Duration = Duration::from_millis(1);
+/// How often an idle notifier looks again at who else listens, so that the lanes stop
+/// asking who streams what soon after the last other instance has gone.
+const IDLE_LOOK: Duration = Duration::from_secs(1);
+/// How often the listener refreshes this instance's rows in `watches` and `watch_listeners`,
+/// and sweeps the rows nobody refreshed for [`WATCH_EXPIRES_MS`].
+pub(super) const WATCH_REFRESH: Duration = Duration::from_secs(60);
+const WATCH_EXPIRES_MS: i64 = 600_000;
+/// Slots registered in one transaction at most (each row share-locked until its commit).
+const REGISTER_CHUNK: usize = 1000;
+/// The database's clock in Unix ms, as SQL.
+const NOW_MS: &str = "(extract(epoch FROM statement_timestamp()) * 1000)::int8";
+
+/// What the notifier's last look found on the database besides this instance: no other
+/// listener, only listeners that register their streams (`watches`), or at least one that
+/// does not (an instance of an older build). The lanes ask who streams a group's slots only
+/// in the second case; otherwise every stored slot goes to the notifier, as before.
+pub(super) type Peers = Arc<AtomicU8>;
+pub(super) const PEERS_NONE: u8 = 0;
+pub(super) const PEERS_REGISTERING: u8 = 1;
+pub(super) const PEERS_LEGACY: u8 = 2;
+
+/// The slots this instance registered in `watches`, and when (the stream path skips the
+/// database for a slot registered within [`WATCH_REFRESH`]). Emptied whenever the listener
+/// reconnects: rows written with `synchronous_commit = off` may not have survived what broke
+/// it, so it registers every slot streamed here again.
+pub(super) type Registered = Arc<Mutex<HashMap<SlotId, Instant>>>;
+
+/// Registers `slots` as streamed by `instance` (in chunks, each its own transaction, not
+/// waiting for its WAL flush: see [`Registered`]). Each chunk first takes a share lock on
+/// the slots' rows, in id order as the lanes lock them: an append group holding the row
+/// lock has committed before the row is written (so the stream's read after this finds its
+/// blobs), and a group that locks after it finds the row in its look-up (so it announces).
+pub(super) fn register(
+    client: &mut Client,
+    instance: &str,
+    slots: &[SlotId],
+) -> Result<(), postgres::Error> {
+    let mut sorted: Vec<&[u8]> = slots.iter().map(|s| &s.0[..]).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    for chunk in sorted.chunks(REGISTER_CHUNK) {
+        let mut txn = client.transaction()?;
+        register_in(&mut txn, instance, chunk)?;
+        txn.commit()?;
+    }
+    Ok(())
+}
+
+/// One chunk of [`register`], in the caller's transaction (`ids` sorted).
+pub(super) fn register_in(
+    txn: &mut Transaction<'_>,
+    instance: &str,
+    ids: &[&[u8]],
+) -> Result<(), postgres::Error> {
+    txn.batch_execute("SET LOCAL synchronous_commit = off")?;
+    txn.execute(
+        "SELECT 1 FROM slots WHERE id = ANY ($1) ORDER BY id FOR SHARE",
+        &[&ids],
+    )?;
+    txn.execute(
+        &format!(
+            "INSERT INTO watches (slot, instance, seen_ms) \
+             SELECT s, $2, {NOW_MS} FROM unnest($1::bytea[]) AS s \
+             ON CONFLICT (slot, instance) DO UPDATE SET seen_ms = EXCLUDED.seen_ms"
+        ),
+        &[&ids, &instance],
+    )?;
+    Ok(())
+}
+
 /// How often the listener looks at `stopping` when nothing arrives.
 const LISTEN_POLL: Duration = Duration::from_millis(250);
 /// Blobs the listener reads at a time for a wake-up.
@@ -65,11 +135,12 @@ pub(super) fn notifier(
     lost: Arc<AtomicBool>,
     stopping: Arc<AtomicBool>,
     listener_pid: Arc<AtomicI32>,
+    peers: Peers,
 ) -> Result<JoinHandle<()>, StoreError> {
     std::thread::Builder::new()
         .name("wire-relay-pg-notify".into())
         .spawn(move || {
-            let mut conn: Option<Client> = None;
+            let mut conn: Option<NotifyConn> = None;
             let catch_up = format!("{instance};*");
             let mut listeners = Listeners::default();
             let mut last_sent = Instant::now() - BUSY_WITHIN;
@@ -85,9 +156,13 @@ pub(super) fn notifier(
                         Err(RecvTimeoutError::Disconnected) => return,
                     }
                 } else {
-                    match rx.recv() {
+                    match rx.recv_timeout(IDLE_LOOK) {
                         Ok(first) => first,
-                        Err(_) => return,
+                        Err(RecvTimeoutError::Timeout) => {
+                            listeners.at = None;
+                            Vec::new()
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return,
                     }
                 };
                 let mut payloads = first;
@@ -111,21 +186,14 @@ pub(super) fn notifier(
                     if lost.swap(false, Ordering::Relaxed) || payloads.len() > NOTIFY_BATCH_MAX {
                         payloads = vec![catch_up.clone()];
                     }
-                    if conn.as_ref().is_none_or(Client::is_closed) {
-                        conn = connect(&url, &shown)
-                            .and_then(|mut c| {
-                                c.batch_execute(&format!(
-                                    "SET synchronous_commit = off; \
-                                     SET application_name = '{NOTIFIER_NAME}'"
-                                ))
-                                .map_err(pg)?;
-                                Ok(c)
-                            })
-                            .ok();
+                    if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+                        conn = NotifyConn::open(&url, &shown).ok();
                     }
                     if let Some(c) = conn.as_mut() {
                         let ours = listener_pid.load(Ordering::Relaxed);
-                        if !listeners.others(c, ours) {
+                        let present = listeners.others(c, ours);
+                        peers.store(listeners.peers(), Ordering::Relaxed);
+                        if !present {
                             if !payloads.is_empty() {
                                 listeners.skipped_at = Some(Instant::now());
                             } else if listeners.looked_after_skip() {
@@ -140,12 +208,11 @@ pub(super) fn notifier(
                     if payloads.is_empty() {
                         break;
                     }
+                    let merged = merge_payloads(&instance, &payloads);
                     let sent = conn.as_mut().is_some_and(|c| {
-                        c.execute(
-                            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
-                            &[&CHANNEL, &payloads],
-                        )
-                        .is_ok()
+                        c.client
+                            .execute(&c.notify, &[&CHANNEL, &merged])
+                            .is_ok()
                     });
                     if sent {
                         listeners.skipped_at = None;
@@ -164,12 +231,71 @@ pub(super) fn notifier(
         .map_err(|e| StoreError(format!("cannot start the notifier thread: {e}")))
 }
 
+/// The notifier's connection and its statements, prepared once.
+struct NotifyConn {
+    client: Client,
+    notify: Statement,
+    look: Statement,
+}
+
+impl NotifyConn {
+    fn open(url: &str, shown: &str) -> Result<NotifyConn, StoreError> {
+        let mut client = connect(url, shown)?;
+        client
+            .batch_execute(&format!(
+                "SET synchronous_commit = off; SET application_name = '{NOTIFIER_NAME}'"
+            ))
+            .map_err(pg)?;
+        let notify = client
+            .prepare("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+            .map_err(pg)?;
+        // Every other listener, and those of them that do not register their streams.
+        let look = client
+            .prepare(
+                "SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (\
+                 SELECT 1 FROM watch_listeners w \
+                 WHERE w.pid = a.pid AND w.started = a.backend_start)) \
+                 FROM pg_stat_activity a \
+                 WHERE a.datname = current_database() AND a.application_name = $1 \
+                 AND a.pid <> $2",
+            )
+            .map_err(pg)?;
+        Ok(NotifyConn {
+            client,
+            notify,
+            look,
+        })
+    }
+}
+
+/// Announcements of several groups (`instance;ranges…` each) as few notifications: their
+/// ranges in chunks of [`RANGES_PER_NOTIFY`]; a "catch up" among them is all that is sent.
+fn merge_payloads(instance: &str, payloads: &[String]) -> Vec<String> {
+    let mut ranges: Vec<&str> = Vec::new();
+    for p in payloads {
+        let mut parts = p.split(';');
+        parts.next();
+        for part in parts {
+            if part == "*" {
+                return vec![format!("{instance};*")];
+            }
+            ranges.push(part);
+        }
+    }
+    ranges
+        .chunks(RANGES_PER_NOTIFY)
+        .map(|chunk| format!("{instance};{}", chunk.join(";")))
+        .collect()
+}
+
 /// The notifier's last look at who else listens on the database.
 #[derive(Debug, Default)]
 struct Listeners {
     /// When it looked, and whether another instance's listener was there.
     at: Option<Instant>,
     present: bool,
+    /// Whether one of them belongs to an instance that does not register its streams.
+    legacy: bool,
     /// The last announcement skipped because no one else listened, until a look taken after
     /// it finds no one still, or the "catch up" notice has gone out.
     skipped_at: Option<Instant>,
@@ -179,20 +305,28 @@ impl Listeners {
     /// Whether a listener other than ours (`ours`: its server pid, 0 for none) is on this
     /// database, looked up again when the last look is older than [`LOOK_EVERY`]. A failed
     /// look counts as "yes": announcing to no one costs little, missing someone a wake-up.
-    fn others(&mut self, c: &mut Client, ours: i32) -> bool {
+    fn others(&mut self, c: &mut NotifyConn, ours: i32) -> bool {
         if self.at.is_some_and(|at| at.elapsed() < LOOK_EVERY) {
             return self.present;
         }
         let looked = Instant::now();
-        self.present = c
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND application_name = $1 AND pid <> $2",
-                &[&LISTENER_NAME, &ours],
-            )
-            .map_or(true, |row| row.get::<_, i64>(0) > 0);
+        (self.present, self.legacy) = c
+            .client
+            .query_one(&c.look, &[&LISTENER_NAME, &ours])
+            .map_or((true, true), |row| {
+                (row.get::<_, i64>(0) > 0, row.get::<_, i64>(1) > 0)
+            });
         self.at = Some(looked);
         self.present
+    }
+
+    /// The last look, for the lanes ([`Peers`]).
+    fn peers(&self) -> u8 {
+        match (self.present, self.legacy) {
+            (false, _) => PEERS_NONE,
+            (true, false) => PEERS_REGISTERING,
+            (true, true) => PEERS_LEGACY,
+        }
     }
 
     /// Whether the last look was taken after the last skip.
@@ -201,14 +335,19 @@ impl Listeners {
     }
 }
 
-/// `instance;slot:first:last;…`: the seq range each slot got in one group, in chunks.
+/// `instance;slot:first:last;…`: the seq range each slot got in one group, in chunks; only
+/// the slots in `only` when the group looked up who streams them elsewhere.
 pub(super) fn notify_payloads(
     instance: &str,
     items: &[AppendItem],
     outcomes: &[AppendOutcome],
+    only: Option<&HashSet<SlotId>>,
 ) -> Vec<String> {
     let mut ranges: HashMap<SlotId, (u64, u64)> = HashMap::new();
     for (item, outcome) in items.iter().zip(outcomes) {
+        if only.is_some_and(|only| !only.contains(&item.slot)) {
+            continue;
+        }
         if let AppendOutcome::Stored { seq } = outcome {
             let r = ranges.entry(item.slot).or_insert((*seq, *seq));
             r.0 = r.0.min(*seq);
@@ -276,7 +415,9 @@ fn catch_up(c: &mut Client, wake: &Wake, watched: &Watched) {
 /// The listener: `LISTEN`s on [`CHANNEL`] and hands `wake` what other instances stored in
 /// slots that someone here streams, read back in pages. Reconnects (every second) when the
 /// connection breaks; the wake-ups sent while it was down are lost, so on every connect it
-/// wakes every stream here with its slot's newest blob ([`catch_up`]).
+/// registers itself and every slot streamed here again ([`register`]) and then wakes every
+/// stream here with its slot's newest blob ([`catch_up`]). Every [`WATCH_REFRESH`] it
+/// refreshes this instance's rows and sweeps the expired ones of any instance.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn listen(
     url: String,
@@ -284,37 +425,31 @@ pub(super) fn listen(
     ours: String,
     stopping: Arc<AtomicBool>,
     pid: Arc<AtomicI32>,
+    registered: Registered,
     wake: Wake,
     wanted: Wanted,
     watched: Watched,
 ) {
-    let mut client: Option<Client> = None;
+    let mut client: Option<(Client, Statement)> = None;
     // Said once per outage, not once per retry.
     let mut warned = false;
+    let mut refreshed = Instant::now();
     while !stopping.load(Ordering::Relaxed) {
-        let Some(c) = client.as_mut().filter(|c| !c.is_closed()) else {
-            client = match connect(&url, &shown).and_then(|mut c| {
-                c.batch_execute(&format!(
-                    "SET application_name = '{LISTENER_NAME}'; LISTEN {CHANNEL}"
-                ))
-                .map_err(pg)?;
-                Ok(c)
-            }) {
-                Ok(mut c) => {
-                    let backend = c
-                        .query_one("SELECT pg_backend_pid()", &[])
-                        .map_or(0, |row| row.get::<_, i32>(0));
+        let Some((c, page_st)) = client.as_mut().filter(|(c, _)| !c.is_closed()) else {
+            client = match listen_on(&url, &shown, &ours, &registered, &watched) {
+                Ok((mut c, page_st, backend)) => {
                     pid.store(backend, Ordering::Relaxed);
                     if warned {
                         eprintln!("wire relay: listening for other relays' appends again");
                     }
                     warned = false;
-                    // Listening from here on; whatever was announced before (while this
-                    // connection was down, or before it first came up) is in storage: hand
-                    // each stream's slot its newest blob, and a stream that is behind it
-                    // reads the gap from storage (invariant 53).
+                    refreshed = Instant::now();
+                    // Listening and registered from here on; whatever was announced before
+                    // (while this connection was down, or before it first came up) is in
+                    // storage: hand each stream's slot its newest blob, and a stream that is
+                    // behind it reads the gap from storage (invariant 53).
                     catch_up(&mut c, &wake, &watched);
-                    Some(c)
+                    Some((c, page_st))
                 }
                 Err(e) => {
                     if !warned {
@@ -330,6 +465,13 @@ pub(super) fn listen(
             };
             continue;
         };
+        if refreshed.elapsed() >= WATCH_REFRESH {
+            refreshed = Instant::now();
+            if refresh(c, &ours, &registered, &watched).is_err() {
+                // The connection broke: the reconnect registers everything again.
+                continue;
+            }
+        }
         // Wait for one notification (or LISTEN_POLL), then take whatever else has arrived
         // without waiting, and serve them at once.
         let mut payloads = Vec::new();
@@ -368,14 +510,12 @@ pub(super) fn listen(
                 }
                 let mut from = first;
                 while from <= last {
-                    let rows = match c.query(
-                        "SELECT seq, body FROM blobs WHERE slot = $1 AND seq >= $2 AND seq <= $3 \
-                         ORDER BY seq LIMIT $4",
-                        &[&&slot.0[..], &big(from), &big(last), &WAKE_PAGE],
-                    ) {
-                        Ok(rows) => rows,
-                        Err(_) => break,
-                    };
+                    let rows =
+                        match c.query(&*page_st, &[&&slot.0[..], &big(from), &big(last), &WAKE_PAGE])
+                        {
+                            Ok(rows) => rows,
+                            Err(_) => break,
+                        };
                     let Some(end) = rows.last().map(|r| small(r.get(0))) else {
                         break;
                     };
@@ -391,9 +531,94 @@ pub(super) fn listen(
     }
 }
 
+/// Connects the listener: `LISTEN`, then this listener into `watch_listeners` (so the other
+/// instances know it registers its streams), then every slot streamed here into `watches`
+/// afresh. Returns the connection, its prepared page read and its server pid.
+fn listen_on(
+    url: &str,
+    shown: &str,
+    ours: &str,
+    registered: &Registered,
+    watched: &Watched,
+) -> Result<(Client, Statement, i32), StoreError> {
+    let mut c = connect(url, shown)?;
+    c.batch_execute(&format!(
+        "SET application_name = '{LISTENER_NAME}'; LISTEN {CHANNEL}"
+    ))
+    .map_err(pg)?;
+    let backend = c
+        .query_one(
+            &format!(
+                "INSERT INTO watch_listeners (pid, started, instance, seen_ms) \
+                 SELECT pid, backend_start, $1, {NOW_MS} FROM pg_stat_activity \
+                 WHERE pid = pg_backend_pid() \
+                 ON CONFLICT (pid, started) DO UPDATE SET seen_ms = EXCLUDED.seen_ms \
+                 RETURNING pid"
+            ),
+            &[&ours],
+        )
+        .map_err(pg)?
+        .get::<_, i32>(0);
+    lock(registered).clear();
+    let slots = watched();
+    register(&mut c, ours, &slots).map_err(pg)?;
+    let now = Instant::now();
+    lock(registered).extend(slots.into_iter().map(|s| (s, now)));
+    let page_st = c
+        .prepare(
+            "SELECT seq, body FROM blobs WHERE slot = $1 AND seq >= $2 AND seq <= $3 \
+             ORDER BY seq LIMIT $4",
+        )
+        .map_err(pg)?;
+    Ok((c, page_st, backend))
+}
+
+/// This instance's rows refreshed (a slot whose row is gone is registered again, locked),
+/// and every instance's rows that nobody refreshed for [`WATCH_EXPIRES_MS`] swept.
+fn refresh(
+    c: &mut Client,
+    ours: &str,
+    registered: &Registered,
+    watched: &Watched,
+) -> Result<(), postgres::Error> {
+    let slots = watched();
+    let ids: Vec<&[u8]> = slots.iter().map(|s| &s.0[..]).collect();
+    let kept = c.execute(
+        &format!(
+            "UPDATE watches SET seen_ms = {NOW_MS} WHERE instance = $1 AND slot = ANY ($2)"
+        ),
+        &[&ours, &ids],
+    )?;
+    if usize::try_from(kept).unwrap_or(usize::MAX) < slots.len() {
+        register(c, ours, &slots)?;
+    }
+    c.execute(
+        &format!("UPDATE watch_listeners SET seen_ms = {NOW_MS} WHERE instance = $1"),
+        &[&ours],
+    )?;
+    for table in ["watches", "watch_listeners"] {
+        c.execute(
+            &format!("DELETE FROM {table} WHERE seen_ms < {NOW_MS} - $1"),
+            &[&WATCH_EXPIRES_MS],
+        )?;
+    }
+    let now = Instant::now();
+    lock(registered).extend(slots.into_iter().map(|s| (s, now)));
+    Ok(())
+}
+
+/// The registry's lock, whatever a panicking holder left.
+pub(super) fn lock(
+    registered: &Registered,
+) -> std::sync::MutexGuard<'_, HashMap<SlotId, Instant>> {
+    registered
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Notice, parse_payload};
+    use super::{Notice, RANGES_PER_NOTIFY, merge_payloads, parse_payload};
     use crate::token::SlotId;
 
     #[test]
@@ -408,5 +633,26 @@ mod tests {
         assert_eq!(parse_payload("me", "other;*"), Some(Notice::CatchUp));
         assert_eq!(parse_payload("me", "other;not-a-slot:1:2"), None);
         assert_eq!(parse_payload("me", &format!("other;{slot}:x:2")), None);
+    }
+
+    #[test]
+    fn several_groups_are_announced_in_as_few_notifications_as_fit() {
+        let payloads: Vec<String> = (0..100)
+            .map(|i| format!("me;{i:032x}:1:2;{:032x}:3:3", i + 1000))
+            .collect();
+        let merged = merge_payloads("me", &payloads);
+        assert_eq!(merged.len(), 200usize.div_ceil(RANGES_PER_NOTIFY));
+        let ranges: Vec<&str> = merged
+            .iter()
+            .flat_map(|m| m.strip_prefix("me;").expect("ours").split(';'))
+            .collect();
+        assert_eq!(ranges.len(), 200);
+        assert_eq!(ranges[0], format!("{:032x}:1:2", 0));
+        assert_eq!(ranges[1], format!("{:032x}:3:3", 1000));
+        // A "catch up" among them is all that is sent.
+        let mut with_catch_up = payloads.clone();
+        with_catch_up.push("me;*".into());
+        assert_eq!(merge_payloads("me", &with_catch_up), ["me;*"]);
+        assert!(merge_payloads("me", &[]).is_empty());
     }
 }
