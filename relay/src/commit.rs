@@ -9,12 +9,14 @@
 //! a second then share the appends' fsyncs instead of each taking a durable commit of its own,
 //! during which no append could commit (decision (am)). A store with several connections
 //! ([`BlobStore::append_lanes`], PostgreSQL) gets as many commit threads, so that a group is
-//! formed and sent while the one before is still being flushed.
+//! formed and sent while the one before is still being flushed; of them, as many groups are
+//! in flight at once as the store allows at the time ([`BlobStore::append_lanes_now`]: on
+//! PostgreSQL, the lanes are shared with the other instances on the database).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -138,10 +140,30 @@ impl Committer {
                 let shared = Shared {
                     rx: Mutex::new(rx),
                     stopping: AtomicBool::new(false),
+                    busy: Mutex::new(0),
+                    freed: Condvar::new(),
                 };
                 std::thread::scope(|s| {
                     for _ in 0..lanes {
-                        s.spawn(|| run(&*store, &hub, &metrics, || next_shared(&shared)));
+                        s.spawn(|| {
+                            // Holding one of the groups in flight the store allows now.
+                            let mut held = false;
+                            run(&*store, &hub, &metrics, || {
+                                if std::mem::take(&mut held) {
+                                    shared.release();
+                                }
+                                if !shared.acquire(|| store.append_lanes_now()) {
+                                    return None;
+                                }
+                                let next = next_shared(&shared);
+                                if next.is_some() {
+                                    held = true;
+                                } else {
+                                    shared.release();
+                                }
+                                next
+                            });
+                        });
                     }
                 });
             })
@@ -203,6 +225,37 @@ impl Committer {
 struct Shared {
     rx: Mutex<Inbox>,
     stopping: AtomicBool,
+    /// Groups in flight now, at most [`BlobStore::append_lanes_now`].
+    busy: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Shared {
+    /// Waits until fewer groups than `allowed()` are in flight and counts this one in;
+    /// `false`: stopping.
+    fn acquire(&self, allowed: impl Fn() -> usize) -> bool {
+        let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if self.stopping.load(Relaxed) {
+                return false;
+            }
+            if *busy < allowed().max(1) {
+                *busy += 1;
+                return true;
+            }
+            busy = self
+                .freed
+                .wait_timeout(busy, IDLE_LOOK)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn release(&self) {
+        let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        *busy = busy.saturating_sub(1);
+        self.freed.notify_one();
+    }
 }
 
 /// How often a commit thread of several, idle, looks whether another one took `Stop`.

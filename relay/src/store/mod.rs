@@ -232,6 +232,13 @@ pub trait BlobStore: Send + Sync + 'static {
         1
     }
 
+    /// How many of the [`append_lanes`](Self::append_lanes) to keep in flight now: all of
+    /// them, unless the store shares its database with other writers (PostgreSQL: the groups
+    /// in flight are the database's to share, decision (ar)).
+    fn append_lanes_now(&self) -> usize {
+        self.append_lanes()
+    }
+
     /// Whether [`take_token`](Self::take_token) draws on buckets every instance on this store
     /// shares (PostgreSQL). When not (redb: one process), each relay counts in its own memory.
     fn shares_rate_limits(&self) -> bool {

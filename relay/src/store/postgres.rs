@@ -23,7 +23,7 @@
 mod append;
 mod notify;
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -34,7 +34,7 @@ use postgres::{Client, NoTls, Transaction};
 
 pub use self::notify::{LISTENER_NAME, NOTIFIER_NAME};
 use self::notify::{
-    PEERS_NONE, PEERS_REGISTERING, Peers, Registered, WATCH_REFRESH, listen, lock, notifier,
+    Others, PEERS_NONE, PEERS_REGISTERING, Peers, Registered, WATCH_REFRESH, listen, lock, notifier,
     notify_payloads, register,
 };
 use super::{
@@ -109,6 +109,8 @@ pub struct PgStore {
     peers: Peers,
     /// The slots this instance registered as streamed here ([`Registered`]).
     registered: Registered,
+    /// How many other instances the notifier last saw ([`Others`]).
+    others: Others,
 }
 
 /// The number of append lanes: [`APPEND_LANES`], or `WIRE_RELAY_PG_APPEND_LANES`.
@@ -318,6 +320,7 @@ impl PgStore {
         );
         let listener_pid = Arc::new(AtomicI32::new(0));
         let peers: Peers = Arc::new(AtomicU8::new(PEERS_NONE));
+        let others: Others = Arc::new(AtomicUsize::new(0));
         threads.push(notifier(
             url.to_owned(),
             shown.clone(),
@@ -327,6 +330,7 @@ impl PgStore {
             stopping.clone(),
             listener_pid.clone(),
             peers.clone(),
+            others.clone(),
         )?);
         Ok(PgStore {
             url: shown,
@@ -343,6 +347,7 @@ impl PgStore {
             append_lanes: lanes,
             peers,
             registered: Registered::default(),
+            others,
         })
     }
 
@@ -742,6 +747,13 @@ fn take_token(
 impl BlobStore for PgStore {
     fn append_lanes(&self) -> usize {
         self.append_lanes
+    }
+
+    /// The lanes are shared with the other instances on the database (decision (ar)): with
+    /// N instances each keeps its share of [`APPEND_LANES`] groups in flight, at least one.
+    fn append_lanes_now(&self) -> usize {
+        let instances = 1 + self.others.load(Ordering::Relaxed);
+        self.append_lanes.div_ceil(instances).max(1)
     }
 
     fn shares_rate_limits(&self) -> bool {

@@ -4,7 +4,7 @@
 //! (decisions (ag), (ai), (ao)).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
@@ -47,6 +47,9 @@ pub(super) type Peers = Arc<AtomicU8>;
 pub(super) const PEERS_NONE: u8 = 0;
 pub(super) const PEERS_REGISTERING: u8 = 1;
 pub(super) const PEERS_LEGACY: u8 = 2;
+/// How many other instances' listeners the notifier's last look found: the append lanes in
+/// flight are shared with them (decision (ar)).
+pub(super) type Others = Arc<AtomicUsize>;
 
 /// The slots this instance registered in `watches`, and when (the stream path skips the
 /// database for a slot registered within [`WATCH_REFRESH`]). Emptied whenever the listener
@@ -136,6 +139,7 @@ pub(super) fn notifier(
     stopping: Arc<AtomicBool>,
     listener_pid: Arc<AtomicI32>,
     peers: Peers,
+    others: Others,
 ) -> Result<JoinHandle<()>, StoreError> {
     std::thread::Builder::new()
         .name("wire-relay-pg-notify".into())
@@ -193,6 +197,7 @@ pub(super) fn notifier(
                         let ours = listener_pid.load(Ordering::Relaxed);
                         let present = listeners.others(c, ours);
                         peers.store(listeners.peers(), Ordering::Relaxed);
+                        others.store(listeners.count, Ordering::Relaxed);
                         if !present {
                             if !payloads.is_empty() {
                                 listeners.skipped_at = Some(Instant::now());
@@ -294,6 +299,8 @@ struct Listeners {
     /// When it looked, and whether another instance's listener was there.
     at: Option<Instant>,
     present: bool,
+    /// How many there were.
+    count: usize,
     /// Whether one of them belongs to an instance that does not register its streams.
     legacy: bool,
     /// The last announcement skipped because no one else listened, until a look taken after
@@ -310,12 +317,13 @@ impl Listeners {
             return self.present;
         }
         let looked = Instant::now();
-        (self.present, self.legacy) = c
+        let (count, legacy) = c
             .client
             .query_one(&c.look, &[&LISTENER_NAME, &ours])
-            .map_or((true, true), |row| {
-                (row.get::<_, i64>(0) > 0, row.get::<_, i64>(1) > 0)
-            });
+            .map_or((1, 1), |row| (row.get::<_, i64>(0), row.get::<_, i64>(1)));
+        self.present = count > 0;
+        self.count = usize::try_from(count).unwrap_or(0);
+        self.legacy = legacy > 0;
         self.at = Some(looked);
         self.present
     }
