@@ -34,8 +34,8 @@ use postgres::{Client, NoTls, Transaction};
 
 pub use self::notify::{LISTENER_NAME, NOTIFIER_NAME};
 use self::notify::{
-    Others, PEERS_NONE, PEERS_REGISTERING, Peers, Registered, WATCH_REFRESH, listen, lock, notifier,
-    notify_payloads, register,
+    Others, PEERS_NONE, PEERS_REGISTERING, Peers, Registered, WATCH_REFRESH, listen, lock,
+    notifier, notify_payloads, register,
 };
 use super::{
     AckOutcome, AppendItem, AppendOutcome, BlobStore, ClaimOutcome, HandleRecord, IntroOutcome,

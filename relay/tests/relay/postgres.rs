@@ -795,7 +795,10 @@ fn only_slots_streamed_on_another_instance_are_announced() {
         .get::<_, i64>(0)
         == 0
     {
-        assert!(std::time::Instant::now() < until, "B's listener never registered");
+        assert!(
+            std::time::Instant::now() < until,
+            "B's listener never registered"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     a.append(&[item(quiet, b"warm-up")]).expect("append");
@@ -824,4 +827,16 @@ fn only_slots_streamed_on_another_instance_are_announced() {
         seqs.push(seq);
     }
     assert_eq!(seqs, (1..=10).collect::<Vec<u64>>());
+    // The look-up that asks who streams also finds the blobs held: the same bytes again are
+    // duplicates, with the seqs they got.
+    let again = a
+        .append(&[item(streamed, &[0; 4]), item(quiet, &[0; 4])])
+        .expect("append");
+    assert_eq!(
+        again,
+        [
+            AppendOutcome::Duplicate { seq: 1 },
+            AppendOutcome::Duplicate { seq: 2 }
+        ]
+    );
 }

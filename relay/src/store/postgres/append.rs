@@ -1,5 +1,5 @@
 //! The append lanes of the PostgreSQL store: a group of appends (the committer's) is one
-//! transaction of four to six prepared statements, sent in two pipelined round trips on an async
+//! transaction of four or five prepared statements, sent in two pipelined round trips on an async
 //! `tokio-postgres` connection that the lane's thread drives with a runtime of its own
 //! (ARCHITECTURE decision (ap)).
 //!
@@ -48,23 +48,26 @@ struct Statements {
     lock_slots: Statement,
     lock_caps: Statement,
     held: Statement,
-    streamed: Statement,
     write: Statement,
 }
 
 const LOCK_SLOTS: &str = "SELECT id, owner, last_seq, blobs, bytes FROM slots \
      WHERE id = ANY ($1) ORDER BY id FOR UPDATE";
 const LOCK_CAPS: &str = "SELECT hash, slot FROM caps WHERE hash = ANY ($1) ORDER BY hash FOR SHARE";
-/// A scalar subquery per item, so the plan is an index probe of `blobs_slot_hash` each,
-/// however few rows the table had when the plan was made.
+/// The blobs the group's slots already hold with the same bytes (`i`, `seq`: a scalar
+/// subquery per item, so the plan is an index probe of `blobs_slot_hash` each, however few
+/// rows the table had when the plan was made), and, when `$4` names this instance, the
+/// group's slots that another instance streams (`-n`, `0`: the `n`th of `$3`; `watches`,
+/// migration 0003). After the slot locks: a registration holds a share lock on the slot's
+/// row until its commit, so under READ COMMITTED this sees every registration that the
+/// locks waited for (invariant 61).
 const HELD: &str = "SELECT x.i, x.seq FROM (\
      SELECT u.i, (SELECT b.seq FROM blobs b WHERE b.slot = u.slot AND b.hash = u.hash) AS seq \
      FROM unnest($1::bytea[], $2::bytea[]) WITH ORDINALITY AS u (slot, hash, i)) x \
-     WHERE x.seq IS NOT NULL";
-/// The group's slots that another instance streams (`watches`, migration 0003). Its own
-/// statement after the slot locks: a registration holds a share lock on the slot's row until
-/// its commit, so under READ COMMITTED this sees every registration that the locks waited for.
-const STREAMED: &str = "SELECT DISTINCT slot FROM watches WHERE slot = ANY ($1) AND instance <> $2";
+     WHERE x.seq IS NOT NULL \
+     UNION ALL SELECT -s.n, 0 FROM unnest($3::bytea[]) WITH ORDINALITY AS s (id, n) \
+     WHERE $4::text IS NOT NULL AND EXISTS (\
+     SELECT 1 FROM watches w WHERE w.slot = s.id AND w.instance <> $4)";
 /// The group's writes in one statement (its parts see one snapshot, and none reads what
 /// another writes): the blobs, the slots' rows, one totals shard, each counted back.
 const WRITE: &str = "WITH ins AS (\
@@ -116,7 +119,6 @@ impl Lane {
                 lock_slots: client.prepare(LOCK_SLOTS).await.map_err(pg)?,
                 lock_caps: client.prepare(LOCK_CAPS).await.map_err(pg)?,
                 held: client.prepare(HELD).await.map_err(pg)?,
-                streamed: client.prepare(STREAMED).await.map_err(pg)?,
                 write: client.prepare(WRITE).await.map_err(pg)?,
             };
             Ok::<_, StoreError>((client, statements))
@@ -197,9 +199,10 @@ async fn append_group(
     // Round trip 1: sent together, run by the server in this order.
     let lock_params: [&Param<'_>; 1] = [&slot_ids];
     let cap_params: [&Param<'_>; 1] = [&cap_ids];
-    let held_params: [&Param<'_>; 2] = [&item_slots, &item_hashes];
-    let streamed_params: [&Param<'_>; 2] = [&slot_ids, &ask.unwrap_or_default()];
-    let (begun, slot_rows, cap_rows, held_rows, streamed_rows) = tokio::join!(
+    let no_slots: Vec<&[u8]> = Vec::new();
+    let asked = if ask.is_some() { &slot_ids } else { &no_slots };
+    let held_params: [&Param<'_>; 4] = [&item_slots, &item_hashes, asked, &ask];
+    let (begun, slot_rows, cap_rows, held_rows) = tokio::join!(
         client.batch_execute("BEGIN"),
         client.query(&st.lock_slots, &lock_params),
         async {
@@ -210,13 +213,6 @@ async fn append_group(
             }
         },
         client.query(&st.held, &held_params),
-        async {
-            if ask.is_none() {
-                Ok(Vec::new())
-            } else {
-                client.query(&st.streamed, &streamed_params).await
-            }
-        },
     );
     begun.map_err(pg)?;
     let mut rows: HashMap<SlotId, SlotRow> = HashMap::new();
@@ -241,19 +237,20 @@ async fn append_group(
             SlotId(fixed(slot, "a slot id")?),
         );
     }
-    let streamed = match ask {
-        None => None,
-        Some(_) => {
-            let mut set = HashSet::new();
-            for r in streamed_rows.map_err(pg)? {
-                set.insert(SlotId(fixed(r.get(0), "a slot id")?));
-            }
-            Some(set)
-        }
-    };
+    let mut streamed = ask.map(|_| HashSet::new());
     let mut held: Vec<Option<u64>> = vec![None; items.len()];
     for r in held_rows.map_err(pg)? {
-        let at = usize::try_from(r.get::<_, i64>(0) - 1)
+        let n = r.get::<_, i64>(0);
+        if n < 0 {
+            let slot = usize::try_from(-n - 1)
+                .ok()
+                .and_then(|at| slot_ids.get(at))
+                .zip(streamed.as_mut())
+                .ok_or_else(|| StoreError("the look-up answered a slot not asked".into()))?;
+            slot.1.insert(SlotId(fixed(slot.0, "a slot id")?));
+            continue;
+        }
+        let at = usize::try_from(n - 1)
             .ok()
             .filter(|&at| at < items.len())
             .ok_or_else(|| StoreError("the blob look-up answered an item not asked".into()))?;

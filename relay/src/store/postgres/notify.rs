@@ -5,8 +5,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -214,11 +214,9 @@ pub(super) fn notifier(
                         break;
                     }
                     let merged = merge_payloads(&instance, &payloads);
-                    let sent = conn.as_mut().is_some_and(|c| {
-                        c.client
-                            .execute(&c.notify, &[&CHANNEL, &merged])
-                            .is_ok()
-                    });
+                    let sent = conn
+                        .as_mut()
+                        .is_some_and(|c| c.client.execute(&c.notify, &[&CHANNEL, &merged]).is_ok());
                     if sent {
                         listeners.skipped_at = None;
                         last_sent = Instant::now();
@@ -518,12 +516,13 @@ pub(super) fn listen(
                 }
                 let mut from = first;
                 while from <= last {
-                    let rows =
-                        match c.query(&*page_st, &[&&slot.0[..], &big(from), &big(last), &WAKE_PAGE])
-                        {
-                            Ok(rows) => rows,
-                            Err(_) => break,
-                        };
+                    let rows = match c.query(
+                        &*page_st,
+                        &[&&slot.0[..], &big(from), &big(last), &WAKE_PAGE],
+                    ) {
+                        Ok(rows) => rows,
+                        Err(_) => break,
+                    };
                     let Some(end) = rows.last().map(|r| small(r.get(0))) else {
                         break;
                     };
@@ -592,9 +591,7 @@ fn refresh(
     let slots = watched();
     let ids: Vec<&[u8]> = slots.iter().map(|s| &s.0[..]).collect();
     let kept = c.execute(
-        &format!(
-            "UPDATE watches SET seen_ms = {NOW_MS} WHERE instance = $1 AND slot = ANY ($2)"
-        ),
+        &format!("UPDATE watches SET seen_ms = {NOW_MS} WHERE instance = $1 AND slot = ANY ($2)"),
         &[&ours, &ids],
     )?;
     if usize::try_from(kept).unwrap_or(usize::MAX) < slots.len() {
@@ -616,9 +613,7 @@ fn refresh(
 }
 
 /// The registry's lock, whatever a panicking holder left.
-pub(super) fn lock(
-    registered: &Registered,
-) -> std::sync::MutexGuard<'_, HashMap<SlotId, Instant>> {
+pub(super) fn lock(registered: &Registered) -> std::sync::MutexGuard<'_, HashMap<SlotId, Instant>> {
     registered
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
