@@ -23,7 +23,7 @@
 mod append;
 mod notify;
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -34,8 +34,8 @@ use postgres::{Client, NoTls, Transaction};
 
 pub use self::notify::{LISTENER_NAME, NOTIFIER_NAME};
 use self::notify::{
-    Others, PEERS_NONE, PEERS_REGISTERING, Peers, Registered, WATCH_REFRESH, listen, lock,
-    notifier, notify_payloads, register,
+    PEERS_REGISTERING, Registered, Seen, WATCH_REFRESH, listen, lock, notifier, notify_payloads,
+    register,
 };
 use super::{
     AckOutcome, AppendItem, AppendOutcome, BlobStore, ClaimOutcome, HandleRecord, IntroOutcome,
@@ -99,18 +99,13 @@ pub struct PgStore {
     /// Set when announcements were dropped because the notifier was [`NOTIFY_QUEUE`]
     /// groups behind: it then sends "catch up" instead.
     notify_lost: Arc<AtomicBool>,
-    /// The server pid of this instance's listener connection (0 while it has none), which
-    /// the notifier leaves out when it counts who else listens.
-    listener_pid: Arc<AtomicI32>,
     /// Connections taking appends ([`APPEND_LANES`]).
     append_lanes: usize,
-    /// Who else the notifier last saw listening ([`Peers`]): whether a group asks who
-    /// streams its slots elsewhere.
-    peers: Peers,
+    /// Who else the notifier last saw listening ([`Seen`]): whether a group asks who
+    /// streams its slots elsewhere, and how many lanes to keep in flight.
+    seen: Arc<Seen>,
     /// The slots this instance registered as streamed here ([`Registered`]).
     registered: Registered,
-    /// How many other instances the notifier last saw ([`Others`]).
-    others: Others,
 }
 
 /// The number of append lanes: [`APPEND_LANES`], or `WIRE_RELAY_PG_APPEND_LANES`.
@@ -318,9 +313,7 @@ impl PgStore {
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicBool::new(false)),
         );
-        let listener_pid = Arc::new(AtomicI32::new(0));
-        let peers: Peers = Arc::new(AtomicU8::new(PEERS_NONE));
-        let others: Others = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Seen::default());
         threads.push(notifier(
             url.to_owned(),
             shown.clone(),
@@ -328,9 +321,7 @@ impl PgStore {
             notify_rx,
             notify_lost.clone(),
             stopping.clone(),
-            listener_pid.clone(),
-            peers.clone(),
-            others.clone(),
+            seen.clone(),
         )?);
         Ok(PgStore {
             url: shown,
@@ -343,11 +334,9 @@ impl PgStore {
             stopping,
             notify: Some(notify_tx),
             notify_lost,
-            listener_pid,
             append_lanes: lanes,
-            peers,
+            seen,
             registered: Registered::default(),
-            others,
         })
     }
 
@@ -752,7 +741,7 @@ impl BlobStore for PgStore {
     /// The lanes are shared with the other instances on the database (decision (ar)): with
     /// N instances each keeps its share of [`APPEND_LANES`] groups in flight, at least one.
     fn append_lanes_now(&self) -> usize {
-        let instances = 1 + self.others.load(Ordering::Relaxed);
+        let instances = 1 + self.seen.others.load(Ordering::Relaxed);
         self.append_lanes.div_ceil(instances).max(1)
     }
 
@@ -805,12 +794,12 @@ impl BlobStore for PgStore {
     }
 
     fn watch_others(&self, wake: Wake, wanted: Wanted, watched: Watched) -> Result<(), StoreError> {
-        let (url, shown, ours, stopping, pid, registered) = (
+        let (url, shown, ours, stopping, seen, registered) = (
             self.secret_url.clone(),
             self.url.clone(),
             self.instance.clone(),
             self.stopping.clone(),
-            self.listener_pid.clone(),
+            self.seen.clone(),
             self.registered.clone(),
         );
         // Not joined: it ends by itself within LISTEN_POLL of `stopping`.
@@ -818,7 +807,7 @@ impl BlobStore for PgStore {
             .name("wire-relay-pg-listen".into())
             .spawn(move || {
                 listen(
-                    url, shown, ours, stopping, pid, registered, wake, wanted, watched,
+                    url, shown, ours, stopping, seen, registered, wake, wanted, watched,
                 );
             })
             .map_err(|e| StoreError(format!("cannot start the listener thread: {e}")))?;
@@ -945,7 +934,7 @@ impl BlobStore for PgStore {
         let notify = self.notify.clone();
         // Only while every other listener registers its streams: then the group looks up
         // which of its slots are streamed elsewhere, and only those are announced.
-        let ask = self.peers.load(Ordering::Relaxed) == PEERS_REGISTERING;
+        let ask = self.seen.peers.load(Ordering::Relaxed) == PEERS_REGISTERING;
         let outcomes = self.run(&self.appends, {
             let instance = instance.clone();
             move |lane: &mut append::Lane| {

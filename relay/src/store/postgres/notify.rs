@@ -39,17 +39,25 @@ const REGISTER_CHUNK: usize = 1000;
 /// The database's clock in Unix ms, as SQL.
 const NOW_MS: &str = "(extract(epoch FROM statement_timestamp()) * 1000)::int8";
 
-/// What the notifier's last look found on the database besides this instance: no other
-/// listener, only listeners that register their streams (`watches`), or at least one that
-/// does not (an instance of an older build). The lanes ask who streams a group's slots only
-/// in the second case; otherwise every stored slot goes to the notifier, as before.
-pub(super) type Peers = Arc<AtomicU8>;
+/// What the notifier's last look found on the database besides this instance, for the
+/// append path.
+#[derive(Debug, Default)]
+pub(super) struct Seen {
+    /// No other listener ([`PEERS_NONE`]), only listeners that register their streams
+    /// (`watches`, [`PEERS_REGISTERING`]), or at least one that does not (an instance of an
+    /// older build, [`PEERS_LEGACY`]). The lanes ask who streams a group's slots only in the
+    /// second case; otherwise every stored slot goes to the notifier, as before.
+    pub(super) peers: AtomicU8,
+    /// How many other instances' listeners: the append lanes in flight are shared with them
+    /// (decision (ar)).
+    pub(super) others: AtomicUsize,
+    /// The server pid of this instance's listener connection (0 while it has none), which
+    /// the listener sets and the notifier leaves out when it counts who else listens.
+    pub(super) listener_pid: AtomicI32,
+}
 pub(super) const PEERS_NONE: u8 = 0;
 pub(super) const PEERS_REGISTERING: u8 = 1;
 pub(super) const PEERS_LEGACY: u8 = 2;
-/// How many other instances' listeners the notifier's last look found: the append lanes in
-/// flight are shared with them (decision (ar)).
-pub(super) type Others = Arc<AtomicUsize>;
 
 /// The slots this instance registered in `watches`, and when (the stream path skips the
 /// database for a slot registered within [`WATCH_REFRESH`]). Emptied whenever the listener
@@ -137,9 +145,7 @@ pub(super) fn notifier(
     rx: Receiver<Vec<String>>,
     lost: Arc<AtomicBool>,
     stopping: Arc<AtomicBool>,
-    listener_pid: Arc<AtomicI32>,
-    peers: Peers,
-    others: Others,
+    seen: Arc<Seen>,
 ) -> Result<JoinHandle<()>, StoreError> {
     std::thread::Builder::new()
         .name("wire-relay-pg-notify".into())
@@ -194,10 +200,10 @@ pub(super) fn notifier(
                         conn = NotifyConn::open(&url, &shown).ok();
                     }
                     if let Some(c) = conn.as_mut() {
-                        let ours = listener_pid.load(Ordering::Relaxed);
+                        let ours = seen.listener_pid.load(Ordering::Relaxed);
                         let present = listeners.others(c, ours);
-                        peers.store(listeners.peers(), Ordering::Relaxed);
-                        others.store(listeners.count, Ordering::Relaxed);
+                        seen.peers.store(listeners.peers(), Ordering::Relaxed);
+                        seen.others.store(listeners.count, Ordering::Relaxed);
                         if !present {
                             if !payloads.is_empty() {
                                 listeners.skipped_at = Some(Instant::now());
@@ -326,7 +332,7 @@ impl Listeners {
         self.present
     }
 
-    /// The last look, for the lanes ([`Peers`]).
+    /// The last look, for the lanes ([`Seen::peers`]).
     fn peers(&self) -> u8 {
         match (self.present, self.legacy) {
             (false, _) => PEERS_NONE,
@@ -430,7 +436,7 @@ pub(super) fn listen(
     shown: String,
     ours: String,
     stopping: Arc<AtomicBool>,
-    pid: Arc<AtomicI32>,
+    seen: Arc<Seen>,
     registered: Registered,
     wake: Wake,
     wanted: Wanted,
@@ -444,7 +450,7 @@ pub(super) fn listen(
         let Some((c, page_st)) = client.as_mut().filter(|(c, _)| !c.is_closed()) else {
             client = match listen_on(&url, &shown, &ours, &registered, &watched) {
                 Ok((mut c, page_st, backend)) => {
-                    pid.store(backend, Ordering::Relaxed);
+                    seen.listener_pid.store(backend, Ordering::Relaxed);
                     if warned {
                         eprintln!("wire relay: listening for other relays' appends again");
                     }
