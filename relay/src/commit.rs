@@ -430,4 +430,53 @@ mod tests {
         assert!(matches!(hand_over(&c), Some(Err(CommitError::Closed))));
         assert_eq!(c.depth.load(Relaxed), 0);
     }
+
+    /// The commit threads keep at most as many groups in flight as the store allows at the
+    /// time (decision (ar)), and a waiting thread gives up once another one took `Stop`.
+    #[test]
+    fn groups_in_flight_stay_within_what_the_store_allows_now() {
+        let (_c, inbox) = queue(8);
+        let shared = Shared {
+            rx: Mutex::new(inbox),
+            stopping: AtomicBool::new(false),
+            busy: Mutex::new(0),
+            freed: Condvar::new(),
+        };
+        let allowed = AtomicUsize::new(1);
+        for limit in [1, 2] {
+            allowed.store(limit, Relaxed);
+            let (now, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+            std::thread::scope(|s| {
+                for _ in 0..4 {
+                    s.spawn(|| {
+                        for _ in 0..5 {
+                            assert!(shared.acquire(|| allowed.load(Relaxed)));
+                            let n = now.fetch_add(1, Relaxed) + 1;
+                            most.fetch_max(n, Relaxed);
+                            std::thread::sleep(Duration::from_millis(2));
+                            now.fetch_sub(1, Relaxed);
+                            shared.release();
+                        }
+                    });
+                }
+            });
+            assert!(
+                most.load(Relaxed) <= limit,
+                "{} > {limit}",
+                most.load(Relaxed)
+            );
+            assert_eq!(*shared.busy.lock().expect("busy"), 0);
+        }
+        // Full, then stopping: the waiting thread returns instead of waiting on.
+        assert!(shared.acquire(|| 1));
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| shared.acquire(|| 1));
+            std::thread::sleep(Duration::from_millis(20));
+            shared.stopping.store(true, Relaxed);
+            assert!(
+                !waiter.join().expect("waiter"),
+                "a stopping committer hands out no lane"
+            );
+        });
+    }
 }

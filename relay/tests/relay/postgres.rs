@@ -804,6 +804,8 @@ fn only_slots_streamed_on_another_instance_are_announced() {
     a.append(&[item(quiet, b"warm-up")]).expect("append");
     std::thread::sleep(Duration::from_millis(300));
     let _ = notices(&mut bystander, Duration::from_millis(200));
+    // A has seen B: it keeps its share of the lanes in flight (decision (ar)).
+    assert_eq!(a.append_lanes_now(), a.append_lanes().div_ceil(2));
 
     for i in 0..10u8 {
         a.append(&[item(quiet, &[i; 4]), item(streamed, &[i; 4])])
