@@ -149,10 +149,12 @@ impl Committer {
                             // Holding one of the groups in flight the store allows now.
                             let mut held = false;
                             run(&*store, &hub, &metrics, || {
-                                if std::mem::take(&mut held) {
-                                    shared.release();
-                                }
-                                if !shared.acquire(|| store.append_lanes_now()) {
+                                // The thread that just committed goes on while the store
+                                // allows as many in flight: no wake-up of another for each
+                                // group when only one is allowed.
+                                let allowed = || store.append_lanes_now();
+                                let kept = std::mem::take(&mut held) && shared.keep(allowed);
+                                if !kept && !shared.acquire(allowed) {
                                     return None;
                                 }
                                 let next = next_shared(&shared);
@@ -249,6 +251,18 @@ impl Shared {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+    }
+
+    /// Whether the caller, holding one of the groups in flight, may go on holding it (the
+    /// store allows as many now); if not, it is given back.
+    fn keep(&self, allowed: impl Fn() -> usize) -> bool {
+        let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        if *busy <= allowed().max(1) && !self.stopping.load(Relaxed) {
+            return true;
+        }
+        *busy = busy.saturating_sub(1);
+        self.freed.notify_one();
+        false
     }
 
     fn release(&self) {
@@ -467,6 +481,14 @@ mod tests {
             );
             assert_eq!(*shared.busy.lock().expect("busy"), 0);
         }
+        // A holder keeps its lane while as many are allowed, and gives it back when fewer are.
+        assert!(shared.acquire(|| 2));
+        assert!(shared.acquire(|| 2));
+        assert!(shared.keep(|| 2));
+        assert!(!shared.keep(|| 1), "two in flight where one is allowed");
+        assert!(shared.keep(|| 1));
+        shared.release();
+        assert_eq!(*shared.busy.lock().expect("busy"), 0);
         // Full, then stopping: the waiting thread returns instead of waiting on.
         assert!(shared.acquire(|| 1));
         std::thread::scope(|s| {
