@@ -155,25 +155,20 @@ pub(super) fn notifier(
             let mut listeners = Listeners::default();
             let mut last_sent = Instant::now() - BUSY_WITHIN;
             loop {
-                let first = if listeners.skipped_at.is_some() {
-                    match rx.recv_timeout(LOOK_EVERY) {
-                        Ok(first) => first,
-                        Err(RecvTimeoutError::Timeout) => {
-                            // No append since the skip: look now, fresh.
-                            listeners.at = None;
-                            Vec::new()
-                        }
-                        Err(RecvTimeoutError::Disconnected) => return,
-                    }
+                // After a skip, look again soon even if no append comes; idle, now and then.
+                let wait = if listeners.skipped_at.is_some() {
+                    LOOK_EVERY
                 } else {
-                    match rx.recv_timeout(IDLE_LOOK) {
-                        Ok(first) => first,
-                        Err(RecvTimeoutError::Timeout) => {
-                            listeners.at = None;
-                            Vec::new()
-                        }
-                        Err(RecvTimeoutError::Disconnected) => return,
+                    IDLE_LOOK
+                };
+                let first = match rx.recv_timeout(wait) {
+                    Ok(first) => first,
+                    Err(RecvTimeoutError::Timeout) => {
+                        // Nothing came: look now, fresh.
+                        listeners.at = None;
+                        Vec::new()
                     }
+                    Err(RecvTimeoutError::Disconnected) => return,
                 };
                 let mut payloads = first;
                 // Under load (the last announcement went out a moment ago), wait a little for
