@@ -9,7 +9,7 @@ mod log;
 mod postgres;
 mod redb;
 
-pub use self::postgres::{LISTENER_NAME, NOTIFIER_NAME, PgStore, redact};
+pub use self::postgres::{APPEND_NAME, LISTENER_NAME, NOTIFIER_NAME, PgStore, redact};
 pub use self::redb::{LOG_BYTES, RedbStore};
 
 use std::sync::Arc;

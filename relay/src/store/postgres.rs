@@ -1,13 +1,14 @@
 //! The [`BlobStore`] on PostgreSQL (`wire relay-server --store postgres://…`), so that several
 //! relay instances can serve one mailbox.
 //!
-//! Connections are owned by threads of this module, never by the caller: the `postgres` client
-//! drives a runtime of its own and must not be created, used or dropped on an async worker.
-//! [`APPEND_LANES`] threads with a connection each take appends (the committer's groups: a
-//! group is one transaction of prepared statements in two pipelined round trips, [`append`]);
-//! a few more share the other calls; one announces committed appends (`NOTIFY`,
-//! [`notifier`]) and one listens for the other instances' ([`listen`]; both in [`notify`]). A
-//! caller hands its work over a bounded channel and blocks on the reply, as it would on redb.
+//! A connection drives a runtime of its own and is never created, used or dropped on an async
+//! worker. [`APPEND_LANES`] connections take appends (the committer's groups: a group is one
+//! transaction of prepared statements in two pipelined round trips, [`append`]), each run on
+//! the thread of the committer that formed it, on the lane given back last
+//! ([`append::Lanes`], decision (as)). Threads of this module own the other connections: a few
+//! share the other calls; one announces committed appends (`NOTIFY`, [`notifier`]) and one
+//! listens for the other instances' ([`listen`]; both in [`notify`]). A caller of those hands
+//! its work over a bounded channel and blocks on the reply, as it would on redb.
 //!
 //! Every session that writes runs with `synchronous_commit = on`, so a method that returned
 //! `Ok` has its transaction flushed to the server's WAL (the notifier's announcements alone do
@@ -32,6 +33,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use postgres::{Client, NoTls, Transaction};
 
+pub use self::append::APPEND_NAME;
 pub use self::notify::{LISTENER_NAME, NOTIFIER_NAME};
 use self::notify::{
     PEERS_REGISTERING, Registered, Seen, WATCH_REFRESH, listen, lock, notifier, notify_payloads,
@@ -55,7 +57,7 @@ const MIGRATIONS: &[&str] = &[
 const MIGRATION_LOCK: i64 = 0x7769_7265;
 /// Threads (and connections) for everything but appends.
 const WORKERS: usize = 4;
-/// Threads (and connections) for appends: groups in flight at once (`BlobStore::append_lanes`),
+/// Connections for appends: groups in flight at once (`BlobStore::append_lanes`),
 /// unless `WIRE_RELAY_PG_APPEND_LANES` (1 to [`APPEND_LANES_MAX`]) says otherwise.
 const APPEND_LANES: usize = 2;
 const APPEND_LANES_MAX: usize = 8;
@@ -84,7 +86,7 @@ impl Conn {
 pub struct PgStore {
     /// Shown in errors: the URL without its password.
     url: String,
-    appends: Option<SyncSender<append::AppendJob>>,
+    appends: append::Lanes,
     calls: Option<SyncSender<Job>>,
     threads: Vec<JoinHandle<()>>,
     quotas: Quotas,
@@ -289,7 +291,6 @@ impl PgStore {
         .join()
         .map_err(|_| StoreError("the thread connecting to PostgreSQL panicked".into()))??;
         let mut clients = clients.into_iter();
-        let (append_tx, append_rx) = sync_channel::<append::AppendJob>(QUEUE_MAX);
         let (call_tx, call_rx) = sync_channel::<Job>(QUEUE_MAX);
         let call_rx = Arc::new(Mutex::new(call_rx));
         let mut threads = Vec::new();
@@ -307,7 +308,7 @@ impl PgStore {
         rand::fill(&mut id[..]);
         let instance = hex::encode(id);
         // After the migration: the lanes prepare their statements on the schema.
-        threads.extend(append::start(lanes, url, &shown, append_rx)?);
+        let appends = append::Lanes::connect(lanes, url, &shown)?;
         let (notify_tx, notify_rx) = sync_channel::<Vec<String>>(NOTIFY_QUEUE);
         let (notify_lost, stopping) = (
             Arc::new(AtomicBool::new(false)),
@@ -325,7 +326,7 @@ impl PgStore {
         )?);
         Ok(PgStore {
             url: shown,
-            appends: Some(append_tx),
+            appends,
             calls: Some(call_tx),
             threads,
             quotas,
@@ -384,7 +385,6 @@ impl PgStore {
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::Relaxed);
-        self.appends = None;
         self.calls = None;
         self.notify = None;
         for t in self.threads.drain(..) {
@@ -928,24 +928,16 @@ impl BlobStore for PgStore {
     }
 
     fn append(&self, items: &[AppendItem]) -> Result<Vec<AppendOutcome>, StoreError> {
-        let items = items.to_vec();
-        let quotas = self.quotas.clone();
-        let instance = self.instance.clone();
-        let notify = self.notify.clone();
         // Only while every other listener registers its streams: then the group looks up
         // which of its slots are streamed elsewhere, and only those are announced.
-        let ask = self.seen.peers.load(Ordering::Relaxed) == PEERS_REGISTERING;
-        let outcomes = self.run(&self.appends, {
-            let instance = instance.clone();
-            move |lane: &mut append::Lane| {
-                let ask = ask.then_some(instance.as_str());
-                lane.append(&items, &quotas, ask).map(|o| (o, items))
-            }
-        });
-        let ((outcomes, streamed), items) = outcomes?;
+        let ask = (self.seen.peers.load(Ordering::Relaxed) == PEERS_REGISTERING)
+            .then_some(self.instance.as_str());
+        let (outcomes, streamed) = self
+            .appends
+            .run(|lane| lane.append(items, &self.quotas, ask))?;
         // Committed: now the other instances may hear of it.
-        if let Some(tx) = notify {
-            let payloads = notify_payloads(&instance, &items, &outcomes, streamed.as_ref());
+        if let Some(tx) = &self.notify {
+            let payloads = notify_payloads(&self.instance, items, &outcomes, streamed.as_ref());
             if !payloads.is_empty() && tx.try_send(payloads).is_err() {
                 // The notifier is this far behind (the database unreachable for a while):
                 // it tells the others to catch up on everything once it can.

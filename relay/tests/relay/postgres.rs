@@ -842,3 +842,85 @@ fn only_slots_streamed_on_another_instance_are_announced() {
         ]
     );
 }
+
+/// With one group at a time, every group runs on the lane the group before it gave back, so
+/// one backend stays warm and the others idle (decision (as)); a lane whose connection was cut
+/// fails at most the one group that finds it cut, and the next group connects it again.
+#[test]
+fn one_group_at_a_time_keeps_to_one_lane_and_a_cut_lane_connects_again() {
+    use wire_relay::store::APPEND_NAME;
+
+    let url = pg::fresh_database();
+    let store = open(&url);
+    assert!(store.append_lanes() >= 2, "the default keeps two lanes");
+    let slot = SlotId([13; 16]);
+    store.create_slot(slot, OWNER, 1).expect("slot");
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    // Each lane's backend and its last statement: "COMMIT" once it ran a group.
+    let lanes = |admin: &mut postgres::Client| -> Vec<(i32, String)> {
+        admin
+            .query(
+                "SELECT pid, query FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name = $1 ORDER BY pid",
+                &[&APPEND_NAME],
+            )
+            .expect("lanes")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    };
+    assert_eq!(lanes(&mut admin).len(), store.append_lanes());
+    for i in 0..20u8 {
+        store.append(&[item(slot, &[i; 8])]).expect("append");
+    }
+    let seen = lanes(&mut admin);
+    let ran: Vec<_> = seen.iter().filter(|(_, q)| q == "COMMIT").collect();
+    assert_eq!(
+        ran.len(),
+        1,
+        "groups one at a time took turns on the lanes: {seen:?}"
+    );
+
+    // Every lane's connection is cut.
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = $1",
+            &[&APPEND_NAME],
+        )
+        .expect("terminate");
+    let mut failed = Vec::new();
+    let mut stored = 0;
+    for i in 20..30u8 {
+        match store.append(&[item(slot, &[i; 8])]) {
+            Ok(out) => {
+                assert_eq!(
+                    out,
+                    [AppendOutcome::Stored {
+                        seq: u64::from(i) + 1 - failed.len() as u64
+                    }]
+                );
+                stored += 1;
+            }
+            Err(e) => failed.push(e.0),
+        }
+    }
+    assert!(
+        failed.len() <= 1,
+        "a cut lane failed more than one group: {failed:?}"
+    );
+    assert_eq!(stored, 10 - failed.len());
+    let held = store.read_after(slot, 0, 100, usize::MAX).expect("read");
+    assert_eq!(
+        held.items.len(),
+        30 - failed.len(),
+        "every stored blob is held, once"
+    );
+    eprintln!("the group that found its lane cut: {failed:?}");
+    let seen = lanes(&mut admin);
+    assert_eq!(
+        seen.iter().filter(|(_, q)| q == "COMMIT").count(),
+        1,
+        "the groups after the cut connected one lane again: {seen:?}"
+    );
+}

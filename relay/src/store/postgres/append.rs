@@ -1,7 +1,7 @@
 //! The append lanes of the PostgreSQL store: a group of appends (the committer's) is one
 //! transaction of four or five prepared statements, sent in two pipelined round trips on an async
-//! `tokio-postgres` connection that the lane's thread drives with a runtime of its own
-//! (ARCHITECTURE decision (ap)).
+//! `tokio-postgres` connection driven by a runtime of its own (ARCHITECTURE decision (ap)), on
+//! the committer's thread that formed the group ([`Lanes`], decision (as)).
 //!
 //! 1. `BEGIN`; lock the group's slots (`FOR UPDATE`, in id order) and read them; lock its
 //!    capabilities (`FOR SHARE`, in hash order, so a revocation waits for this commit,
@@ -23,19 +23,18 @@
 //! the same group (callgrind, docs/BENCHMARKS.md).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Statement};
 
-use super::{CONNECT_TIMEOUT, big, pg, serve, shard, small};
+use super::{CONNECT_TIMEOUT, big, pg, shard, small};
 use crate::store::{AppendItem, AppendOutcome, Credential, Quotas, StoreError};
 use crate::token::{SlotId, TokenHash};
 
-/// Work for an append lane.
-pub(super) type AppendJob = super::JobFor<Lane>;
+/// The `application_name` of the append lanes' connections (operators and the tests find them
+/// so).
+pub const APPEND_NAME: &str = "wire-relay-append";
 
 /// One append connection, the runtime that drives it, and its prepared statements.
 pub(super) struct Lane {
@@ -110,9 +109,10 @@ impl Lane {
             });
             // Plans made once per connection, not again for each group's array lengths.
             client
-                .batch_execute(
-                    "SET synchronous_commit = on; SET plan_cache_mode = force_generic_plan",
-                )
+                .batch_execute(&format!(
+                    "SET synchronous_commit = on; SET plan_cache_mode = force_generic_plan; \
+                     SET application_name = '{APPEND_NAME}'"
+                ))
                 .await
                 .map_err(pg)?;
             let statements = Statements {
@@ -375,67 +375,108 @@ fn fixed<const N: usize>(v: &[u8], what: &str) -> Result<[u8; N], StoreError> {
     })
 }
 
-/// Starts `lanes` append lanes on `rx`, each connected (and its statements prepared) before
-/// this returns, so that a store that opened can append.
-pub(super) fn start(
-    lanes: usize,
-    url: &str,
-    shown: &str,
-    rx: Receiver<AppendJob>,
-) -> Result<Vec<JoinHandle<()>>, StoreError> {
-    let rx = Arc::new(Mutex::new(rx));
-    let mut threads = Vec::new();
-    let (ready_tx, ready_rx) = sync_channel::<Result<(), StoreError>>(lanes);
-    for i in 0..lanes {
-        threads.push(spawn(
-            format!("wire-relay-pg-append-{i}"),
-            url.to_owned(),
-            shown.to_owned(),
-            rx.clone(),
-            ready_tx.clone(),
-        )?);
-    }
-    drop(ready_tx);
-    for _ in 0..lanes {
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(StoreError("an append lane stopped while connecting".into())),
-        }
-    }
-    Ok(threads)
-}
-
-/// A lane's thread: connects (telling `ready` how that went), then runs jobs until every
-/// sender is gone, reconnecting before the next job when the connection broke. The
-/// connection and its runtime live and die on this thread, never on an async worker's.
-fn spawn(
-    name: String,
+/// The append lanes: connections that no group holds, the one given back last on top, and
+/// the number of lanes (connected or to be reconnected) that exist.
+///
+/// The committer's thread that forms a group runs it on a lane it takes from here, on its own
+/// thread (decision (as)): no hand-over to a thread of the lane's, and, with one group in
+/// flight (two instances sharing the lanes, decision (ar)), every group finds the backend of
+/// the group before it awake, where a queue that every lane's thread waits on handed the
+/// groups to the lanes by turns.
+pub(super) struct Lanes {
+    /// `None`: a lane whose connection broke or could not be made; whoever takes it connects.
+    idle: Mutex<Vec<Option<Lane>>>,
+    freed: Condvar,
     url: String,
     shown: String,
-    rx: Arc<Mutex<Receiver<AppendJob>>>,
-    ready: SyncSender<Result<(), StoreError>>,
-) -> Result<JoinHandle<()>, StoreError> {
-    std::thread::Builder::new()
-        .name(name)
-        .spawn(move || {
-            let lane = match Lane::connect(&url, &shown) {
-                Ok(lane) => {
-                    let _ = ready.send(Ok(()));
-                    Some(lane)
-                }
-                Err(e) => {
-                    let _ = ready.send(Err(e));
-                    return;
-                }
-            };
-            drop(ready);
-            serve(
-                &rx,
-                lane,
-                |l| l.client.is_closed(),
-                || Lane::connect(&url, &shown).ok(),
-            );
+}
+
+impl Lanes {
+    /// `count` lanes, each connected (and its statements prepared) before this returns, so
+    /// that a store that opened can append. Never on an async worker (see [`off_runtime`]).
+    pub(super) fn connect(count: usize, url: &str, shown: &str) -> Result<Lanes, StoreError> {
+        let idle = off_runtime(|| {
+            (0..count)
+                .map(|_| Lane::connect(url, shown).map(Some))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(Lanes {
+            idle: Mutex::new(idle),
+            freed: Condvar::new(),
+            url: url.to_owned(),
+            shown: shown.to_owned(),
         })
-        .map_err(|e| StoreError(format!("cannot start an append lane: {e}")))
+    }
+
+    /// Runs `f` on the lane given back last (waiting while every lane is taken), connecting it
+    /// first when its connection is gone, and gives it back.
+    pub(super) fn run<T: Send>(
+        &self,
+        f: impl FnOnce(&mut Lane) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        let taken = {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            loop {
+                if let Some(lane) = idle.pop() {
+                    break lane;
+                }
+                idle = self
+                    .freed
+                    .wait(idle)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        // Given back however `f` ends, even by a panic: the lane count never shrinks.
+        let mut back = GiveBack {
+            lanes: self,
+            lane: taken,
+        };
+        off_runtime(|| {
+            let lane = match back.lane.take() {
+                Some(lane) if !lane.client.is_closed() => lane,
+                // Its connection broke (or could not be made): a new one (the old one's
+                // runtime ends here, off any async worker).
+                _ => Lane::connect(&self.url, &self.shown)?,
+            };
+            f(back.lane.insert(lane))
+        })
+    }
+}
+
+impl Drop for Lanes {
+    /// A lane's runtime must not be dropped on an async worker (the store may be).
+    fn drop(&mut self) {
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(PoisonError::into_inner));
+        off_runtime(move || drop(idle));
+    }
+}
+
+/// A taken lane, given back (on top) when dropped.
+struct GiveBack<'a> {
+    lanes: &'a Lanes,
+    lane: Option<Lane>,
+}
+
+impl Drop for GiveBack<'_> {
+    fn drop(&mut self) {
+        let mut idle = self
+            .lanes
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        idle.push(self.lane.take());
+        self.lanes.freed.notify_one();
+    }
+}
+
+/// Runs `f` here, or, on a thread inside a tokio runtime (where a lane's own runtime may not
+/// block, nor be dropped), on a thread of its own.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(out) => out,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }
