@@ -138,6 +138,7 @@ impl Committer {
                 // Several groups in flight at once (a store with that many connections): each
                 // thread takes whatever is waiting when it is free.
                 let shared = Shared {
+                    depth: rx.depth.clone(),
                     rx: Mutex::new(rx),
                     stopping: AtomicBool::new(false),
                     busy: Mutex::new(0),
@@ -146,8 +147,9 @@ impl Committer {
                 std::thread::scope(|s| {
                     for _ in 0..lanes {
                         s.spawn(|| {
-                            // Holding one of the groups in flight the store allows now.
-                            let mut held = false;
+                            // Holding one of the groups in flight the store allows now, and
+                            // the requests the last group answered.
+                            let (mut held, mut answered) = (false, 0);
                             run(&*store, &hub, &metrics, || {
                                 // The thread that just committed goes on while the store
                                 // allows as many in flight: no wake-up of another for each
@@ -157,11 +159,18 @@ impl Committer {
                                 if !kept && !shared.acquire(allowed) {
                                     return None;
                                 }
-                                let next = next_shared(&shared);
-                                if next.is_some() {
-                                    held = true;
-                                } else {
-                                    shared.release();
+                                // Sharing the database's groups in flight with other
+                                // instances (decision (at)): wait a little for the requests
+                                // just answered to come back, so that they join this group.
+                                let wait = (kept && allowed() < lanes)
+                                    .then(|| shared.waiting() + std::mem::take(&mut answered));
+                                let next = next_shared(&shared, wait);
+                                match &next {
+                                    Some((jobs, _)) => {
+                                        held = true;
+                                        answered = jobs.len();
+                                    }
+                                    None => shared.release(),
                                 }
                                 next
                             });
@@ -226,6 +235,8 @@ impl Committer {
 /// `Stop` taken by one is seen by the others through `stopping`.
 struct Shared {
     rx: Mutex<Inbox>,
+    /// The queue's depth (as [`Inbox`] counts it), read without its lock.
+    depth: Arc<AtomicUsize>,
     stopping: AtomicBool,
     /// Groups in flight now, at most [`BlobStore::append_lanes_now`].
     busy: Mutex<usize>,
@@ -265,6 +276,11 @@ impl Shared {
         false
     }
 
+    /// Requests waiting for a commit thread now.
+    fn waiting(&self) -> usize {
+        self.depth.load(Relaxed)
+    }
+
     fn release(&self) {
         let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
         *busy = busy.saturating_sub(1);
@@ -283,8 +299,9 @@ fn next_alone(rx: &Inbox) -> Option<(Vec<Job>, bool)> {
     }
 }
 
-/// [`next_alone`] for one of several commit threads.
-fn next_shared(shared: &Shared) -> Option<(Vec<Job>, bool)> {
+/// [`next_alone`] for one of several commit threads; with `wait`, the group waits up to
+/// [`REJOIN_WAIT`] until it holds that many requests.
+fn next_shared(shared: &Shared, wait: Option<usize>) -> Option<(Vec<Job>, bool)> {
     loop {
         if shared.stopping.load(Relaxed) {
             return None;
@@ -294,7 +311,16 @@ fn next_shared(shared: &Shared) -> Option<(Vec<Job>, bool)> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match rx.recv_timeout(IDLE_LOOK) {
-            Ok(Msg::Job(job)) => return Some(gather(&rx, job, Some(&shared.stopping))),
+            Ok(Msg::Job(job)) => {
+                let (mut jobs, stop) = gather(&rx, job, Some(&shared.stopping));
+                if let Some(want) = wait
+                    && !stop
+                {
+                    let stop = rejoin(&rx, &mut jobs, want.min(REJOIN_JOBS_MAX), &shared.stopping);
+                    return Some((jobs, stop));
+                }
+                return Some((jobs, stop));
+            }
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
                 shared.stopping.store(true, Relaxed);
                 return None;
@@ -324,6 +350,38 @@ fn gather(rx: &Inbox, first: Job, stopping: Option<&AtomicBool>) -> (Vec<Job>, b
         }
     }
     (jobs, false)
+}
+
+/// Most a group sharing the database with other instances waits for the requests the group
+/// before it answered (decision (at)): about what a client takes on this machine to read its
+/// answer and send the next request.
+const REJOIN_WAIT: Duration = Duration::from_millis(1);
+/// Most requests a group waits for (the queue's others are taken whatever their number).
+const REJOIN_JOBS_MAX: usize = 1024;
+
+/// Takes into `jobs` what arrives within [`REJOIN_WAIT`] until they are `want` (or the items'
+/// bound); whether `Stop` came.
+fn rejoin(rx: &Inbox, jobs: &mut Vec<Job>, want: usize, stopping: &AtomicBool) -> bool {
+    let until = Instant::now() + REJOIN_WAIT;
+    let mut count: usize = jobs.iter().map(|j| j.items.len() + j.acks.len()).sum();
+    while jobs.len() < want && count < GROUP_ITEMS_MAX {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match rx.recv_timeout(left) {
+            Ok(Msg::Job(job)) => {
+                count += job.items.len() + job.acks.len();
+                jobs.push(job);
+            }
+            Ok(Msg::Stop) => {
+                stopping.store(true, Relaxed);
+                return true;
+            }
+            Err(_) => break,
+        }
+    }
+    false
 }
 
 fn run(
@@ -451,6 +509,7 @@ mod tests {
     fn groups_in_flight_stay_within_what_the_store_allows_now() {
         let (_c, inbox) = queue(8);
         let shared = Shared {
+            depth: inbox.depth.clone(),
             rx: Mutex::new(inbox),
             stopping: AtomicBool::new(false),
             busy: Mutex::new(0),
@@ -500,5 +559,42 @@ mod tests {
                 "a stopping committer hands out no lane"
             );
         });
+    }
+
+    /// A group sharing the database waits for as many requests as it was told (decision (at)),
+    /// takes no more than that of what is queued, stops waiting when none come, and hears a
+    /// `Stop` that comes while it waits.
+    #[test]
+    fn a_group_waits_for_the_requests_it_answered_and_no_longer() {
+        let (c, inbox) = queue(16);
+        for _ in 0..5 {
+            assert!(hand_over(&c).is_none());
+        }
+        let stopping = AtomicBool::new(false);
+        let mut jobs = Vec::new();
+        assert!(!rejoin(&inbox, &mut jobs, 3, &stopping));
+        assert_eq!(jobs.len(), 3, "takes what it waits for");
+        assert_eq!(c.depth.load(Relaxed), 2, "and leaves the rest queued");
+        // Wants more than will ever come: it takes the two and gives up after its wait.
+        assert!(!rejoin(&inbox, &mut jobs, 8, &stopping));
+        assert_eq!(jobs.len(), 5);
+        // One arrives while it waits.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(REJOIN_WAIT / 4);
+                assert!(hand_over(&c).is_none());
+            });
+            let mut late = Vec::new();
+            while late.is_empty() {
+                assert!(!rejoin(&inbox, &mut late, 1, &stopping));
+            }
+            assert_eq!(late.len(), 1);
+        });
+        c.stop();
+        assert!(
+            rejoin(&inbox, &mut jobs, 8, &stopping),
+            "Stop ends the wait"
+        );
+        assert!(stopping.load(Relaxed));
     }
 }
