@@ -11,7 +11,9 @@
 //! ([`BlobStore::append_lanes`], PostgreSQL) gets as many commit threads, so that a group is
 //! formed and sent while the one before is still being flushed; of them, as many groups are
 //! in flight at once as the store allows at the time ([`BlobStore::append_lanes_now`]: on
-//! PostgreSQL, the lanes are shared with the other instances on the database).
+//! PostgreSQL, the lanes are shared with the other instances on the database). A group of
+//! such a store waits up to [`REJOIN_WAIT`] for the requests its thread's previous group
+//! answered, so that the clients just answered join it instead of the next (decision (at)).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
@@ -148,7 +150,7 @@ impl Committer {
                     for _ in 0..lanes {
                         s.spawn(|| {
                             // Holding one of the groups in flight the store allows now, and
-                            // the requests the last group answered.
+                            // the requests its last group answered (0: none since it held it).
                             let (mut held, mut answered) = (false, 0);
                             run(&*store, &hub, &metrics, || {
                                 // The thread that just committed goes on while the store
@@ -156,23 +158,22 @@ impl Committer {
                                 // group when only one is allowed.
                                 let allowed = || store.append_lanes_now();
                                 let kept = std::mem::take(&mut held) && shared.keep(allowed);
-                                if !kept && !shared.acquire(allowed) {
-                                    return None;
-                                }
-                                // Sharing the database's groups in flight with other
-                                // instances (decision (at)): wait a little for the requests
-                                // just answered to come back, so that they join this group.
-                                let wait = (kept && allowed() < lanes)
-                                    .then(|| shared.waiting() + std::mem::take(&mut answered));
-                                let next = next_shared(&shared, wait);
-                                match &next {
-                                    Some((jobs, _)) => {
-                                        held = true;
-                                        answered = jobs.len();
+                                if !kept {
+                                    answered = 0;
+                                    if !shared.acquire(allowed) {
+                                        return None;
                                     }
-                                    None => shared.release(),
                                 }
-                                next
+                                // The group waits a little for the requests just answered
+                                // to come back and join it (decision (at)).
+                                let want = (answered > 0).then(|| shared.waiting() + answered);
+                                let Some((jobs, stop)) = next_shared(&shared, want) else {
+                                    shared.release();
+                                    return None;
+                                };
+                                held = true;
+                                answered = jobs.len();
+                                Some((jobs, stop))
                             });
                         });
                     }
@@ -299,9 +300,9 @@ fn next_alone(rx: &Inbox) -> Option<(Vec<Job>, bool)> {
     }
 }
 
-/// [`next_alone`] for one of several commit threads; with `wait`, the group waits up to
+/// [`next_alone`] for one of several commit threads; with `want`, the group waits up to
 /// [`REJOIN_WAIT`] until it holds that many requests.
-fn next_shared(shared: &Shared, wait: Option<usize>) -> Option<(Vec<Job>, bool)> {
+fn next_shared(shared: &Shared, want: Option<usize>) -> Option<(Vec<Job>, bool)> {
     loop {
         if shared.stopping.load(Relaxed) {
             return None;
@@ -313,12 +314,13 @@ fn next_shared(shared: &Shared, wait: Option<usize>) -> Option<(Vec<Job>, bool)>
         match rx.recv_timeout(IDLE_LOOK) {
             Ok(Msg::Job(job)) => {
                 let (mut jobs, stop) = gather(&rx, job, Some(&shared.stopping));
-                if let Some(want) = wait
-                    && !stop
-                {
-                    let stop = rejoin(&rx, &mut jobs, want.min(REJOIN_JOBS_MAX), &shared.stopping);
-                    return Some((jobs, stop));
-                }
+                let stop = match want {
+                    Some(want) if !stop => {
+                        let want = want.min(REJOIN_JOBS_MAX);
+                        wait_for(&rx, &mut jobs, want, &shared.stopping) == Waited::Stop
+                    }
+                    _ => stop,
+                };
                 return Some((jobs, stop));
             }
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
@@ -352,22 +354,33 @@ fn gather(rx: &Inbox, first: Job, stopping: Option<&AtomicBool>) -> (Vec<Job>, b
     (jobs, false)
 }
 
-/// Most a group sharing the database with other instances waits for the requests the group
-/// before it answered (decision (at)): about what a client takes on this machine to read its
-/// answer and send the next request.
+/// Longest a group waits for the requests that its thread's previous group answered
+/// (decision (at)): about twice what a client on this machine takes to read its answer and
+/// send the next request.
 const REJOIN_WAIT: Duration = Duration::from_millis(1);
 /// Most requests a group waits for (the queue's others are taken whatever their number).
 const REJOIN_JOBS_MAX: usize = 1024;
 
+/// How [`wait_for`] ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Waited {
+    /// The group holds the requests it waited for (or all the items it may).
+    Reached,
+    /// [`REJOIN_WAIT`] passed first.
+    RanOut,
+    /// `Stop` came.
+    Stop,
+}
+
 /// Takes into `jobs` what arrives within [`REJOIN_WAIT`] until they are `want` (or the items'
-/// bound); whether `Stop` came.
-fn rejoin(rx: &Inbox, jobs: &mut Vec<Job>, want: usize, stopping: &AtomicBool) -> bool {
+/// bound).
+fn wait_for(rx: &Inbox, jobs: &mut Vec<Job>, want: usize, stopping: &AtomicBool) -> Waited {
     let until = Instant::now() + REJOIN_WAIT;
     let mut count: usize = jobs.iter().map(|j| j.items.len() + j.acks.len()).sum();
     while jobs.len() < want && count < GROUP_ITEMS_MAX {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            break;
+            return Waited::RanOut;
         }
         match rx.recv_timeout(left) {
             Ok(Msg::Job(job)) => {
@@ -376,12 +389,13 @@ fn rejoin(rx: &Inbox, jobs: &mut Vec<Job>, want: usize, stopping: &AtomicBool) -
             }
             Ok(Msg::Stop) => {
                 stopping.store(true, Relaxed);
-                return true;
+                return Waited::Stop;
             }
-            Err(_) => break,
+            Err(RecvTimeoutError::Timeout) => return Waited::RanOut,
+            Err(RecvTimeoutError::Disconnected) => return Waited::Reached,
         }
     }
-    false
+    Waited::Reached
 }
 
 fn run(
@@ -561,9 +575,9 @@ mod tests {
         });
     }
 
-    /// A group sharing the database waits for as many requests as it was told (decision (at)),
-    /// takes no more than that of what is queued, stops waiting when none come, and hears a
-    /// `Stop` that comes while it waits.
+    /// A group waits for as many requests as it was told (decision (at)), takes no more than
+    /// that of what is queued, stops waiting when none come, and hears a `Stop` that comes
+    /// while it waits.
     #[test]
     fn a_group_waits_for_the_requests_it_answered_and_no_longer() {
         let (c, inbox) = queue(16);
@@ -572,11 +586,11 @@ mod tests {
         }
         let stopping = AtomicBool::new(false);
         let mut jobs = Vec::new();
-        assert!(!rejoin(&inbox, &mut jobs, 3, &stopping));
+        assert_eq!(wait_for(&inbox, &mut jobs, 3, &stopping), Waited::Reached);
         assert_eq!(jobs.len(), 3, "takes what it waits for");
         assert_eq!(c.depth.load(Relaxed), 2, "and leaves the rest queued");
         // Wants more than will ever come: it takes the two and gives up after its wait.
-        assert!(!rejoin(&inbox, &mut jobs, 8, &stopping));
+        assert_eq!(wait_for(&inbox, &mut jobs, 8, &stopping), Waited::RanOut);
         assert_eq!(jobs.len(), 5);
         // One arrives while it waits.
         std::thread::scope(|s| {
@@ -586,15 +600,12 @@ mod tests {
             });
             let mut late = Vec::new();
             while late.is_empty() {
-                assert!(!rejoin(&inbox, &mut late, 1, &stopping));
+                let _ = wait_for(&inbox, &mut late, 1, &stopping);
             }
             assert_eq!(late.len(), 1);
         });
         c.stop();
-        assert!(
-            rejoin(&inbox, &mut jobs, 8, &stopping),
-            "Stop ends the wait"
-        );
+        assert_eq!(wait_for(&inbox, &mut jobs, 8, &stopping), Waited::Stop);
         assert!(stopping.load(Relaxed));
     }
 }
