@@ -451,7 +451,8 @@ impl Drop for Lanes {
     }
 }
 
-/// A taken lane, given back (on top) when dropped.
+/// A taken lane, given back (on top) when dropped; after a panic, to be connected again (its
+/// transaction may be open).
 struct GiveBack<'a> {
     lanes: &'a Lanes,
     lane: Option<Lane>,
@@ -459,12 +460,17 @@ struct GiveBack<'a> {
 
 impl Drop for GiveBack<'_> {
     fn drop(&mut self) {
+        let mut lane = self.lane.take();
+        if std::thread::panicking() {
+            let broken = lane.take();
+            off_runtime(move || drop(broken));
+        }
         let mut idle = self
             .lanes
             .idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        idle.push(self.lane.take());
+        idle.push(lane);
         self.lanes.freed.notify_one();
     }
 }
