@@ -391,19 +391,69 @@ pub fn stop(home: &Home) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Times a command is handed over when the daemon that took it went away without reading it.
+const HAND_OVER_TRIES: u32 = 20;
+
+/// Hands `request` to the daemon (starting one if none runs) and returns the daemon's first
+/// line and the rest of its answer, or `None` for the first when it hung up before one.
+///
+/// A daemon that is going away (killed, its last threads still closing its files) can still
+/// take a connection into its listener's queue, then close it unread: the request is then
+/// refused (a broken pipe) or the connection reset before any answer, and since the daemon
+/// read none of it the command never ran. It is handed over again, to the daemon that runs
+/// by then or to a new one, up to [`HAND_OVER_TRIES`] times within about a second.
+fn hand_over(
+    home: &Home,
+    request: &Request,
+) -> anyhow::Result<(Option<String>, BufReader<StdUnixStream>)> {
+    let line = encode_request(request);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let stream = match connect(home) {
+            Some(s) => s,
+            None => start(home)?,
+        };
+        let unread = |e: &std::io::Error| {
+            tries < HAND_OVER_TRIES
+                && matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                )
+        };
+        if let Err(e) = (&stream).write_all(line.as_bytes()) {
+            if unread(&e) {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            return Err(e).context("cannot talk to the wire daemon");
+        }
+        let mut reader = BufReader::new(stream);
+        let mut first = String::new();
+        match reader.read_line(&mut first) {
+            Ok(0) => return Ok((None, reader)),
+            Ok(_) => {
+                // As `lines()` gives the rest.
+                if first.ends_with('\n') {
+                    first.pop();
+                    if first.ends_with('\r') {
+                        first.pop();
+                    }
+                }
+                return Ok((Some(first), reader));
+            }
+            Err(e) if unread(&e) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(e).context("lost the wire daemon mid-command"),
+        }
+    }
+}
+
 /// Hands a command to the daemon (starting one if none runs) and returns its stdout, its
 /// stderr and its exit code, for a client that drives several commands (`pair-host`).
 pub fn capture(home: &Home, request: &Request) -> anyhow::Result<(String, String, u8)> {
-    let stream = match connect(home) {
-        Some(s) => s,
-        None => start(home)?,
-    };
-    let line = encode_request(request);
-    (&stream)
-        .write_all(line.as_bytes())
-        .context("cannot talk to the wire daemon")?;
+    let (first, rest) = hand_over(home, request)?;
     let (mut out, mut err) = (String::new(), String::new());
-    for line in BufReader::new(&stream).lines() {
+    for line in first.map(Ok).into_iter().chain(rest.lines()) {
         let line = line.context("lost the wire daemon mid-command")?;
         let frame: Frame = serde_json::from_str(&line)
             .with_context(|| format!("the wire daemon sent an unreadable line: {line:?}"))?;
@@ -425,17 +475,9 @@ pub fn capture(home: &Home, request: &Request) -> anyhow::Result<(String, String
 
 /// Hands a command to the daemon (starting one if none runs) and relays its output.
 pub fn forward(home: &Home, request: &Request) -> anyhow::Result<ExitCode> {
-    let stream = match connect(home) {
-        Some(s) => s,
-        None => start(home)?,
-    };
-    let line = encode_request(request);
-    (&stream)
-        .write_all(line.as_bytes())
-        .context("cannot talk to the wire daemon")?;
-    let reader = BufReader::new(&stream);
+    let (first, rest) = hand_over(home, request)?;
     let mut stdout = std::io::stdout().lock();
-    for line in reader.lines() {
+    for line in first.map(Ok).into_iter().chain(rest.lines()) {
         let line = line.context("lost the wire daemon mid-command")?;
         let frame: Frame = serde_json::from_str(&line)
             .with_context(|| format!("the wire daemon sent an unreadable line: {line:?}"))?;

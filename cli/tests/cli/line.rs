@@ -1748,6 +1748,41 @@ fn claim_listed_puts_the_handle_in_the_phonebook_and_a_plain_claim_takes_it_out(
     assert!(r.stderr.contains("120 characters"), "{}", r.describe());
 }
 
+/// A daemon going away (killed, its last threads still closing its files) may take a
+/// command's connection into its listener's queue and close it unread. The command never ran
+/// there, so it is handed to a new daemon and succeeds, instead of failing with "lost the
+/// wire daemon mid-command" (seen once under load, right after a `kill -9`). The dying daemon
+/// is a listener on the control socket that accepts, waits, and closes without reading.
+#[test]
+fn a_command_a_dying_daemon_dropped_unread_goes_to_a_new_daemon() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let home = root.path().join("phoenix");
+    wire(&home, &["init", "phoenix", "--offline"], &[]).ok();
+    wire(&home, &["daemon", "stop"], &[]).ok();
+    let sock = home.join("daemon.sock");
+    let _ = std::fs::remove_file(&sock);
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+    let dying = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().expect("accept");
+        // The command wrote its request and waits for the answer.
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = std::fs::remove_file(&sock);
+        drop(listener);
+        drop(conn);
+    });
+    let who = wire(&home, &["whoami", "--json"], &[]).ok().json();
+    dying.join().expect("the dying daemon");
+    assert_eq!(
+        who["handle"].as_str().map(|h| h.starts_with("phoenix")),
+        Some(true),
+        "{who}"
+    );
+    assert!(
+        !daemons_of(&home).is_empty(),
+        "a new daemon took the command"
+    );
+}
+
 /// `wire daemon stop` while commands wait in the daemon (the MCP server's `wire watch`, a
 /// `tail --follow`): their streams end, they exit 0, and the daemon stops without a panic
 /// (their timers used to be polled on a runtime that was shutting down, a panic per waiting
