@@ -42,6 +42,9 @@ pub struct Config {
     pub intro_skew_ms: u64,
     /// How often the metrics history behind `/stats` takes a point.
     pub history: HistoryConfig,
+    /// Longest a group of a store with several append lanes waits for the requests its
+    /// thread's last group answered (decision (at)); zero: it never waits.
+    pub group_wait: std::time::Duration,
 }
 
 /// Rate limits for unauthenticated routes.
@@ -121,6 +124,7 @@ impl Config {
             rates: Rates::default(),
             intro_skew_ms: 15 * 60 * 1000,
             history: HistoryConfig::default(),
+            group_wait: crate::commit::REJOIN_WAIT,
         })
     }
 }
@@ -295,7 +299,12 @@ impl App {
     ) -> (Arc<App>, JoinHandle<()>) {
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(config.hub, metrics.clone());
-        let (committer, thread) = Committer::start(store.clone(), hub.clone(), metrics.clone());
+        let (committer, thread) = Committer::start(
+            store.clone(),
+            hub.clone(),
+            metrics.clone(),
+            config.group_wait,
+        );
         // Appends through other instances on a shared database wake the streams held here.
         let (wake_hub, wanted_hub, watched_hub) = (hub.clone(), hub.clone(), hub.clone());
         let watched = store.watch_others(

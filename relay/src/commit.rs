@@ -128,6 +128,7 @@ impl Committer {
         store: Arc<dyn BlobStore>,
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
+        group_wait: Duration,
     ) -> (Committer, JoinHandle<()>) {
         let (committer, rx) = queue(QUEUE_REQUESTS_MAX);
         let lanes = store.append_lanes().max(1);
@@ -147,35 +148,44 @@ impl Committer {
                     freed: Condvar::new(),
                 };
                 std::thread::scope(|s| {
-                    for _ in 0..lanes {
-                        s.spawn(|| {
-                            // Holding one of the groups in flight the store allows now, and
-                            // the requests its last group answered (0: none since it held it).
-                            let (mut held, mut answered) = (false, 0);
-                            run(&*store, &hub, &metrics, || {
-                                // The thread that just committed goes on while the store
-                                // allows as many in flight: no wake-up of another for each
-                                // group when only one is allowed.
-                                let allowed = || store.append_lanes_now();
-                                let kept = std::mem::take(&mut held) && shared.keep(allowed);
-                                if !kept {
-                                    answered = 0;
-                                    if !shared.acquire(allowed) {
-                                        return None;
+                    for i in 0..lanes {
+                        let thread = std::thread::Builder::new()
+                            .name(format!("wire-relay-commit-{i}"))
+                            .spawn_scoped(s, || {
+                                // Holding one of the groups in flight the store allows now.
+                                let mut held = false;
+                                let mut rejoin = Rejoin::default();
+                                run(&*store, &hub, &metrics, || {
+                                    // The thread that just committed goes on while the store
+                                    // allows as many in flight: no wake-up of another for each
+                                    // group when only one is allowed.
+                                    let allowed = || store.append_lanes_now();
+                                    let kept = std::mem::take(&mut held) && shared.keep(allowed);
+                                    if !kept {
+                                        rejoin.answered = 0;
+                                        if !shared.acquire(allowed) {
+                                            return None;
+                                        }
                                     }
-                                }
-                                // The group waits a little for the requests just answered
-                                // to come back and join it (decision (at)).
-                                let want = (answered > 0).then(|| shared.waiting() + answered);
-                                let Some((jobs, stop)) = next_shared(&shared, want) else {
-                                    shared.release();
-                                    return None;
-                                };
-                                held = true;
-                                answered = jobs.len();
-                                Some((jobs, stop))
+                                    // The group may wait a little for the requests just
+                                    // answered to come back and join it (decision (at)).
+                                    let want = (!group_wait.is_zero())
+                                        .then(|| rejoin.want(shared.waiting()))
+                                        .flatten();
+                                    let Some((jobs, stop, waited)) =
+                                        next_shared(&shared, want, group_wait)
+                                    else {
+                                        shared.release();
+                                        return None;
+                                    };
+                                    held = true;
+                                    rejoin.formed(jobs.len(), waited);
+                                    Some((jobs, stop))
+                                });
                             });
-                        });
+                        if let Err(e) = thread {
+                            panic!("cannot start a commit thread: {e}");
+                        }
                     }
                 });
             })
@@ -301,8 +311,12 @@ fn next_alone(rx: &Inbox) -> Option<(Vec<Job>, bool)> {
 }
 
 /// [`next_alone`] for one of several commit threads; with `want`, the group waits up to
-/// [`REJOIN_WAIT`] until it holds that many requests.
-fn next_shared(shared: &Shared, want: Option<usize>) -> Option<(Vec<Job>, bool)> {
+/// `wait` until it holds that many requests. Also how that wait ended, if it waited.
+fn next_shared(
+    shared: &Shared,
+    want: Option<usize>,
+    wait: Duration,
+) -> Option<(Vec<Job>, bool, Option<Waited>)> {
     loop {
         if shared.stopping.load(Relaxed) {
             return None;
@@ -314,14 +328,14 @@ fn next_shared(shared: &Shared, want: Option<usize>) -> Option<(Vec<Job>, bool)>
         match rx.recv_timeout(IDLE_LOOK) {
             Ok(Msg::Job(job)) => {
                 let (mut jobs, stop) = gather(&rx, job, Some(&shared.stopping));
-                let stop = match want {
+                return Some(match want {
                     Some(want) if !stop => {
                         let want = want.min(REJOIN_JOBS_MAX);
-                        wait_for(&rx, &mut jobs, want, &shared.stopping) == Waited::Stop
+                        let waited = wait_for(&rx, &mut jobs, want, wait, &shared.stopping);
+                        (jobs, waited == Waited::Stop, Some(waited))
                     }
-                    _ => stop,
-                };
-                return Some((jobs, stop));
+                    _ => (jobs, stop, None),
+                });
             }
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
                 shared.stopping.store(true, Relaxed);
@@ -354,28 +368,82 @@ fn gather(rx: &Inbox, first: Job, stopping: Option<&AtomicBool>) -> (Vec<Job>, b
     (jobs, false)
 }
 
-/// Longest a group waits for the requests that its thread's previous group answered
-/// (decision (at)): about twice what a client on this machine takes to read its answer and
-/// send the next request.
-const REJOIN_WAIT: Duration = Duration::from_millis(1);
+/// Longest a group waits, by default, for the requests that its thread's previous group
+/// answered (decision (at); `Config::group_wait`): about twice what a client on this machine
+/// takes to read its answer and send the next request.
+pub const REJOIN_WAIT: Duration = Duration::from_millis(1);
 /// Most requests a group waits for (the queue's others are taken whatever their number).
 const REJOIN_JOBS_MAX: usize = 1024;
+
+/// While fewer than half of a thread's recent waits ended with the requests back (the
+/// clients answered do not come straight back: an open load, not a closed loop), only one
+/// group in this many waits, to notice when they do again.
+const REJOIN_PROBE_EVERY: u32 = 8;
+
+/// What a commit thread of several knows of the requests it answered (decision (at)).
+#[derive(Debug)]
+struct Rejoin {
+    /// Requests the thread's last group answered (0: it gave its lane back since).
+    answered: usize,
+    /// How often its recent waits ended with the requests back: a moving average of 1 for
+    /// each that did and 0 for each that ran out (the last eight weigh about two thirds).
+    back: f32,
+    /// Groups formed since it last waited.
+    since_wait: u32,
+}
+
+impl Default for Rejoin {
+    fn default() -> Rejoin {
+        Rejoin {
+            answered: 0,
+            back: 1.0,
+            since_wait: 0,
+        }
+    }
+}
+
+impl Rejoin {
+    /// How many requests the next group waits for, with `waiting` queued now; `None`: it
+    /// takes what is queued.
+    fn want(&self, waiting: usize) -> Option<usize> {
+        let waits = self.back >= 0.5 || self.since_wait + 1 >= REJOIN_PROBE_EVERY;
+        (self.answered > 0 && waits).then_some(waiting + self.answered)
+    }
+
+    /// The group took `jobs` requests, after a wait that ended so (`None`: it did not wait).
+    fn formed(&mut self, jobs: usize, waited: Option<Waited>) {
+        self.answered = jobs;
+        match waited {
+            Some(w) => {
+                self.since_wait = 0;
+                let hit = if w == Waited::RanOut { 0.0 } else { 1.0 };
+                self.back = self.back * 0.875 + hit * 0.125;
+            }
+            None => self.since_wait = self.since_wait.saturating_add(1),
+        }
+    }
+}
 
 /// How [`wait_for`] ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Waited {
     /// The group holds the requests it waited for (or all the items it may).
     Reached,
-    /// [`REJOIN_WAIT`] passed first.
+    /// The wait passed first.
     RanOut,
     /// `Stop` came.
     Stop,
 }
 
-/// Takes into `jobs` what arrives within [`REJOIN_WAIT`] until they are `want` (or the items'
-/// bound).
-fn wait_for(rx: &Inbox, jobs: &mut Vec<Job>, want: usize, stopping: &AtomicBool) -> Waited {
-    let until = Instant::now() + REJOIN_WAIT;
+/// Takes into `jobs` what arrives within `wait` until they are `want` (or the items' bound).
+fn wait_for(
+    rx: &Inbox,
+    jobs: &mut Vec<Job>,
+    want: usize,
+    wait: Duration,
+    stopping: &AtomicBool,
+) -> Waited {
+    let until = Instant::now() + wait;
     let mut count: usize = jobs.iter().map(|j| j.items.len() + j.acks.len()).sum();
     while jobs.len() < want && count < GROUP_ITEMS_MAX {
         let left = until.saturating_duration_since(Instant::now());
@@ -575,6 +643,52 @@ mod tests {
         });
     }
 
+    /// A thread waits for what it answered plus what is queued, not before its first group or
+    /// after it gave its lane back; once most of its waits ran out (an open load) only one
+    /// group in [`REJOIN_PROBE_EVERY`] waits, and waiting pays off again when they come back.
+    #[test]
+    fn a_thread_waits_while_its_answered_requests_come_back() {
+        let mut r = Rejoin::default();
+        assert_eq!(r.want(3), None, "nothing answered yet");
+        r.formed(4, None);
+        assert_eq!(r.want(3), Some(7));
+        // A laggard now and then (one wait in four runs out): it goes on waiting.
+        for i in 0..40 {
+            assert!(r.want(0).is_some(), "group {i}");
+            let w = if i % 4 == 0 {
+                Waited::RanOut
+            } else {
+                Waited::Reached
+            };
+            r.formed(8, Some(w));
+        }
+        // Every wait runs out: it soon waits only one group in eight.
+        let mut waits = 0;
+        for _ in 0..80 {
+            if r.want(0).is_some() {
+                waits += 1;
+                r.formed(8, Some(Waited::RanOut));
+            } else {
+                r.formed(8, None);
+            }
+        }
+        assert!(waits <= 80 / REJOIN_PROBE_EVERY + 6, "{waits} waits of 80");
+        // The clients come back straight again: the probes find it and it waits every time.
+        let mut in_a_row = 0;
+        for _ in 0..200 {
+            if r.want(0).is_some() {
+                in_a_row += 1;
+                r.formed(8, Some(Waited::Reached));
+            } else {
+                in_a_row = 0;
+                r.formed(8, None);
+            }
+        }
+        assert!(in_a_row >= 100, "waits again: {in_a_row} in a row");
+        r.answered = 0;
+        assert_eq!(r.want(1), None, "gave its lane back");
+    }
+
     /// A group waits for as many requests as it was told (decision (at)), takes no more than
     /// that of what is queued, stops waiting when none come, and hears a `Stop` that comes
     /// while it waits.
@@ -586,11 +700,17 @@ mod tests {
         }
         let stopping = AtomicBool::new(false);
         let mut jobs = Vec::new();
-        assert_eq!(wait_for(&inbox, &mut jobs, 3, &stopping), Waited::Reached);
+        assert_eq!(
+            wait_for(&inbox, &mut jobs, 3, REJOIN_WAIT, &stopping),
+            Waited::Reached
+        );
         assert_eq!(jobs.len(), 3, "takes what it waits for");
         assert_eq!(c.depth.load(Relaxed), 2, "and leaves the rest queued");
         // Wants more than will ever come: it takes the two and gives up after its wait.
-        assert_eq!(wait_for(&inbox, &mut jobs, 8, &stopping), Waited::RanOut);
+        assert_eq!(
+            wait_for(&inbox, &mut jobs, 8, REJOIN_WAIT, &stopping),
+            Waited::RanOut
+        );
         assert_eq!(jobs.len(), 5);
         // One arrives while it waits (kept past the sender's end: its reply stays open).
         let mut late = Vec::new();
@@ -600,12 +720,15 @@ mod tests {
                 assert!(hand_over(&c).is_none());
             });
             while late.is_empty() {
-                let _ = wait_for(&inbox, &mut late, 1, &stopping);
+                let _ = wait_for(&inbox, &mut late, 1, REJOIN_WAIT, &stopping);
             }
         });
         assert_eq!(late.len(), 1);
         c.stop();
-        assert_eq!(wait_for(&inbox, &mut jobs, 8, &stopping), Waited::Stop);
+        assert_eq!(
+            wait_for(&inbox, &mut jobs, 8, REJOIN_WAIT, &stopping),
+            Waited::Stop
+        );
         assert!(stopping.load(Relaxed));
     }
 }

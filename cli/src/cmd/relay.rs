@@ -46,6 +46,12 @@ pub struct Args {
     /// Turn off per-address rate limits (benchmarks and closed test rigs only).
     #[arg(long, hide = true)]
     no_rate_limits: bool,
+    /// On PostgreSQL, the longest a group of appends waits for the clients its connection
+    /// last answered to send again and join it, in microseconds (0: never wait; an open load
+    /// of clients that send now and then gains nothing from the wait).
+    #[arg(long, value_name = "US", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    group_wait_us: u64,
     /// Page cache for the relay's files, in MiB.
     #[arg(long, hide = true, default_value_t = 16)]
     cache_mib: usize,
@@ -80,11 +86,13 @@ pub fn run(out: &Out, args: Args) -> anyhow::Result<ExitCode> {
     let slot_blobs_max = args.slot_blobs_max;
     let cache = args.cache_mib << 20;
     let no_rate_limits = args.no_rate_limits;
+    let group_wait = std::time::Duration::from_micros(args.group_wait_us);
     let config_for = |url: &str| -> Result<Config, String> {
         let mut c = Config::new(url, data.clone())?;
         c.store_url = store.clone();
         c.local_only = local_only;
         c.cache_bytes = cache;
+        c.group_wait = group_wait;
         if no_rate_limits {
             c.rates = wire_relay::app::Rates::unlimited();
         }

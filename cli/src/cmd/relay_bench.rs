@@ -916,8 +916,9 @@ where
 #[derive(Debug, Clone, Copy)]
 struct Probe {
     pid: u32,
-    /// The relay's commit thread, if found.
-    commit_tid: Option<u32>,
+    /// The relay's commit threads (one, or with several append lanes one that starts them
+    /// and one per lane).
+    commit_tids: [Option<u32>; COMMIT_THREADS_MAX],
     clk: f64,
 }
 
@@ -925,21 +926,31 @@ impl Probe {
     fn of(relay: &Relay, clk: f64) -> Probe {
         Probe {
             pid: relay.pid,
-            commit_tid: commit_thread(relay.pid),
+            commit_tids: commit_threads(relay.pid),
             clk,
         }
     }
 }
 
-/// The relay's group-commit thread (named `wire-relay-commit`, shown cut to 15 bytes).
-fn commit_thread(pid: u32) -> Option<u32> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .ok()?
+/// Most commit threads a relay runs (one, plus one per append lane, at most 8).
+const COMMIT_THREADS_MAX: usize = 9;
+
+/// The relay's group-commit threads (named `wire-relay-commit…`, shown cut to 15 bytes).
+fn commit_threads(pid: u32) -> [Option<u32>; COMMIT_THREADS_MAX] {
+    let mut tids = [None; COMMIT_THREADS_MAX];
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return tids;
+    };
+    let found = dir
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .find(|tid| {
+        .filter(|tid| {
             std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
                 .is_ok_and(|c| c.starts_with("wire-relay-com"))
-        })
+        });
+    for (slot, tid) in tids.iter_mut().zip(found) {
+        *slot = Some(tid);
+    }
+    tids
 }
 
 /// The relay's counters, I/O and both processes' CPU at one moment.
@@ -958,8 +969,11 @@ impl Snapshot {
         let pid = probe.pid.to_string();
         let (relay_ticks, self_ticks, relay_io) = (cpu_ticks(&pid), cpu_ticks("self"), io(&pid));
         let commit_ticks = probe
-            .commit_tid
-            .map_or(0, |tid| cpu_ticks(&format!("{pid}/task/{tid}")));
+            .commit_tids
+            .iter()
+            .flatten()
+            .map(|tid| cpu_ticks(&format!("{pid}/task/{tid}")))
+            .sum();
         let at = Instant::now();
         let metrics = c.metrics().await?;
         Ok(Snapshot {
@@ -1018,7 +1032,7 @@ impl Delta {
                 "  {what}: appends per commit; commit time; commits/s; queue-to-durable (means, /metrics); relay writes per commit (/proc io: write() / to storage); CPU (100% = one core)"
             ),
             &format!(
-                "{:.1}; {}; {}/s; {}; {} / {}; relay {:.0}% (its commit thread {:.0}%), bench client {:.0}%",
+                "{:.1}; {}; {}/s; {}; {} / {}; relay {:.0}% (its commit threads {:.0}%), bench client {:.0}%",
                 self.appends_per_commit,
                 ms_f(self.commit_s),
                 thousands(self.commits / self.secs),

@@ -4,7 +4,8 @@
 //! file system the script puts PostgreSQL's data on), a `SELECT 1` round trip to the server,
 //! and `GET /healthz` on a relay instance. Then single appends (one blob per request, every
 //! client its own slot, owner token) through one instance on a fresh database, and through two
-//! instances on another fresh database with the clients split between them; then wake-ups: a
+//! instances on another fresh database with the clients split between them (and, between the
+//! two, an open load on one instance with the groups' wait and without it); then wake-ups: a
 //! stream held on instance A, appends sent through instance B (and, for comparison, through A),
 //! timed from the send to the record on the stream.
 
@@ -96,6 +97,39 @@ pub(super) async fn bench(args: &Args, server: &str, root: &Path) -> anyhow::Res
         clk,
     );
     drop(a);
+
+    // ---- An open load on one instance: the price of the groups' wait (decision (at)).
+    let mut open_rows = Vec::new();
+    for wait_us in ["1000", "0"] {
+        let a = Relay::spawn_with(
+            &root.join(format!("open-{wait_us}")),
+            &["--store", &db1, "--group-wait-us", wait_us],
+        )?;
+        progress(&format!(
+            "open load, group wait {wait_us} µs: pid {} on {}",
+            a.pid, a.addr
+        ));
+        open_rows.push(open_load(args, a.addr, warmup, window).await?);
+    }
+    row(
+        &format!(
+            "one instance, an open load: {} clients each pausing 0–{} ms (uniform) after each ack: appends/s; ack p50 / p99, groups waiting up to 1 ms for the answered (the default)",
+            args.clients,
+            2 * OPEN_THINK_MEAN_MS
+        ),
+        &format!(
+            "{}/s; {} / {}",
+            thousands(open_rows[0].rate()),
+            ms(open_rows[0].pct(0.5)),
+            ms(open_rows[0].pct(0.99))
+        ),
+        &format!(
+            "never waiting (`--group-wait-us 0`): {}/s; {} / {}",
+            thousands(open_rows[1].rate()),
+            ms(open_rows[1].pct(0.5)),
+            ms(open_rows[1].pct(0.99))
+        ),
+    );
 
     // ---- Two instances on one database.
     let db2 = fresh_database(server, &format!("wire_bench_{run}_two"))?;
@@ -198,6 +232,66 @@ async fn appends(
         },
     )
     .await
+}
+
+/// The mean pause of a client of the open load after each acknowledgement.
+const OPEN_THINK_MEAN_MS: u64 = 4;
+
+/// Single appends from `args.clients` clients through `addr`, each pausing a random 0 to
+/// 2 × [`OPEN_THINK_MEAN_MS`] after each acknowledgement (so that the clients just answered do
+/// not come straight back, as in a closed loop); only the appends are timed.
+async fn open_load(
+    args: &Args,
+    addr: SocketAddr,
+    warmup: Duration,
+    window: Duration,
+) -> anyhow::Result<super::Load> {
+    let start = Instant::now() + warmup;
+    let end = start + window;
+    let mut tasks = Vec::with_capacity(args.clients);
+    for worker in 0..args.clients {
+        let mut c = Client::connect(addr).await?;
+        let (slot, token) = c.alloc_slot().await?;
+        let blob_bytes = args.blob_bytes;
+        tasks.push(tokio::spawn(async move {
+            let (mut items, mut lat) = (0u64, Vec::new());
+            let mut i = 0u64;
+            while Instant::now() < end {
+                // splitmix64 of (worker, i): the same pauses in every run.
+                let mut z = (worker as u64)
+                    .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                    .wrapping_add(i.wrapping_mul(0xbf58_476d_1ce4_e5b9));
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^= z >> 31;
+                let pause_us = z % (2 * OPEN_THINK_MEAN_MS * 1000 + 1);
+                tokio::time::sleep(Duration::from_micros(pause_us)).await;
+                let t0 = Instant::now();
+                c.append_one(&slot, &token, random_blob(worker as u64, i, blob_bytes))
+                    .await?;
+                let t1 = Instant::now();
+                i += 1;
+                if t0 >= start && t1 <= end {
+                    items += 1;
+                    lat.push(t1 - t0);
+                }
+            }
+            anyhow::Ok((items, lat))
+        }));
+    }
+    let (mut items, mut lat) = (0, Vec::new());
+    for t in tasks {
+        let (n, l) = t.await??;
+        items += n;
+        lat.extend(l);
+    }
+    lat.sort();
+    Ok(super::Load {
+        items,
+        lat,
+        elapsed: window,
+        window: None,
+    })
 }
 
 struct Wakes {
