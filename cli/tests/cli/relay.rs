@@ -1189,6 +1189,63 @@ fn a_postgres_relay_takes_its_append_connections_from_the_environment_and_refuse
     relay.stop();
 }
 
+/// `--group-wait-us` out of its range (or not a number) is refused with the range, and a relay
+/// on PostgreSQL with the wait off (0) stores concurrent appends once each, in order per slot.
+#[test]
+fn a_postgres_relay_refuses_a_bad_group_wait_and_appends_with_the_wait_off() {
+    let url = crate::pg::fresh_database();
+    for bad in ["100001", "-1", "soon"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut cmd, log) = relay_command(
+            dir.path(),
+            &[
+                "--store",
+                &url,
+                "--bind",
+                "127.0.0.1:0",
+                "--group-wait-us",
+                bad,
+            ],
+        );
+        let status = cmd.status().expect("run wire relay-server");
+        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            !status.success(),
+            "{bad}: the relay started ({status}); stderr:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("--group-wait-us") && stderr.contains(bad),
+            "{bad}: the error names the flag and the value:\n{stderr}"
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start_with(dir.path(), &["--store", &url, "--group-wait-us", "0"], &[]);
+    let t = relay.tcp();
+    let (slot, owner) = allocate(&t);
+    let cap = mint_cap(&t, &slot, &owner);
+    let blobs: Vec<Vec<u8>> = (1..=20)
+        .map(|i| filler(&format!("no wait {i} "), 300))
+        .collect();
+    let seqs: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = blobs
+            .iter()
+            .map(|b| s.spawn(|| append_new(&t, &slot, &cap, b)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("append"))
+            .collect()
+    });
+    let mut sorted = seqs.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=20).collect::<Vec<u64>>(), "one seq each");
+    let read: BTreeMap<u64, Vec<u8>> = read_all(&t, &slot, &owner).into_iter().collect();
+    for (seq, blob) in seqs.iter().zip(&blobs) {
+        assert_eq!(read.get(seq), Some(blob), "blob {seq}");
+    }
+    relay.stop();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Failover: two instances on one PostgreSQL database behind a load balancer
 
