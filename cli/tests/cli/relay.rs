@@ -1196,16 +1196,10 @@ fn a_postgres_relay_refuses_a_bad_group_wait_and_appends_with_the_wait_off() {
     let url = crate::pg::fresh_database();
     for bad in ["100001", "-1", "soon"] {
         let dir = tempfile::tempdir().expect("tempdir");
+        let flag = format!("--group-wait-us={bad}");
         let (mut cmd, log) = relay_command(
             dir.path(),
-            &[
-                "--store",
-                &url,
-                "--bind",
-                "127.0.0.1:0",
-                "--group-wait-us",
-                bad,
-            ],
+            &["--store", &url, "--bind", "127.0.0.1:0", &flag],
         );
         let status = cmd.status().expect("run wire relay-server");
         let stderr = std::fs::read_to_string(&log).unwrap_or_default();
