@@ -304,8 +304,10 @@ pub fn drive(out: &Out, start: Vec<String>, call: &Call<'_>) -> anyhow::Result<E
                 } else {
                     "no".to_owned()
                 };
-                // A mismatch is reported by the next check.
-                let _ = call(&["pair-confirm".into(), id.clone(), answer]);
+                // Refused (digits that do not match abort the pairing for good) or not handed
+                // over: say so and stop, instead of checking on a pairing that waits for an
+                // answer that never came.
+                call(&["pair-confirm".into(), id.clone(), answer])?;
             }
             "paired" => {
                 if out.style().json {
