@@ -789,14 +789,14 @@ fn count(hay: &[u8], needle: &[u8]) -> u64 {
 // Load generation
 
 /// A small, fast PRNG (splitmix64): distinct, incompressible blob contents without a dependency.
-struct Mix(u64);
+pub(super) struct Mix(u64);
 
 impl Mix {
-    fn new(a: u64, b: u64) -> Mix {
+    pub(super) fn new(a: u64, b: u64) -> Mix {
         Mix(a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.rotate_left(32) ^ 0xD1B5_4A32_D192_ED03)
     }
 
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -22,8 +22,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::{
-    Args, Client, Probe, Relay, clock_ticks, cpu_ticks, fsync_floor, healthz_floor, machine, ms,
-    pick, progress, random_blob, row, thousands, timed_on, us,
+    Args, Client, Mix, Probe, Relay, clock_ticks, cpu_ticks, fsync_floor, healthz_floor, machine,
+    ms, pick, progress, random_blob, row, thousands, timed_on, us,
 };
 
 pub(super) async fn bench(args: &Args, server: &str, root: &Path) -> anyhow::Result<()> {
@@ -256,15 +256,10 @@ async fn open_load(
         tasks.push(tokio::spawn(async move {
             let (mut items, mut lat) = (0u64, Vec::new());
             let mut i = 0u64;
+            // The same pauses in every run.
+            let mut pauses = Mix::new(worker as u64, 0);
             while Instant::now() < end {
-                // splitmix64 of (worker, i): the same pauses in every run.
-                let mut z = (worker as u64)
-                    .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                    .wrapping_add(i.wrapping_mul(0xbf58_476d_1ce4_e5b9));
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                z ^= z >> 31;
-                let pause_us = z % (2 * OPEN_THINK_MEAN_MS * 1000 + 1);
+                let pause_us = pauses.next() % (2 * OPEN_THINK_MEAN_MS * 1000 + 1);
                 tokio::time::sleep(Duration::from_micros(pause_us)).await;
                 let t0 = Instant::now();
                 c.append_one(&slot, &token, random_blob(worker as u64, i, blob_bytes))
