@@ -662,27 +662,26 @@ mod tests {
             };
             r.formed(8, Some(w));
         }
+        // A group of eight that, if it waits, sees its wait end so; whether it waited.
+        let group = |r: &mut Rejoin, ended: Waited| {
+            let waits = r.want(0).is_some();
+            r.formed(8, waits.then_some(ended));
+            waits
+        };
         // Every wait runs out: it soon waits only one group in eight.
-        let mut waits = 0;
-        for _ in 0..80 {
-            if r.want(0).is_some() {
-                waits += 1;
-                r.formed(8, Some(Waited::RanOut));
-            } else {
-                r.formed(8, None);
-            }
-        }
-        assert!(waits <= 80 / REJOIN_PROBE_EVERY + 6, "{waits} waits of 80");
+        let waits = (0..80).filter(|_| group(&mut r, Waited::RanOut)).count();
+        assert!(
+            waits <= 80 / REJOIN_PROBE_EVERY as usize + 6,
+            "{waits} waits of 80"
+        );
         // The clients come back straight again: the probes find it and it waits every time.
         let mut in_a_row = 0;
         for _ in 0..200 {
-            if r.want(0).is_some() {
-                in_a_row += 1;
-                r.formed(8, Some(Waited::Reached));
+            in_a_row = if group(&mut r, Waited::Reached) {
+                in_a_row + 1
             } else {
-                in_a_row = 0;
-                r.formed(8, None);
-            }
+                0
+            };
         }
         assert!(in_a_row >= 100, "waits again: {in_a_row} in a row");
         r.answered = 0;

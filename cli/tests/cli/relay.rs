@@ -1163,11 +1163,18 @@ fn a_postgres_relay_takes_its_append_connections_from_the_environment_and_refuse
         &["--store", &url],
         &[("WIRE_RELAY_PG_APPEND_LANES", "1")],
     );
+    twenty_appends_at_once_are_stored_once_each(&relay, "lane");
+    relay.stop();
+}
+
+/// Twenty appends at once through a capability to a new slot on `relay`: each gets a seq of
+/// its own, 1 to 20, and reads back as sent.
+fn twenty_appends_at_once_are_stored_once_each(relay: &Relay, label: &str) {
     let t = relay.tcp();
     let (slot, owner) = allocate(&t);
     let cap = mint_cap(&t, &slot, &owner);
     let blobs: Vec<Vec<u8>> = (1..=20)
-        .map(|i| filler(&format!("lane {i} "), 300))
+        .map(|i| filler(&format!("{label} {i} "), 300))
         .collect();
     let seqs: Vec<u64> = std::thread::scope(|s| {
         let handles: Vec<_> = blobs
@@ -1186,7 +1193,6 @@ fn a_postgres_relay_takes_its_append_connections_from_the_environment_and_refuse
     for (seq, blob) in seqs.iter().zip(&blobs) {
         assert_eq!(read.get(seq), Some(blob), "blob {seq}");
     }
-    relay.stop();
 }
 
 /// `--group-wait-us` out of its range (or not a number) is refused with the range, and a relay
@@ -1214,29 +1220,7 @@ fn a_postgres_relay_refuses_a_bad_group_wait_and_appends_with_the_wait_off() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start_with(dir.path(), &["--store", &url, "--group-wait-us", "0"], &[]);
-    let t = relay.tcp();
-    let (slot, owner) = allocate(&t);
-    let cap = mint_cap(&t, &slot, &owner);
-    let blobs: Vec<Vec<u8>> = (1..=20)
-        .map(|i| filler(&format!("no wait {i} "), 300))
-        .collect();
-    let seqs: Vec<u64> = std::thread::scope(|s| {
-        let handles: Vec<_> = blobs
-            .iter()
-            .map(|b| s.spawn(|| append_new(&t, &slot, &cap, b)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("append"))
-            .collect()
-    });
-    let mut sorted = seqs.clone();
-    sorted.sort_unstable();
-    assert_eq!(sorted, (1..=20).collect::<Vec<u64>>(), "one seq each");
-    let read: BTreeMap<u64, Vec<u8>> = read_all(&t, &slot, &owner).into_iter().collect();
-    for (seq, blob) in seqs.iter().zip(&blobs) {
-        assert_eq!(read.get(seq), Some(blob), "blob {seq}");
-    }
+    twenty_appends_at_once_are_stored_once_each(&relay, "no wait");
     relay.stop();
 }
 
