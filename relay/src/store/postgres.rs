@@ -67,9 +67,8 @@ const QUEUE_MAX: usize = 1024;
 /// Groups' announcements waiting for the notifier before new ones are dropped.
 const NOTIFY_QUEUE: usize = 4096;
 
-/// Work for a thread that owns a connection of kind `C`.
-type JobFor<C> = Box<dyn FnOnce(&mut C) + Send>;
-type Job = JobFor<Conn>;
+/// Work for a thread that owns a connection ([`worker`]).
+type Job = Box<dyn FnOnce(&mut Conn) + Send>;
 
 /// One connection of the threads that take everything but appends.
 struct Conn {
@@ -223,7 +222,8 @@ fn migrate(client: &mut Client, shown: &str) -> Result<(), StoreError> {
 }
 
 /// A thread that owns one connection and runs jobs from `rx` until every sender is gone. A
-/// broken connection is replaced before the next job.
+/// broken connection is replaced before the next job; a job that finds no connection is
+/// dropped, and its reply sender with it: the caller sees the outage.
 fn worker(
     name: String,
     url: String,
@@ -234,41 +234,25 @@ fn worker(
     std::thread::Builder::new()
         .name(name)
         .spawn(move || {
-            serve(
-                &rx,
-                Some(Conn::new(first)),
-                |c| c.client.is_closed(),
-                || connect(&url, &shown).ok().map(Conn::new),
-            );
+            let mut conn = Some(Conn::new(first));
+            loop {
+                let job = {
+                    let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match rx.recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
+                    }
+                };
+                if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+                    conn = connect(&url, &shown).ok().map(Conn::new);
+                }
+                match conn.as_mut() {
+                    Some(c) => job(c),
+                    None => drop(job),
+                }
+            }
         })
         .map_err(|e| StoreError(format!("cannot start a storage thread: {e}")))
-}
-
-/// A connection thread's loop: runs jobs from `rx` on `conn` until every sender is gone,
-/// replacing a connection that is `closed` with `reconnect()` before the next job. A job that
-/// finds no connection is dropped, and its reply sender with it: the caller sees the outage.
-fn serve<C>(
-    rx: &Mutex<Receiver<JobFor<C>>>,
-    mut conn: Option<C>,
-    closed: impl Fn(&C) -> bool,
-    reconnect: impl Fn() -> Option<C>,
-) {
-    loop {
-        let job = {
-            let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            match rx.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            }
-        };
-        if conn.as_ref().is_none_or(&closed) {
-            conn = reconnect();
-        }
-        match conn.as_mut() {
-            Some(c) => job(c),
-            None => drop(job),
-        }
-    }
 }
 
 impl PgStore {
@@ -341,13 +325,13 @@ impl PgStore {
         })
     }
 
-    fn run<C, T: Send + 'static>(
+    /// Runs `f` on a worker's connection and waits for its result.
+    fn run<T: Send + 'static>(
         &self,
-        lane: &Option<SyncSender<JobFor<C>>>,
-        f: impl FnOnce(&mut C) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&mut Conn) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = sync_channel(1);
-        let job: JobFor<C> = Box::new(move |client| {
+        let job: Job = Box::new(move |client| {
             let _ = tx.send(f(client));
         });
         let closed = || {
@@ -356,7 +340,8 @@ impl PgStore {
                 self.url
             ))
         };
-        lane.as_ref()
+        self.calls
+            .as_ref()
             .ok_or_else(closed)?
             .send(job)
             .map_err(|_| closed())?;
@@ -373,7 +358,7 @@ impl PgStore {
         f: impl FnOnce(&mut Transaction<'_>, &Quotas) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let quotas = self.quotas.clone();
-        self.run(&self.calls, move |conn| {
+        self.run(move |conn| {
             let mut txn = conn.client.transaction().map_err(pg)?;
             let out = f(&mut txn, &quotas)?;
             txn.commit().map_err(pg)?;
@@ -788,9 +773,7 @@ impl BlobStore for PgStore {
         peek: bool,
     ) -> Result<Result<(), u64>, StoreError> {
         let key = key.to_vec();
-        self.run(&self.calls, move |conn| {
-            take_token(&mut conn.client, i16::from(limit), &key, rate, peek)
-        })
+        self.run(move |conn| take_token(&mut conn.client, i16::from(limit), &key, rate, peek))
     }
 
     fn watch_others(&self, wake: Wake, wanted: Wanted, watched: Watched) -> Result<(), StoreError> {
@@ -822,9 +805,7 @@ impl BlobStore for PgStore {
             return Ok(());
         }
         let instance = self.instance.clone();
-        self.run(&self.calls, move |conn| {
-            register(&mut conn.client, &instance, &[slot]).map_err(pg)
-        })?;
+        self.run(move |conn| register(&mut conn.client, &instance, &[slot]).map_err(pg))?;
         lock(&self.registered).insert(slot, Instant::now());
         Ok(())
     }
