@@ -1134,20 +1134,29 @@ fn two_relay_processes_on_one_postgres_database_are_one_relay() {
     b.stop();
 }
 
+/// Runs `wire relay-server args` with `env` and asserts that it does not start; its stderr.
+fn refused_at_start(args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut cmd, log) = relay_command(dir.path(), args);
+    let status = cmd
+        .envs(env.iter().copied())
+        .status()
+        .expect("run wire relay-server");
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !status.success(),
+        "{args:?} {env:?}: the relay started ({status}); stderr:\n{stderr}"
+    );
+    stderr
+}
+
 #[test]
 fn a_postgres_relay_takes_its_append_connections_from_the_environment_and_refuses_a_bad_count() {
     let url = crate::pg::fresh_database();
     for bad in ["0", "9", "two"] {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (mut cmd, log) = relay_command(dir.path(), &["--store", &url, "--bind", "127.0.0.1:0"]);
-        let status = cmd
-            .env("WIRE_RELAY_PG_APPEND_LANES", bad)
-            .status()
-            .expect("run wire relay-server");
-        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
-        assert!(
-            !status.success(),
-            "{bad}: the relay started ({status}); stderr:\n{stderr}"
+        let stderr = refused_at_start(
+            &["--store", &url, "--bind", "127.0.0.1:0"],
+            &[("WIRE_RELAY_PG_APPEND_LANES", bad)],
         );
         assert!(
             stderr.contains(&format!("WIRE_RELAY_PG_APPEND_LANES=\"{bad}\""))
@@ -1201,18 +1210,8 @@ fn twenty_appends_at_once_are_stored_once_each(relay: &Relay, label: &str) {
 fn a_postgres_relay_refuses_a_bad_group_wait_and_appends_with_the_wait_off() {
     let url = crate::pg::fresh_database();
     for bad in ["100001", "-1", "soon"] {
-        let dir = tempfile::tempdir().expect("tempdir");
         let flag = format!("--group-wait-us={bad}");
-        let (mut cmd, log) = relay_command(
-            dir.path(),
-            &["--store", &url, "--bind", "127.0.0.1:0", &flag],
-        );
-        let status = cmd.status().expect("run wire relay-server");
-        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
-        assert!(
-            !status.success(),
-            "{bad}: the relay started ({status}); stderr:\n{stderr}"
-        );
+        let stderr = refused_at_start(&["--store", &url, "--bind", "127.0.0.1:0", &flag], &[]);
         assert!(
             stderr.contains("--group-wait-us") && stderr.contains(bad),
             "{bad}: the error names the flag and the value:\n{stderr}"
